@@ -1,0 +1,53 @@
+"""Orbax checkpoints of the train state in `<workdir>/checkpoints/<step>/`.
+
+Saves are asynchronous (training continues while the state is written) and
+atomic (Orbax writes to a temporary directory and renames it when complete),
+so a run killed at any moment leaves only whole checkpoints; `close` waits
+for the save in flight.
+"""
+
+import os
+from typing import Optional
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class Checkpointer:
+  """Saves and restores one run's TrainState."""
+
+  def __init__(self, workdir: str, max_to_keep: int = 3):
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           enable_async_checkpointing=True)
+    self._manager = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, 'checkpoints')), options=options)
+
+  def latest_step(self) -> Optional[int]:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state) -> None:
+    """Starts an asynchronous save of `state` at `step` (no-op if present)."""
+    if step in self._manager.all_steps():
+      return
+    self._manager.save(step, args=ocp.args.StandardSave(state))
+
+  def restore_latest(self, template):
+    """The newest readable checkpoint shaped like `template`, or None.
+
+    A checkpoint that fails to restore (partial or corrupt files) is skipped
+    with a warning in favour of the previous one.
+    """
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning('checkpoint at step %d is unreadable (%s: %s); trying an older one',
+                        step, type(e).__name__, str(e).splitlines()[0][:200])
+    return None
+
+  def close(self) -> None:
+    """Waits for any save in flight, then releases the manager."""
+    self._manager.wait_until_finished()
+    self._manager.close()

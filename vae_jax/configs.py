@@ -1,0 +1,128 @@
+"""The base configuration; experiments in `experiments/` import and override it.
+
+Every field is overridable on the command line, e.g.
+`--config.objective.beta=4 --config.train.num_steps=500`. The config is
+locked: an unknown key is an error, and `validate` checks every value before
+anything is compiled.
+"""
+
+import ml_collections
+
+from vae_jax import likelihoods, models, objectives
+from vae_jax.errors import ConfigError
+
+DATASETS = ('dsprites', 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TFDS image dataset
+BINARIZE = ('dynamic', 'static', 'none')
+ARCHITECTURES = ('mlp', 'conv')
+LR_SCHEDULES = ('constant', 'cosine')
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Plain MLP VAE on dynamically binarized Fashion-MNIST."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # every random draw derives from (seed, step)
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'fashion_mnist'  # see DATASETS, or any TFDS image dataset
+  config.data.batch_size = 128  # examples per step (the last partial batch is never used)
+  config.data.binarize = 'dynamic'  # dynamic: resample x ~ Bernoulli(intensity) each use
+  config.data.local_dir = ''  # directory of MNIST-format IDX files (offline use)
+  config.data.tfds_data_dir = ''  # TFDS data dir ('' = TFDS default)
+  config.data.eval_size = 10_000  # dSprites: size of the fixed evaluation sample
+
+  config.model = ml_collections.ConfigDict()
+  config.model.architecture = 'mlp'  # 'mlp' | 'conv'
+  config.model.hidden_dims = (500,)  # encoder Dense widths (after the convs for 'conv')
+  config.model.decoder_hidden_dims = ()  # () = the encoder's widths reversed
+  config.model.conv_channels = (32, 64)  # 'conv' only: 4x4 stride-2 layers
+  config.model.activation = 'relu'
+  config.model.latent_dim = 20
+  config.model.conditional = False  # True = CVAE: one-hot label into encoder and decoder
+  config.model.likelihood = 'bernoulli'  # 'bernoulli' | 'gaussian_fixed' | 'gaussian_learned'
+  config.model.gaussian_scale = 0.1  # σ of 'gaussian_fixed'
+
+  config.objective = ml_collections.ConfigDict()
+  config.objective.name = 'elbo'  # 'elbo' | 'beta' | 'capacity' | 'ae'
+  config.objective.beta = 1.0  # 'beta': loss = recon + β·kl
+  config.objective.gamma = 1000.0  # 'capacity': loss = recon + γ·|kl − C(step)|
+  config.objective.capacity_max = 25.0  # 'capacity': C_max in nats
+  config.objective.capacity_steps = 100_000  # 'capacity': steps over which C ramps 0 → C_max
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 10_000
+  config.train.learning_rate = 1e-3  # Adam (peak) learning rate
+  config.train.lr_schedule = 'constant'  # 'constant' | 'cosine' (decay to 0 at num_steps)
+  config.train.warmup_steps = 0  # linear warm-up of the learning rate
+  config.train.grad_clip_norm = 0.0  # clip by global norm; 0 = off
+  config.train.adam_b1 = 0.9
+  config.train.adam_b2 = 0.999
+  config.train.adam_eps = 1e-8
+  config.train.log_every_steps = 100
+  config.train.eval_every_steps = 2_000
+  config.train.checkpoint_every_steps = 2_000
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.batch_size = 500  # held-out evaluation batch (padded at the end, never dropped)
+  config.eval.iw_samples = 5_000  # k of the importance-weighted bound (protocol default)
+  config.eval.num_images = 64  # pictures per image grid
+  return config
+
+
+def _check(ok: bool, key: str, requirement: str, value) -> None:
+  if not ok:
+    raise ConfigError(f'config.{key} must be {requirement}, got {value!r}')
+
+
+def _positive_ints(values) -> bool:
+  return all(isinstance(v, int) and v > 0 for v in values)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first invalid field."""
+  data, model, obj, train, ev = (config.data, config.model, config.objective,
+                                 config.train, config.eval)
+  _check(config.seed >= 0, 'seed', 'a non-negative integer', config.seed)
+  _check(bool(data.name), 'data.name', f'a dataset name ({", ".join(DATASETS)} '
+         'or a TFDS image dataset)', data.name)
+  _check(data.batch_size > 0, 'data.batch_size', 'a positive integer', data.batch_size)
+  _check(data.binarize in BINARIZE, 'data.binarize', f'one of {BINARIZE}', data.binarize)
+  _check(data.eval_size > 0, 'data.eval_size', 'a positive integer', data.eval_size)
+  _check(model.architecture in ARCHITECTURES, 'model.architecture',
+         f'one of {ARCHITECTURES}', model.architecture)
+  _check(_positive_ints(model.hidden_dims), 'model.hidden_dims',
+         'a tuple of positive integers', model.hidden_dims)
+  _check(_positive_ints(model.decoder_hidden_dims), 'model.decoder_hidden_dims',
+         'a tuple of positive integers (or () to mirror the encoder)',
+         model.decoder_hidden_dims)
+  _check(_positive_ints(model.conv_channels) and
+         (model.architecture != 'conv' or len(model.conv_channels) > 0),
+         'model.conv_channels', 'a non-empty tuple of positive integers',
+         model.conv_channels)
+  _check(model.activation in models.ACTIVATIONS, 'model.activation',
+         f'one of {tuple(models.ACTIVATIONS)}', model.activation)
+  _check(model.latent_dim > 0, 'model.latent_dim', 'a positive integer', model.latent_dim)
+  _check(model.likelihood in likelihoods.LIKELIHOODS, 'model.likelihood',
+         f'one of {likelihoods.LIKELIHOODS}', model.likelihood)
+  _check(model.gaussian_scale > 0, 'model.gaussian_scale', 'positive',
+         model.gaussian_scale)
+  _check(obj.name in objectives.OBJECTIVES, 'objective.name',
+         f'one of {objectives.OBJECTIVES}', obj.name)
+  for key in ('beta', 'gamma', 'capacity_max', 'capacity_steps'):
+    _check(obj[key] >= 0, f'objective.{key}', 'non-negative', obj[key])
+  _check(train.num_steps >= 0, 'train.num_steps', 'a non-negative integer',
+         train.num_steps)
+  _check(train.learning_rate > 0, 'train.learning_rate', 'positive', train.learning_rate)
+  _check(train.lr_schedule in LR_SCHEDULES, 'train.lr_schedule',
+         f'one of {LR_SCHEDULES}', train.lr_schedule)
+  _check(train.warmup_steps >= 0, 'train.warmup_steps', 'non-negative',
+         train.warmup_steps)
+  _check(train.grad_clip_norm >= 0, 'train.grad_clip_norm', 'non-negative (0 = off)',
+         train.grad_clip_norm)
+  _check(0 <= train.adam_b1 < 1, 'train.adam_b1', 'in [0, 1)', train.adam_b1)
+  _check(0 <= train.adam_b2 < 1, 'train.adam_b2', 'in [0, 1)', train.adam_b2)
+  _check(train.adam_eps > 0, 'train.adam_eps', 'positive', train.adam_eps)
+  for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps'):
+    _check(train[key] > 0, f'train.{key}', 'a positive integer', train[key])
+  _check(ev.batch_size > 0, 'eval.batch_size', 'a positive integer', ev.batch_size)
+  _check(ev.iw_samples >= 1, 'eval.iw_samples', 'a positive integer', ev.iw_samples)
+  _check(ev.num_images > 0, 'eval.num_images', 'a positive integer', ev.num_images)

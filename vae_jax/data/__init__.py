@@ -1,0 +1,123 @@
+"""Datasets that live on the device; batches are gathered inside the jitted step.
+
+A `Dataset` holds every image (or, for the procedural dSprites, nothing but
+the factor grid) as device arrays. The host only decides WHICH examples form
+a batch: `train_indices(seed, step)` is a pure function of (seed, step) — a
+fresh permutation per epoch — so a resumed run needs no iterator state. The
+jitted step then calls `get_batch(spec, arrays, indices, key)` to gather,
+render and (dynamically) binarize on the device.
+
+Pixel convention everywhere: float32 [B, H, W, C] in [0, 1]; labels int32 [B].
+"""
+
+import dataclasses
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vae_jax.data import dsprites
+from vae_jax.errors import DataError
+
+STATIC_BINARIZATION_SEED = 20151028  # one fixed Bernoulli sample of the data set
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  """The static (hashable) description of a dataset that the jitted step needs."""
+  name: str
+  procedural: bool  # True: images rendered from dSprites indices
+  image_shape: tuple
+  num_classes: int  # 0 = no labels
+  binarize: str  # 'dynamic' | 'static' | 'none' (static is applied at load time)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+  """Device-resident train and evaluation data, addressed by integer index."""
+  spec: DataSpec
+  arrays: dict  # device arrays: 'train_x', 'train_y', 'eval_x', 'eval_y' (empty for dSprites)
+  train_ids: Optional[np.ndarray]  # dSprites: flat factor index of each train position
+  eval_ids: np.ndarray  # index of each evaluation example (into eval arrays or dSprites)
+  num_train: int
+  source: str  # where the data came from, for run.json and logs
+
+  @property
+  def num_eval(self) -> int:
+    return len(self.eval_ids)
+
+  def train_indices(self, seed: int, step: int, batch_size: int) -> np.ndarray:
+    """Indices of the train batch at `step`: epoch-wise permutations of (seed, epoch)."""
+    steps_per_epoch = self.num_train // batch_size
+    epoch, position = divmod(step, steps_per_epoch)
+    order = _epoch_permutation(seed, epoch, self.num_train)
+    batch = order[position * batch_size:(position + 1) * batch_size]
+    ids = batch if self.train_ids is None else self.train_ids[batch]
+    return ids.astype(np.int32)
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(num)
+
+
+def get_batch(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
+              key: jax.Array):
+  """(x [B, H, W, C] float32 in [0, 1], y [B] int32) for `indices`; jittable."""
+  if spec.procedural:
+    x = dsprites.render_indices(indices)
+    y = dsprites.index_to_factors(indices)[:, 1]  # the shape is the class
+  else:
+    x = arrays[f'{split}_x'][indices].astype(jnp.float32) / 255.0
+    y = arrays[f'{split}_y'][indices]
+  if spec.binarize == 'dynamic':
+    x = jax.random.bernoulli(key, x).astype(jnp.float32)
+  return x, y
+
+
+def load(data_config) -> Dataset:
+  """Loads `config.data` onto the device; DataError if it cannot be found."""
+  if data_config.name == 'dsprites':
+    return _load_dsprites(data_config)
+  from vae_jax.data import image_arrays  # pylint: disable=g-import-not-at-top
+  host = image_arrays.load_image_arrays(data_config.name, data_config.local_dir,
+                                        data_config.tfds_data_dir)
+  train_x, eval_x = host.train_images, host.test_images
+  if data_config.binarize == 'static':
+    train_x, eval_x = _static_binarize(train_x), _static_binarize(eval_x)
+  if len(train_x) < data_config.batch_size:
+    raise DataError(f'{data_config.name} has {len(train_x)} training images, fewer than '
+                    f'config.data.batch_size={data_config.batch_size}; lower the batch size')
+  spec = DataSpec(name=data_config.name, procedural=False,
+                  image_shape=tuple(train_x.shape[1:]), num_classes=host.num_classes,
+                  binarize=data_config.binarize)
+  arrays = {'train_x': jnp.asarray(train_x), 'train_y': jnp.asarray(host.train_labels),
+            'eval_x': jnp.asarray(eval_x), 'eval_y': jnp.asarray(host.test_labels)}
+  return Dataset(spec=spec, arrays=arrays, train_ids=None,
+                 eval_ids=np.arange(len(eval_x), dtype=np.int32),
+                 num_train=len(train_x), source=host.source)
+
+
+def _static_binarize(images: np.ndarray) -> np.ndarray:
+  """One fixed Bernoulli(intensity) sample per pixel, as uint8 0/255."""
+  rng = np.random.default_rng(STATIC_BINARIZATION_SEED)
+  return (rng.random(images.shape) < images / 255.0).astype(np.uint8) * 255
+
+
+def _load_dsprites(data_config) -> Dataset:
+  """Procedural dSprites; a fixed random `eval_size` combinations are held out."""
+  if data_config.eval_size >= dsprites.NUM_IMAGES:
+    raise DataError(f'config.data.eval_size={data_config.eval_size} leaves no dSprites '
+                    f'images to train on; use fewer than {dsprites.NUM_IMAGES}')
+  rng = np.random.default_rng(0)
+  held_out = np.zeros(dsprites.NUM_IMAGES, bool)
+  held_out[rng.choice(dsprites.NUM_IMAGES, data_config.eval_size, replace=False)] = True
+  spec = DataSpec(name='dsprites', procedural=True, image_shape=dsprites.IMAGE_SHAPE,
+                  num_classes=dsprites.FACTOR_SIZES[1], binarize='none')
+  return Dataset(spec=spec, arrays={},
+                 train_ids=np.flatnonzero(~held_out).astype(np.int32),
+                 eval_ids=np.flatnonzero(held_out).astype(np.int32),
+                 num_train=int(dsprites.NUM_IMAGES - data_config.eval_size),
+                 source='procedural dSprites (vae_jax.data.dsprites)')

@@ -1,0 +1,133 @@
+"""Flax linen encoders and decoders for ONE example (batch with `jax.vmap`).
+
+Shapes: an image x is float32 [H, W, C] in [0, 1]; a label y is an int32
+scalar; a latent z is float32 [latent_dim]. The encoder returns
+`(mu, logvar)`, each [latent_dim]; the decoder returns the likelihood's
+parameters, each [H, W, C] (`logits` for Bernoulli, `mean` and `log_scale`
+for Gaussian). A conditional model (CVAE) feeds the one-hot label to both.
+
+Architectures:
+- `mlp`:  flatten → Dense(h) for h in hidden_dims → Dense(2·latent_dim);
+          decoder Dense(h) for h in decoder_hidden_dims → Dense(H·W·C).
+- `conv`: Conv(c, 4×4, stride 2) for c in conv_channels → flatten →
+          Dense(h) for h in hidden_dims → Dense(2·latent_dim); the decoder
+          mirrors it with stride-2 transposed convolutions. With
+          conv_channels=(32, 32, 32, 32), hidden_dims=(256, 256) on 64×64
+          inputs this is the β-VAE network of Burgess et al. (2018).
+"""
+
+import math
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.errors import ConfigError
+
+ACTIVATIONS = {'relu': nn.relu, 'tanh': jnp.tanh, 'elu': nn.elu, 'gelu': nn.gelu,
+               'swish': nn.swish}
+
+
+def _with_label(h: jax.Array, y: Optional[jax.Array], num_classes: int) -> jax.Array:
+  """Appends the one-hot label to a feature vector (CVAE); no-op if unconditional."""
+  if num_classes == 0:
+    return h
+  return jnp.concatenate([h, jax.nn.one_hot(y, num_classes, dtype=h.dtype)])
+
+
+class Encoder(nn.Module):
+  """x [H, W, C] (+ label) → (mu, logvar), each [latent_dim]."""
+  latent_dim: int
+  hidden_dims: Sequence[int]
+  conv_channels: Sequence[int] = ()
+  num_classes: int = 0
+  activation: str = 'relu'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, y: Optional[jax.Array] = None):
+    act = ACTIVATIONS[self.activation]
+    h = x
+    for channels in self.conv_channels:
+      h = act(nn.Conv(channels, (4, 4), strides=(2, 2), padding='SAME')(h))
+    h = _with_label(h.reshape(-1), y, self.num_classes)
+    for width in self.hidden_dims:
+      h = act(nn.Dense(width)(h))
+    out = nn.Dense(2 * self.latent_dim)(h)
+    mu, logvar = jnp.split(out, 2)
+    return mu, logvar
+
+
+class Decoder(nn.Module):
+  """z [latent_dim] (+ label) → likelihood parameters, each [H, W, C]."""
+  image_shape: Sequence[int]
+  hidden_dims: Sequence[int]
+  conv_channels: Sequence[int] = ()
+  num_classes: int = 0
+  activation: str = 'relu'
+  likelihood: str = 'bernoulli'
+  gaussian_scale: float = 0.1
+
+  @nn.compact
+  def __call__(self, z: jax.Array, y: Optional[jax.Array] = None) -> dict:
+    act = ACTIVATIONS[self.activation]
+    height, width, channels = self.image_shape
+    h = _with_label(z, y, self.num_classes)
+    for size in self.hidden_dims:
+      h = act(nn.Dense(size)(h))
+    if self.conv_channels:
+      factor = 2 ** len(self.conv_channels)
+      start = (height // factor, width // factor, self.conv_channels[-1])
+      h = act(nn.Dense(math.prod(start))(h)).reshape(start)
+      for size in reversed(self.conv_channels[:-1]):
+        h = act(nn.ConvTranspose(size, (4, 4), strides=(2, 2), padding='SAME')(h))
+      out = nn.ConvTranspose(channels, (4, 4), strides=(2, 2), padding='SAME')(h)
+    else:
+      out = nn.Dense(height * width * channels)(h).reshape(self.image_shape)
+    if self.likelihood == 'bernoulli':
+      return {'logits': out}
+    if self.likelihood == 'gaussian_learned':
+      log_scale = self.param('log_scale', nn.initializers.zeros, (), jnp.float32)
+    else:
+      log_scale = jnp.asarray(math.log(self.gaussian_scale), jnp.float32)
+    return {'mean': out, 'log_scale': log_scale}
+
+
+class VAE(nn.Module):
+  """An encoder/decoder pair; `encode` and `decode` are the pure entry points."""
+  encoder: Encoder
+  decoder: Decoder
+
+  def __call__(self, x: jax.Array, y: Optional[jax.Array] = None) -> dict:
+    """Decodes the posterior mean (used to initialise every parameter)."""
+    mu, _ = self.encoder(x, y)
+    return self.decoder(mu, y)
+
+  def encode(self, x: jax.Array, y: Optional[jax.Array] = None):
+    return self.encoder(x, y)
+
+  def decode(self, z: jax.Array, y: Optional[jax.Array] = None) -> dict:
+    return self.decoder(z, y)
+
+
+def build(model_config, image_shape: Sequence[int], num_classes: int) -> VAE:
+  """The VAE that `config.model` describes for images of `image_shape`."""
+  image_shape = tuple(int(d) for d in image_shape)
+  conv = tuple(model_config.conv_channels) if model_config.architecture == 'conv' else ()
+  factor = 2 ** len(conv)
+  if conv and (image_shape[0] % factor or image_shape[1] % factor):
+    raise ConfigError(
+        f'config.model.conv_channels: {len(conv)} stride-2 layers need image sides '
+        f'divisible by {factor}, got {image_shape[:2]}; use fewer layers or architecture=mlp')
+  labels = num_classes if model_config.conditional else 0
+  hidden = tuple(model_config.hidden_dims)
+  decoder_hidden = tuple(model_config.decoder_hidden_dims or hidden[::-1])
+  encoder = Encoder(latent_dim=model_config.latent_dim, hidden_dims=hidden,
+                    conv_channels=conv, num_classes=labels,
+                    activation=model_config.activation)
+  decoder = Decoder(image_shape=image_shape, hidden_dims=decoder_hidden,
+                    conv_channels=conv, num_classes=labels,
+                    activation=model_config.activation,
+                    likelihood=model_config.likelihood,
+                    gaussian_scale=model_config.gaussian_scale)
+  return VAE(encoder=encoder, decoder=decoder)

@@ -1,0 +1,192 @@
+"""Train state and the jitted train and eval steps (the loop is in train.py).
+
+Rules (see DESIGN.md):
+1. Every random number comes from `fold_in(key(seed), step)`; nothing is
+   split in the Python loop, so a resumed run draws what an uninterrupted one
+   would.
+2. The ELBO is written for ONE example and `jax.vmap`ped over the batch; the
+   batch mean is taken once, in `batch_loss`.
+3. `train_step` is compiled once per run: static shapes (the last partial batch
+   of an epoch is never used) and every numeric hyperparameter (β, γ, C_max,
+   learning rate, schedule lengths) enters as an array, so a population of runs
+   can later be vmapped over them without recompiling.
+"""
+
+import dataclasses
+import functools
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from vae_jax import data as data_lib
+from vae_jax import models, objectives
+
+# fold_in streams of key(seed) that no train step (0 <= step < 2**31 - 3) uses.
+INIT_STREAM, EVAL_STREAM, IMAGE_STREAM = 2**31 - 1, 2**31 - 2, 2**31 - 3
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array  # int32 scalar: number of updates applied
+  seed: jax.Array  # int32 scalar: keys are fold_in(key(seed), step)
+  params: dict
+  opt_state: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+  """Everything static the steps need: hashable, so jit keys its cache on it."""
+  model: models.VAE
+  data: data_lib.DataSpec
+  objective: str
+  likelihood: str
+  lr_schedule: str
+  optimizer: optax.GradientTransformation
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam's scaling (optionally after global-norm clipping); the step applies −lr."""
+  scale = optax.scale_by_adam(b1=train_config.adam_b1, b2=train_config.adam_b2,
+                              eps=train_config.adam_eps)
+  if train_config.grad_clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(train_config.grad_clip_norm), scale)
+  return scale
+
+
+def make_hparams(config: ml_collections.ConfigDict) -> dict:
+  """The numeric hyperparameters as float32 arrays (vmappable in sweeps)."""
+  values = {
+      'learning_rate': config.train.learning_rate,
+      'warmup_steps': config.train.warmup_steps,
+      'num_steps': config.train.num_steps,
+      'beta': config.objective.beta,
+      'gamma': config.objective.gamma,
+      'capacity_max': config.objective.capacity_max,
+      'capacity_steps': config.objective.capacity_steps,
+  }
+  return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
+
+
+def make_spec(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> StepSpec:
+  model = models.build(config.model, dataset.spec.image_shape, dataset.spec.num_classes)
+  return StepSpec(model=model, data=dataset.spec, objective=config.objective.name,
+                  likelihood=config.model.likelihood,
+                  lr_schedule=config.train.lr_schedule,
+                  optimizer=make_optimizer(config.train))
+
+
+def init_state(spec: StepSpec, seed: int) -> TrainState:
+  """Fresh parameters and optimizer state from `key(seed)`."""
+  height, width, channels = spec.data.image_shape
+  x = jnp.zeros((height, width, channels), jnp.float32)
+  y = jnp.zeros((), jnp.int32)
+  init_key = jax.random.fold_in(jax.random.key(seed), INIT_STREAM)
+  params = spec.model.init(init_key, x, y)
+  return TrainState(step=jnp.zeros((), jnp.int32), seed=jnp.asarray(seed, jnp.int32),
+                    params=params, opt_state=spec.optimizer.init(params))
+
+
+def learning_rate(schedule: str, step: jax.Array, hparams: dict) -> jax.Array:
+  """Peak lr × linear warm-up × (cosine decay to 0 at num_steps | constant)."""
+  step = step.astype(jnp.float32)
+  warmup = jnp.where(hparams['warmup_steps'] > 0,
+                     jnp.minimum(1.0, (step + 1.0) / jnp.maximum(hparams['warmup_steps'], 1.0)),
+                     1.0)
+  if schedule == 'cosine':
+    frac = jnp.minimum(step / jnp.maximum(hparams['num_steps'], 1.0), 1.0)
+    warmup = warmup * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+  return hparams['learning_rate'] * warmup
+
+
+def step_keys(seed: jax.Array, step: jax.Array):
+  """(data key, sampling key) of a step: fold_in(key(seed), step), split once."""
+  data_key, sample_key = jax.random.split(jax.random.fold_in(jax.random.key(seed), step))
+  return data_key, sample_key
+
+
+def example_terms(params, x, y, key, spec: StepSpec) -> dict:
+  """ELBO terms of ONE example (recon, kl, nelbo, kl_per_dim), in nats."""
+  model = spec.model
+  encode = lambda x_: model.apply(params, x_, y, method=models.VAE.encode)
+  decode = lambda z: model.apply(params, z, y, method=models.VAE.decode)
+  return objectives.example_terms(encode, decode, spec.likelihood, x, key,
+                                  stochastic=spec.objective != 'ae')
+
+
+def example_loss(params, x, y, key, hparams, step, spec: StepSpec):
+  """(loss, terms) of ONE example, in nats."""
+  terms = example_terms(params, x, y, key, spec)
+  return objectives.objective_loss(spec.objective, terms, hparams, step), terms
+
+
+def batch_loss(params, x, y, key, hparams, step, spec: StepSpec):
+  """Batch mean of the per-example loss (vmapped), with the mean terms."""
+  keys = jax.random.split(key, x.shape[0])
+  per_example = jax.vmap(example_loss, in_axes=(None, 0, 0, 0, None, None, None))
+  loss, terms = per_example(params, x, y, keys, hparams, step, spec)
+  return jnp.mean(loss), jax.tree.map(lambda t: jnp.mean(t, axis=0), terms)
+
+
+@functools.partial(jax.jit, static_argnames='spec', donate_argnames='state')
+def train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dict,
+               spec: StepSpec):
+  """One Adam update on the batch `indices`; returns (state, metrics)."""
+  data_key, sample_key = step_keys(state.seed, state.step)
+  x, y = data_lib.get_batch(spec.data, arrays, 'train', indices, data_key)
+  grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
+  (loss, terms), grads = grad_fn(state.params, x, y, sample_key, hparams, state.step, spec)
+  updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
+  lr = learning_rate(spec.lr_schedule, state.step, hparams)
+  params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
+  metrics = {'loss': loss, 'recon': terms['recon'], 'kl': terms['kl'],
+             'nelbo': terms['nelbo'], 'grad_norm': optax.global_norm(grads),
+             'learning_rate': lr}
+  if spec.objective == 'capacity':
+    metrics['capacity'] = objectives.capacity(
+        state.step, hparams['capacity_max'], hparams['capacity_steps'])
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+  return new_state, metrics
+
+
+@functools.partial(jax.jit, static_argnames='spec')
+def eval_step(params, arrays: dict, indices: jax.Array, mask: jax.Array,
+              key: jax.Array, spec: StepSpec) -> dict:
+  """Sums over the unmasked examples of recon, kl, nelbo and per-dim KL."""
+  data_key, sample_key = jax.random.split(key)
+  x, y = data_lib.get_batch(spec.data, arrays, 'eval', indices, data_key)
+  keys = jax.random.split(sample_key, x.shape[0])
+  terms = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))(params, x, y, keys, spec)
+  weights = mask.astype(jnp.float32)
+  return {name: jnp.tensordot(weights, value, axes=1) for name, value in terms.items()}
+
+
+def evaluate(state: TrainState, dataset: data_lib.Dataset, spec: StepSpec,
+             batch_size: int) -> dict:
+  """Held-out per-example means (nats) over the whole evaluation set.
+
+  The last batch is padded and masked, never dropped. The key depends on the
+  seed only, so every evaluation of a run sees the same binarization.
+  """
+  eval_key = jax.random.fold_in(jax.random.key(int(state.seed)), EVAL_STREAM)
+  ids = dataset.eval_ids
+  batch_size = min(batch_size, len(ids))
+  sums = None
+  for start in range(0, len(ids), batch_size):
+    chunk = ids[start:start + batch_size]
+    mask = np.zeros(batch_size, bool)
+    mask[:len(chunk)] = True
+    indices = np.zeros(batch_size, np.int32)
+    indices[:len(chunk)] = chunk
+    out = eval_step(state.params, dataset.arrays, indices, mask,
+                    jax.random.fold_in(eval_key, start), spec)
+    sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+  means = {k: np.asarray(v) / len(ids) for k, v in jax.device_get(sums).items()}
+  num_pixels = int(np.prod(spec.data.image_shape))
+  result = {k: float(means[k]) for k in ('nelbo', 'recon', 'kl')}
+  result['bits_per_dim'] = result['nelbo'] / (num_pixels * np.log(2.0))
+  result['kl_per_dim'] = [float(v) for v in means['kl_per_dim']]
+  return result

@@ -1,0 +1,195 @@
+"""The training loop: `train_and_evaluate(config, workdir)` and `evaluate_workdir`.
+
+Resume rules:
+1. A workdir with checkpoints is resumed from its newest readable checkpoint.
+2. Its saved config.json must equal the current config except `train.num_steps`.
+3. Records in metrics.jsonl past the restored step (written by a run killed
+   after its last checkpoint) are dropped; they are re-made identically.
+4. Batches and random draws are functions of (seed, step), so the resumed run
+   continues exactly as an uninterrupted one would.
+"""
+
+import math
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from vae_jax import checkpoints, configs, steps, visualize, workdir as workdir_lib
+from vae_jax import data as data_lib
+from vae_jax.errors import ConfigError, NonFiniteError, WorkdirError
+
+LOSS_TERMS = ('loss', 'recon', 'kl')  # checked for non-finite values at every log step
+RECON_SAMPLES = 3  # posterior samples per input in the reconstruction pictures
+UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')
+
+
+class Run:
+  """A run's pieces, built once: data on the device, compiled-step spec, writer."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    configs.validate(config)
+    workdir_lib.check_config_matches(workdir, config)
+    self.config, self.workdir = config, workdir
+    self.dataset = data_lib.load(config.data)
+    if config.model.conditional and self.dataset.spec.num_classes == 0:
+      raise ConfigError(f'config.model.conditional=True needs labels, but '
+                        f'{config.data.name} has none; use a labelled dataset')
+    self.spec = steps.make_spec(config, self.dataset)
+    self.hparams = steps.make_hparams(config)
+    self.images_dir = os.path.join(workdir, 'images')
+
+  def public_metrics(self, metrics: dict) -> dict:
+    """Plain floats; for the autoencoder the ELBO terms are undefined (null)."""
+    out = {k: (float(v) if np.ndim(v) == 0 else [float(u) for u in v])
+           for k, v in metrics.items()}
+    if self.config.objective.name == 'ae':
+      out.update({k: None for k in UNDEFINED_FOR_AE if k in out})
+    return out
+
+  def evaluate(self, state: steps.TrainState) -> dict:
+    result = steps.evaluate(state, self.dataset, self.spec, self.config.eval.batch_size)
+    return self.public_metrics(result)
+
+  def write_images(self, state: steps.TrainState, step: int, writer) -> None:
+    """samples (prior), reconstructions and, for a CVAE, conditional grids."""
+    cfg, spec = self.config, self.spec
+    key = jax.random.fold_in(jax.random.key(cfg.seed), steps.IMAGE_STREAM)
+    sample_key, recon_key, data_key = jax.random.split(key, 3)
+    latent_dim, n = cfg.model.latent_dim, cfg.eval.num_images
+    cols = max(1, min(int(math.sqrt(n)), self.dataset.num_eval))
+    pictures = {}
+    stochastic = cfg.objective.name != 'ae'
+    if stochastic:
+      pictures['samples'] = visualize.prior_samples(
+          spec.model, state.params, spec.likelihood, sample_key, max(1, n // cols), cols,
+          latent_dim)
+    ids = self.dataset.eval_ids[:cols]
+    x, y = data_lib.get_batch(spec.data, self.dataset.arrays, 'eval', ids, data_key)
+    pictures['reconstructions'] = visualize.reconstructions(
+        spec.model, state.params, spec.likelihood, recon_key, x, y, RECON_SAMPLES,
+        stochastic)
+    if cfg.model.conditional:
+      pictures['conditional'] = visualize.conditional_grid(
+          spec.model, state.params, spec.likelihood, sample_key, spec.data.num_classes,
+          cols, latent_dim)
+    for kind, grid in pictures.items():
+      picture = visualize.grid_image(grid)
+      visualize.save_png(self.images_dir, kind, step, picture)
+      writer.image(step, kind, picture)
+
+  def write_summary(self, step: int, metrics: dict) -> None:
+    summary = {'step': step, 'dataset': self.dataset.spec.name,
+               'eval_examples': self.dataset.num_eval, 'data_source': self.dataset.source,
+               **metrics}
+    workdir_lib.write_json(os.path.join(self.workdir, 'summary.json'), summary)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (or resumes) the run in `workdir`; returns the final held-out metrics."""
+  run = Run(config, workdir)
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = checkpoints.Checkpointer(workdir)
+  writer = None
+  try:
+    state = steps.init_state(run.spec, config.seed)
+    restored = ckpt.restore_latest(state)
+    state = restored if restored is not None else state
+    start = int(state.step)
+    if start:
+      logging.info('resuming %s from step %d', workdir, start)
+    workdir_lib.write_json(os.path.join(workdir, 'config.json'),
+                           workdir_lib.config_to_dict(config))
+    workdir_lib.write_json(os.path.join(workdir, 'run.json'),
+                           workdir_lib.run_info(config, start))
+    writer = workdir_lib.MetricWriter(workdir)
+    writer.truncate_after(start)
+    logging.info('workdir %s; data: %s (%d train, %d eval examples)', workdir,
+                 run.dataset.source, run.dataset.num_train, run.dataset.num_eval)
+    state, metrics = _loop(run, state, start, ckpt, writer)
+    run.write_summary(int(state.step), metrics)
+    return metrics
+  finally:
+    ckpt.close()
+    if writer is not None:
+      writer.close()
+
+
+def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
+  """Steps from `start` to `num_steps`, logging, evaluating and checkpointing."""
+  cfg = run.config.train
+  num_steps, batch_size = cfg.num_steps, run.config.data.batch_size
+  metrics = None
+  if start == 0:
+    metrics = _evaluate_and_write(run, state, start, writer)
+  elif start >= num_steps:  # already finished: re-evaluate for the summary only
+    metrics = run.evaluate(state)
+  history, last_log_time, last_log_step = [], time.perf_counter(), start
+  for step in range(start, num_steps):
+    indices = run.dataset.train_indices(run.config.seed, step, batch_size)
+    state, step_metrics = steps.train_step(state, run.dataset.arrays, indices,
+                                           run.hparams, spec=run.spec)
+    history.append(step_metrics)
+    done = step + 1
+    if done % cfg.log_every_steps == 0 or done == num_steps:
+      values = _check_finite(jax.device_get(history), first_step=done - len(history) + 1,
+                             last_checkpoint=ckpt.latest_step())
+      now = time.perf_counter()
+      mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+      mean['steps_per_sec'] = (done - last_log_step) / max(now - last_log_time, 1e-9)
+      writer.write(done, 'train', run.public_metrics(mean))
+      logging.info('step %d/%d  loss %.3f  nelbo %.3f  recon %.3f  kl %.3f  %.1f steps/s',
+                   done, num_steps, mean['loss'], mean['nelbo'], mean['recon'],
+                   mean['kl'], mean['steps_per_sec'])
+      history, last_log_time, last_log_step = [], time.perf_counter(), done
+    if done % cfg.eval_every_steps == 0 or done == num_steps:
+      metrics = _evaluate_and_write(run, state, done, writer)
+    if done % cfg.checkpoint_every_steps == 0 or done == num_steps:
+      ckpt.save(done, state)
+  return state, metrics
+
+
+def _evaluate_and_write(run: Run, state, step: int, writer, record: bool = True) -> dict:
+  metrics = run.evaluate(state)
+  if record:
+    writer.write(step, 'eval', metrics)
+  run.write_images(state, step, writer)
+  logging.info('eval at step %d: %s', step, '  '.join(
+      f'{k} {v:.3f}' for k, v in metrics.items() if isinstance(v, float)))
+  return metrics
+
+
+def _check_finite(history: list, first_step: int, last_checkpoint) -> list:
+  """Raises NonFiniteError naming the first step and term that is not finite."""
+  for offset, values in enumerate(history):
+    for term in LOSS_TERMS:
+      if not np.isfinite(values[term]):
+        others = ', '.join(f'{t}={float(values[t]):.4g}' for t in LOSS_TERMS if t != term)
+        raise NonFiniteError(
+            f'non-finite {term} ({float(values[term])}) at step {first_step + offset} '
+            f'({others}); lower train.learning_rate or set train.grad_clip_norm, '
+            f'then resume from the last checkpoint (step {last_checkpoint})')
+  return history
+
+
+def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """--mode=eval: restores the newest checkpoint, writes metrics, images, summary."""
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '
+                       'of a trained run')
+  run = Run(config, workdir)
+  ckpt = checkpoints.Checkpointer(workdir)
+  writer = workdir_lib.MetricWriter(workdir)
+  try:
+    state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
+    if state is None:
+      raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')
+    metrics = _evaluate_and_write(run, state, int(state.step), writer, record=False)
+    run.write_summary(int(state.step), metrics)
+    return metrics
+  finally:
+    ckpt.close()
+    writer.close()

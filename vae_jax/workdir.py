@@ -1,0 +1,144 @@
+"""The run's directory: config.json, run.json, metrics.jsonl, events, summary.json.
+
+Layout (DESIGN.md, public):
+    config.json      the fully resolved config
+    run.json         versions, devices, git commit, command line, seed
+    metrics.jsonl    {"step": int, "split": "train"|"eval", ...} one per line
+    events.*         TensorBoard scalars and images (tensorboardX)
+    checkpoints/     Orbax checkpoints (vae_jax.checkpoints)
+    images/          <kind>_<step>.png (vae_jax.visualize)
+    summary.json     final held-out metrics
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from typing import Optional
+
+import jax
+import ml_collections
+import numpy as np
+
+from vae_jax.errors import WorkdirError
+
+RUN_LENGTH_KEYS = ('train.num_steps',)  # the only keys a resumed run may change
+
+
+def default_workdir(config_path: str) -> str:
+  """runs/<experiment>-<UTC timestamp> for a config file path."""
+  stem = os.path.splitext(os.path.basename(config_path.split(':')[0]))[0] or 'run'
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')
+  return os.path.join('runs', f'{stem}-{stamp}')
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = list(value) if isinstance(value, tuple) else value
+  return flat
+
+
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+  return json.loads(config.to_json())
+
+
+def check_config_matches(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """WorkdirError if the saved config differs in anything but the run length."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = _flatten(json.load(f))
+  current = _flatten(config_to_dict(config))
+  differing = sorted(k for k in set(saved) | set(current)
+                     if k not in RUN_LENGTH_KEYS and saved.get(k) != current.get(k))
+  if differing:
+    details = ', '.join(f'{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}'
+                        for k in differing[:3])
+    more = f' (+{len(differing) - 3} more)' if len(differing) > 3 else ''
+    raise WorkdirError(
+        f'workdir {workdir} holds a run with a different config ({details}{more}); '
+        'resume with the same config (only train.num_steps may change) or pass a new --workdir')
+
+
+def _git_commit() -> Optional[str]:
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=here, capture_output=True,
+                         text=True, timeout=10, check=False)
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return out.stdout.strip() or None
+
+
+def run_info(config: ml_collections.ConfigDict, start_step: int) -> dict:
+  """Everything needed to reproduce the run besides the config."""
+  import flax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  return {
+      'python': platform.python_version(),
+      'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
+      'flax': flax.__version__, 'optax': optax.__version__, 'numpy': np.__version__,
+      'devices': [str(d) for d in jax.devices()],
+      'platform': platform.platform(),
+      'git_commit': _git_commit(),
+      'command_line': sys.argv,
+      'seed': config.seed,
+      'start_step': start_step,
+      'started_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+  }
+
+
+def write_json(path: str, obj) -> None:
+  """Writes JSON atomically (temp file + rename), so a kill never leaves half a file."""
+  tmp = f'{path}.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+    f.write('\n')
+  os.replace(tmp, path)
+
+
+def read_metrics(workdir: str) -> list:
+  """Every record of metrics.jsonl, in order."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+class MetricWriter:
+  """The one metrics path: metrics.jsonl plus TensorBoard scalars and images."""
+
+  def __init__(self, workdir: str):
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self._jsonl = os.path.join(workdir, 'metrics.jsonl')
+    self._tb = SummaryWriter(logdir=workdir, flush_secs=30)
+
+  def truncate_after(self, step: int) -> None:
+    """Drops records past `step` (left by a run killed after its last checkpoint)."""
+    kept = [r for r in read_metrics(os.path.dirname(self._jsonl)) if r['step'] <= step]
+    with open(self._jsonl, 'w') as f:
+      f.writelines(json.dumps(r) + '\n' for r in kept)
+
+  def write(self, step: int, split: str, metrics: dict) -> None:
+    record = {'step': int(step), 'split': split, **metrics}
+    with open(self._jsonl, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    for name, value in metrics.items():
+      if isinstance(value, (int, float)) and not isinstance(value, bool):
+        self._tb.add_scalar(f'{split}/{name}', value, step)
+
+  def image(self, step: int, kind: str, image: np.ndarray) -> None:
+    """An HWC uint8 picture to TensorBoard."""
+    self._tb.add_image(kind, image, step, dataformats='HWC')
+
+  def close(self) -> None:
+    self._tb.close()
