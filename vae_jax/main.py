@@ -10,6 +10,8 @@ A bad flag, config value, dataset or workdir exits with code 2 and one line
 saying what is wrong; a non-finite loss exits with code 1 naming step and term.
 """
 
+import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -39,21 +41,49 @@ def _fail(message: str, code: int = 2) -> None:
   sys.exit(code)
 
 
+def _one_line(error: Exception) -> str:
+  """The useful line of a flag/config error (the last line of an embedded traceback)."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  if any(line.startswith('Traceback') for line in lines):
+    return lines[-1]
+  return ' '.join(lines)
+
+
+def _unknown_key_message(error: Exception, argv: list) -> str:
+  """Names the override that used a key the config does not have."""
+  text = str(error).replace('\\', '')
+  found = re.search(r"'([A-Za-z0-9_]+)'", text)
+  key = found.group(1) if found else text
+  hint = re.search(r'Did you mean "([^"]+)"', text)
+  hint = f' (did you mean {hint.group(1)!r}?)' if hint else ''
+  for arg in argv:
+    name = arg.split('=', 1)[0]
+    if name.startswith('--config.') and key in name[2:].split('.'):
+      return (f'unknown config key {name[2:]}{hint} (from {arg}); the fields are '
+              'listed in vae_jax/configs.py')
+  return f'unknown config key {key!r}{hint}; the fields are listed in vae_jax/configs.py'
+
+
 def parse_flags(argv: list) -> list:
-  """Parses flags; any flag or config-override error is one line and exit 2."""
+  """Parses flags and loads the config; any error is one line and exit code 2."""
   try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    _fail(' '.join(str(e).split()))
-  except Exception as e:  # pylint: disable=broad-except  (config_flags' own errors)
-    _fail(f'{type(e).__name__}: ' + ' '.join(str(e).split()))
+    rest = flags.FLAGS(argv)
+    if _CONFIG.value is None:
+      _fail('--config is required, e.g. --config=experiments/beta_vae.py')
+    path = flags.FLAGS['config'].config_filename.split(':')[0]
+    if not os.path.isfile(path):
+      _fail(f'config file {path} not found; pass --config=experiments/<name>.py')
+    _CONFIG.value.to_dict()  # surfaces a deferred config-file error here
+    return rest
+  except (AttributeError, KeyError) as e:
+    _fail(_unknown_key_message(e, argv))
+  except Exception as e:  # pylint: disable=broad-except  (flag and config-file errors)
+    _fail(_one_line(e))
 
 
 def main(argv: list) -> None:
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
-  if _CONFIG.value is None:
-    _fail('--config is required, e.g. --config=experiments/beta_vae.py')
   from vae_jax import train, workdir  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
   config_path = flags.FLAGS['config'].config_filename

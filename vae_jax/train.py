@@ -44,7 +44,7 @@ class Run:
 
   def public_metrics(self, metrics: dict) -> dict:
     """Plain floats; for the autoencoder the ELBO terms are undefined (null)."""
-    out = {k: (float(v) if np.ndim(v) == 0 else [float(u) for u in v])
+    out = {k: (v if v is None else float(v) if np.ndim(v) == 0 else [float(u) for u in v])
            for k, v in metrics.items()}
     if self.config.objective.name == 'ae':
       out.update({k: None for k in UNDEFINED_FOR_AE if k in out})
@@ -140,10 +140,11 @@ def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
       now = time.perf_counter()
       mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
       mean['steps_per_sec'] = (done - last_log_step) / max(now - last_log_time, 1e-9)
-      writer.write(done, 'train', run.public_metrics(mean))
-      logging.info('step %d/%d  loss %.3f  nelbo %.3f  recon %.3f  kl %.3f  %.1f steps/s',
-                   done, num_steps, mean['loss'], mean['nelbo'], mean['recon'],
-                   mean['kl'], mean['steps_per_sec'])
+      public = run.public_metrics(mean)
+      writer.write(done, 'train', public)
+      logging.info('step %d/%d  %s', done, num_steps, '  '.join(
+          f'{k} {public[k]:.3f}' for k in ('loss', 'nelbo', 'recon', 'kl', 'steps_per_sec')
+          if public[k] is not None))
       history, last_log_time, last_log_step = [], time.perf_counter(), done
     if done % cfg.eval_every_steps == 0 or done == num_steps:
       metrics = _evaluate_and_write(run, state, done, writer)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Set-up (idempotent) and entry point of vae_jax.
+#
+#   ./launch.sh train experiments/beta_vae.py [--config.a.b=v ...] [--workdir=DIR]
+#   ./launch.sh eval  experiments/beta_vae.py --workdir=DIR   # re-evaluate a run
+#   ./launch.sh test  [pytest args]
+#
+# The first call creates .venv (override with VAE_JAX_VENV=path) and installs
+# the package with its test extras; later calls reinstall only when
+# pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${VAE_JAX_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp
+  stamp="$VENV/.vae_jax-installed-$(sha1sum pyproject.toml | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    rm -f "$VENV"/.vae_jax-installed-*
+    touch "$stamp"
+  fi
+}
+
+usage() {
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+[ $# -ge 1 ] || usage
+command="$1"; shift
+case "$command" in
+  train|eval)
+    [ $# -ge 1 ] || usage
+    config="$1"; shift
+    setup
+    exec "$VENV/bin/python" -m vae_jax.main --config="$config" --mode="$command" "$@"
+    ;;
+  test)
+    setup
+    exec "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  setup)
+    setup
+    ;;
+  *)
+    usage
+    ;;
+esac

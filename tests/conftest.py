@@ -1,0 +1,41 @@
+"""Shared fixtures: strict numpy semantics, tiny local datasets, config loading."""
+
+import importlib.util
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from vae_jax.data import idx
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_experiment(name: str, arg=None):
+  """get_config() of experiments/<name>.py (with its optional variant arg)."""
+  path = os.path.join(REPO, 'experiments', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'experiment_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
+
+
+def write_fake_mnist(directory: str, num_train: int = 256, num_test: int = 64,
+                     seed: int = 0) -> str:
+  """MNIST-format IDX files of random 28×28 images with labels 0..9."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(directory, exist_ok=True)
+  for prefix, n in (('train', num_train), ('t10k', num_test)):
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    idx.write_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'), images)
+    idx.write_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'), labels)
+  return directory
+
+
+@pytest.fixture(scope='session')
+def fake_mnist_dir(tmp_path_factory) -> str:
+  return write_fake_mnist(str(tmp_path_factory.mktemp('fake_mnist')))

@@ -1,0 +1,205 @@
+"""End to end: every experiment config trains and leaves a complete workdir;
+resume continues exactly; bad input is one line and exit code 2."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, load_experiment
+from vae_jax import steps, train
+from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
+
+TRAIN_KEYS = {'loss', 'nelbo', 'recon', 'kl', 'steps_per_sec'}
+EVAL_KEYS = {'nelbo', 'recon', 'kl'}
+
+
+def _tiny(config, local_dir: str):
+  """Shrinks an experiment to a few steps on tiny data; keeps its model and objective."""
+  config.data.batch_size = 8
+  config.data.eval_size = 12
+  if config.data.name != 'dsprites':
+    config.data.local_dir = local_dir
+  config.train.num_steps = 4
+  config.train.log_every_steps = 2
+  config.train.eval_every_steps = 2
+  config.train.checkpoint_every_steps = 2
+  config.eval.batch_size = 8
+  config.eval.num_images = 4
+  return config
+
+
+EXPERIMENTS = [('vae', None), ('cvae', None), ('ae', None), ('beta_vae', 'conv'),
+               ('beta_vae', 'fc'), ('test', None)]
+
+
+@pytest.mark.parametrize('name,arg', EXPERIMENTS, ids=[f'{n}:{a}' for n, a in EXPERIMENTS])
+def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_dir):
+  config = _tiny(load_experiment(name, arg), fake_mnist_dir)
+  workdir = str(tmp_path / 'run')
+  final = train.train_and_evaluate(config, workdir)
+
+  saved = json.load(open(os.path.join(workdir, 'config.json')))
+  assert saved['model']['latent_dim'] == config.model.latent_dim
+  info = json.load(open(os.path.join(workdir, 'run.json')))
+  assert {'python', 'jax', 'jaxlib', 'flax', 'optax', 'devices', 'seed'} <= set(info)
+  records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
+  train_records = [r for r in records if r['split'] == 'train']
+  eval_records = [r for r in records if r['split'] == 'eval']
+  assert [r['step'] for r in train_records] == [2, 4]
+  assert [r['step'] for r in eval_records] == [0, 2, 4]
+  assert all(TRAIN_KEYS <= set(r) for r in train_records)
+  assert all(EVAL_KEYS <= set(r) for r in eval_records)
+  assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
+
+  images = sorted(os.listdir(os.path.join(workdir, 'images')))
+  expected = {'reconstructions'}
+  if config.objective.name != 'ae':
+    expected.add('samples')
+  if config.model.conditional:
+    expected.add('conditional')
+  assert images == sorted(f'{k}_{s}.png' for k in expected for s in (0, 2, 4))
+  recon = Image.open(os.path.join(workdir, 'images', 'reconstructions_4.png'))
+  assert recon.mode == 'RGB' and min(recon.size) >= 56
+
+  summary = json.load(open(os.path.join(workdir, 'summary.json')))
+  assert summary['step'] == 4 and summary['recon'] == final['recon']
+  if config.objective.name == 'ae':
+    assert summary['kl'] is None and summary['nelbo'] is None
+    assert all(r['kl'] is None for r in records)
+  else:
+    assert summary['nelbo'] == pytest.approx(summary['recon'] + summary['kl'], rel=1e-5)
+    assert summary['kl'] >= 0 and summary['recon'] > 0
+    # The held-out metric is over the whole evaluation set, never a partial batch.
+    assert summary['eval_examples'] == (12 if config.data.name == 'dsprites' else 64)
+
+
+def _params_of(workdir: str, config):
+  run = train.Run(config, workdir)
+  from vae_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  ckpt = checkpoints.Checkpointer(workdir)
+  state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
+  ckpt.close()
+  return state
+
+
+def test_resume_continues_exactly(tmp_path):
+  config = load_experiment('test')
+  full = str(tmp_path / 'full')
+  train.train_and_evaluate(config, full)
+
+  split = str(tmp_path / 'split')
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, split)
+  config.train.num_steps = 6  # only the run length may change on resume
+  train.train_and_evaluate(config, split)
+
+  a, b = _params_of(full, config), _params_of(split, config)
+  assert int(a.step) == int(b.step) == 6
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  steps_written = [(r['step'], r['split'])
+                   for r in map(json.loads, open(os.path.join(split, 'metrics.jsonl')))]
+  assert len(steps_written) == len(set(steps_written))  # nothing written twice
+  full_records = [json.loads(l) for l in open(os.path.join(full, 'metrics.jsonl'))]
+  split_records = [json.loads(l) for l in open(os.path.join(split, 'metrics.jsonl'))]
+  last_eval = lambda rs: [r for r in rs if r['split'] == 'eval'][-1]
+  assert last_eval(full_records)['nelbo'] == last_eval(split_records)['nelbo']
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+  config = load_experiment('test')
+  workdir = str(tmp_path / 'run')
+  config.train.num_steps = 2
+  train.train_and_evaluate(config, workdir)
+  config.objective.beta = 8.0
+  with pytest.raises(WorkdirError, match='objective.beta'):
+    train.train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']  # untouched
+
+
+def test_non_finite_loss_names_the_step_and_term(tmp_path):
+  config = load_experiment('test')
+  config.train.learning_rate = 1e30
+  config.train.checkpoint_every_steps = 100
+  with pytest.raises(NonFiniteError, match=r'non-finite (loss|recon|kl) .* at step \d'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def test_conditional_without_labels_is_a_config_error(tmp_path, monkeypatch):
+  config = load_experiment('test')
+  config.model.conditional = True
+  from vae_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  real_load = data_lib.load
+
+  def unlabelled(data_config):
+    dataset = real_load(data_config)
+    spec = dataset.spec.__class__(**{**dataset.spec.__dict__, 'num_classes': 0})
+    return dataset.__class__(**{**dataset.__dict__, 'spec': spec})
+
+  monkeypatch.setattr(data_lib, 'load', unlabelled)
+  with pytest.raises(ConfigError, match='conditional'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def test_missing_local_data_is_a_data_error(tmp_path):
+  config = load_experiment('vae')
+  config.data.local_dir = str(tmp_path / 'empty')
+  os.makedirs(config.data.local_dir)
+  with pytest.raises(DataError, match='local_dir'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def _cli(*args: str, cwd: str = REPO):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'vae_jax.main', *args], cwd=cwd,
+                        capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_cli_trains_and_resumes(tmp_path):
+  workdir = str(tmp_path / 'cli')
+  out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
+             '--config.train.num_steps=4')
+  assert out.returncode == 0, out.stderr[-2000:]
+  summary = json.load(open(os.path.join(workdir, 'summary.json')))
+  assert summary['step'] == 4
+  out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
+             '--config.train.num_steps=6')
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert 'resuming' in out.stderr and 'from step 4' in out.stderr
+  assert json.load(open(os.path.join(workdir, 'summary.json')))['step'] == 6
+  # A different config on resume is refused in one line, and the run is kept.
+  before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
+  out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
+             '--config.model.latent_dim=5')
+  assert out.returncode == 2 and 'model.latent_dim' in out.stderr
+  assert 'Traceback' not in out.stderr
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == before
+
+
+BAD_FLAGS = [
+    ('--config.model.latent_dim=0', 'config.model.latent_dim'),
+    ('--config.objective.beta=-1', 'config.objective.beta'),
+    ('--config.objective.name=bogus', 'config.objective.name'),
+    ('--config.model.no_such_key=3', 'config.model.no_such_key'),
+    ('--config.model.latent_dim=abc', 'config.model.latent_dim'),
+    ('--config.data.name=no_such_dataset', 'no_such_dataset'),
+]
+
+
+@pytest.mark.parametrize('flag,key', BAD_FLAGS)
+def test_bad_config_is_one_line_and_exit_2(flag, key, tmp_path):
+  workdir = tmp_path / 'never'
+  out = _cli('--config=experiments/test.py', f'--workdir={workdir}', flag)
+  assert out.returncode == 2
+  errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and key in errors[0], out.stderr[-2000:]
+  assert 'Traceback' not in out.stderr
+  assert not workdir.exists()  # rejected before anything was written or compiled
