@@ -7,6 +7,8 @@ for the save in flight.
 """
 
 import os
+import shutil
+import time
 from typing import Optional
 
 import jax
@@ -35,17 +37,31 @@ class Checkpointer:
   def restore_latest(self, template):
     """The newest readable checkpoint shaped like `template`, or None.
 
-    A checkpoint that fails to restore (partial or corrupt files) is skipped
-    with a warning in favour of the previous one.
+    A checkpoint that fails to restore (partial or corrupt files) is moved to
+    `<workdir>/checkpoints_unreadable/` with a warning (kept, never deleted)
+    and the previous one is tried.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
         return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # pylint: disable=broad-except
-        logging.warning('checkpoint at step %d is unreadable (%s: %s); trying an older one',
-                        step, type(e).__name__, str(e).splitlines()[0][:200])
+        moved = self._set_aside(step)
+        logging.warning('checkpoint at step %d is unreadable (%s: %s); moved to %s, '
+                        'trying an older one', step, type(e).__name__,
+                        str(e).splitlines()[0][:200] if str(e) else '', moved)
     return None
+
+  def _set_aside(self, step: int) -> str:
+    """Moves an unreadable checkpoint out of the manager's directory."""
+    source = os.path.join(str(self._manager.directory), str(step))
+    target_dir = os.path.join(os.path.dirname(str(self._manager.directory)),
+                              'checkpoints_unreadable')
+    os.makedirs(target_dir, exist_ok=True)
+    target = os.path.join(target_dir, f'{step}-{int(time.time())}')
+    shutil.move(source, target)
+    self._manager.reload()
+    return target
 
   def close(self) -> None:
     """Waits for any save in flight, then releases the manager."""

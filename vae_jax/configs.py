@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.local_dir = ''  # directory of MNIST-format IDX files (offline use)
   config.data.tfds_data_dir = ''  # TFDS data dir ('' = TFDS default)
   config.data.eval_size = 10_000  # dSprites: size of the fixed evaluation sample
+  config.data.exclude_classes = ()  # labels left out of training (anomaly detection)
 
   config.model = ml_collections.ConfigDict()
   config.model.architecture = 'mlp'  # 'mlp' | 'conv'
@@ -87,6 +88,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(data.batch_size > 0, 'data.batch_size', 'a positive integer', data.batch_size)
   _check(data.binarize in BINARIZE, 'data.binarize', f'one of {BINARIZE}', data.binarize)
   _check(data.eval_size > 0, 'data.eval_size', 'a positive integer', data.eval_size)
+  _check(all(isinstance(c, int) and c >= 0 for c in data.exclude_classes),
+         'data.exclude_classes', 'a tuple of class labels (non-negative integers)',
+         data.exclude_classes)
   _check(model.architecture in ARCHITECTURES, 'model.architecture',
          f'one of {ARCHITECTURES}', model.architecture)
   _check(_positive_ints(model.hidden_dims), 'model.hidden_dims',

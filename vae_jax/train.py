@@ -11,11 +11,13 @@ Resume rules:
 
 import math
 import os
+import sys
 import time
 
 import jax
 import ml_collections
 import numpy as np
+import tqdm
 from absl import logging
 
 from vae_jax import checkpoints, configs, steps, visualize, workdir as workdir_lib
@@ -128,12 +130,16 @@ def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
   elif start >= num_steps:  # already finished: re-evaluate for the summary only
     metrics = run.evaluate(state)
   history, last_log_time, last_log_step = [], time.perf_counter(), start
+  # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
+  bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
+                  disable=not sys.stderr.isatty())
   for step in range(start, num_steps):
     indices = run.dataset.train_indices(run.config.seed, step, batch_size)
     state, step_metrics = steps.train_step(state, run.dataset.arrays, indices,
                                            run.hparams, spec=run.spec)
     history.append(step_metrics)
     done = step + 1
+    bar.update(1)
     if done % cfg.log_every_steps == 0 or done == num_steps:
       values = _check_finite(jax.device_get(history), first_step=done - len(history) + 1,
                              last_checkpoint=ckpt.latest_step())
@@ -142,6 +148,7 @@ def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
       mean['steps_per_sec'] = (done - last_log_step) / max(now - last_log_time, 1e-9)
       public = run.public_metrics(mean)
       writer.write(done, 'train', public)
+      bar.set_postfix(loss=f'{mean["loss"]:.2f}', refresh=False)
       logging.info('step %d/%d  %s', done, num_steps, '  '.join(
           f'{k} {public[k]:.3f}' for k in ('loss', 'nelbo', 'recon', 'kl', 'steps_per_sec')
           if public[k] is not None))
@@ -150,6 +157,7 @@ def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
       metrics = _evaluate_and_write(run, state, done, writer)
     if done % cfg.checkpoint_every_steps == 0 or done == num_steps:
       ckpt.save(done, state)
+  bar.close()
   return state, metrics
 
 

@@ -80,11 +80,18 @@ def get_batch(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
 def load(data_config) -> Dataset:
   """Loads `config.data` onto the device; DataError if it cannot be found."""
   if data_config.name == 'dsprites':
+    if data_config.exclude_classes:
+      raise DataError('config.data.exclude_classes is not supported for dsprites; '
+                      'use a labelled image dataset such as fashion_mnist')
     return _load_dsprites(data_config)
   from vae_jax.data import image_arrays  # pylint: disable=g-import-not-at-top
   host = image_arrays.load_image_arrays(data_config.name, data_config.local_dir,
                                         data_config.tfds_data_dir)
-  train_x, eval_x = host.train_images, host.test_images
+  train_x, train_y = host.train_images, host.train_labels
+  eval_x = host.test_images
+  if data_config.exclude_classes:
+    train_x, train_y = _exclude(train_x, train_y, data_config.exclude_classes,
+                                host.num_classes, data_config.name)
   if data_config.binarize == 'static':
     train_x, eval_x = _static_binarize(train_x), _static_binarize(eval_x)
   if len(train_x) < data_config.batch_size:
@@ -93,11 +100,22 @@ def load(data_config) -> Dataset:
   spec = DataSpec(name=data_config.name, procedural=False,
                   image_shape=tuple(train_x.shape[1:]), num_classes=host.num_classes,
                   binarize=data_config.binarize)
-  arrays = {'train_x': jnp.asarray(train_x), 'train_y': jnp.asarray(host.train_labels),
+  arrays = {'train_x': jnp.asarray(train_x), 'train_y': jnp.asarray(train_y),
             'eval_x': jnp.asarray(eval_x), 'eval_y': jnp.asarray(host.test_labels)}
   return Dataset(spec=spec, arrays=arrays, train_ids=None,
                  eval_ids=np.arange(len(eval_x), dtype=np.int32),
                  num_train=len(train_x), source=host.source)
+
+
+def _exclude(images: np.ndarray, labels: np.ndarray, classes, num_classes: int,
+             name: str):
+  """Drops the training examples whose label is in `classes`."""
+  bad = [c for c in classes if c >= max(num_classes, 1)]
+  if num_classes == 0 or bad:
+    raise DataError(f'config.data.exclude_classes={tuple(classes)}: {name} has '
+                    f'{num_classes} classes; give labels in 0..{max(num_classes - 1, 0)}')
+  keep = ~np.isin(labels, np.asarray(classes))
+  return images[keep], labels[keep]
 
 
 def _static_binarize(images: np.ndarray) -> np.ndarray:
