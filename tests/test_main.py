@@ -32,6 +32,7 @@ def _tiny(config, local_dir: str):
   config.train.checkpoint_every_steps = 2
   config.eval.batch_size = 8
   config.eval.num_images = 4
+  config.eval.iw_samples = 16
   return config
 
 
@@ -60,9 +61,9 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
 
   images = sorted(os.listdir(os.path.join(workdir, 'images')))
-  expected = {'reconstructions'}
+  expected = {'reconstructions', 'traversals', 'interpolations', 'scatter'}
   if config.objective.name != 'ae':
-    expected.add('samples')
+    expected |= {'samples', 'rate_distortion'}
   if config.model.conditional:
     expected.add('conditional')
   assert images == sorted(f'{k}_{s}.png' for k in expected for s in (0, 2, 4))
@@ -71,12 +72,17 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
 
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['step'] == 4 and summary['recon'] == final['recon']
+  assert 0 <= summary['active_units'] <= config.model.latent_dim
   if config.objective.name == 'ae':
     assert summary['kl'] is None and summary['nelbo'] is None
     assert all(r['kl'] is None for r in records)
+    assert 'nll_iw' not in summary
   else:
     assert summary['nelbo'] == pytest.approx(summary['recon'] + summary['kl'], rel=1e-5)
     assert summary['kl'] >= 0 and summary['recon'] > 0
+    # The importance-weighted bound is tighter than the ELBO (k=16 here).
+    assert summary['iw_samples'] == 16 and 0 < summary['nll_iw'] <= summary['nelbo'] + 1e-3
+    assert 'nll_iw' not in eval_records[0] and 'nll_iw' in eval_records[-1]
     # The held-out metric is over the whole evaluation set, never a partial batch.
     assert summary['eval_examples'] == (12 if config.data.name == 'dsprites' else 64)
 

@@ -22,7 +22,7 @@ and the moments of the aggregate posterior q(z) = mean_x q(z|x).
 
 import functools
 import math
-from typing import Callable, Iterator
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -43,17 +43,24 @@ def standard_normal_log_density(z: jax.Array) -> jax.Array:
   return jnp.sum(-0.5 * z * z - _HALF_LOG_2PI, axis=-1)
 
 
+def _flatten_like(params: dict, shape: tuple) -> dict:
+  """Decoder outputs of x's shape reshaped to [-1]; others (a scalar log σ) kept."""
+  return {name: v.reshape(-1) if v.shape == shape else v for name, v in params.items()}
+
+
 def log_importance_weight(decode: Callable, likelihood: str, x: jax.Array,
                           mu: jax.Array, logvar: jax.Array, key: jax.Array) -> jax.Array:
   """log p(x|z) + log p(z) − log q(z|x) at z = mu + exp(logvar/2)·eps, eps ~ N(0, I).
 
   log q(z|x) = log N(eps; 0, I) − ½Σ logvar, evaluated from eps itself (exact,
-  no division by σ).
+  no division by σ). The likelihood is summed over flattened pixels: the same
+  value, but XLA on CPU reduces a flat [H·W·C] about twice as fast as [H, W, C].
   """
   eps = jax.random.normal(key, mu.shape, mu.dtype)
   z = mu + jnp.exp(0.5 * logvar) * eps
   log_q = standard_normal_log_density(eps) - 0.5 * jnp.sum(logvar)
-  log_lik = likelihoods.log_prob(likelihood, x, decode(z))
+  log_lik = likelihoods.log_prob(likelihood, x.reshape(-1),
+                                 _flatten_like(decode(z), x.shape))
   return log_lik + standard_normal_log_density(z) - log_q
 
 
@@ -110,19 +117,6 @@ def _model_fns(spec: steps.StepSpec, params, y: jax.Array):
   return encode, decode
 
 
-def _eval_batches(dataset: data_lib.Dataset, seed: int,
-                  batch_size: int) -> Iterator[tuple[np.ndarray, int, jax.Array]]:
-  """(padded indices [B], number valid, key) of each eval batch, as steps.evaluate."""
-  eval_key = jax.random.fold_in(jax.random.key(seed), steps.EVAL_STREAM)
-  ids = dataset.eval_ids
-  batch_size = min(batch_size, len(ids))
-  for start in range(0, len(ids), batch_size):
-    chunk = ids[start:start + batch_size]
-    indices = np.zeros(batch_size, np.int32)
-    indices[:len(chunk)] = chunk
-    yield indices, len(chunk), jax.random.fold_in(eval_key, start)
-
-
 @functools.partial(jax.jit, static_argnames=('spec', 'num_samples', 'chunk_size'))
 def _iw_nll_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
                   spec: steps.StepSpec, num_samples: int, chunk_size: int) -> jax.Array:
@@ -155,7 +149,7 @@ def importance_weighted_nll(params, spec: steps.StepSpec, dataset: data_lib.Data
                      f'{num_samples} and {chunk_size}')
   chunk_size = min(chunk_size, num_samples)
   out = []
-  for indices, valid, key in _eval_batches(dataset, seed, batch_size):
+  for indices, valid, key in steps.eval_batches(dataset, seed, batch_size):
     nll = _iw_nll_batch(params, dataset.arrays, indices, key, spec, num_samples,
                         chunk_size)
     out.append(np.asarray(nll)[:valid])
@@ -178,7 +172,7 @@ def posterior_moments(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *
                       batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(mu [N, D], logvar [N, D], labels [N]) of q(z|x) over the evaluation set."""
   parts = []
-  for indices, valid, key in _eval_batches(dataset, seed, batch_size):
+  for indices, valid, key in steps.eval_batches(dataset, seed, batch_size):
     batch = jax.device_get(_moments_batch(params, dataset.arrays, indices, key, spec))
     parts.append([np.asarray(a)[:valid] for a in batch])
   mu, logvar, labels = (np.concatenate(p) for p in zip(*parts))

@@ -164,27 +164,35 @@ def eval_step(params, arrays: dict, indices: jax.Array, mask: jax.Array,
   return {name: jnp.tensordot(weights, value, axes=1) for name, value in terms.items()}
 
 
+def eval_batches(dataset: data_lib.Dataset, seed: int, batch_size: int):
+  """Yields (indices [B] padded with 0, number valid, key) over the evaluation set.
+
+  The key of the batch starting at position p is fold_in(fold_in(key(seed),
+  EVAL_STREAM), p): every evaluation of a run sees the same binarization.
+  """
+  eval_key = jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
+  ids = dataset.eval_ids
+  batch_size = min(batch_size, len(ids))
+  for start in range(0, len(ids), batch_size):
+    chunk = ids[start:start + batch_size]
+    indices = np.zeros(batch_size, np.int32)
+    indices[:len(chunk)] = chunk
+    yield indices, len(chunk), jax.random.fold_in(eval_key, start)
+
+
 def evaluate(state: TrainState, dataset: data_lib.Dataset, spec: StepSpec,
              batch_size: int) -> dict:
   """Held-out per-example means (nats) over the whole evaluation set.
 
-  The last batch is padded and masked, never dropped. The key depends on the
-  seed only, so every evaluation of a run sees the same binarization.
+  The last batch is padded and masked, never dropped.
   """
-  eval_key = jax.random.fold_in(jax.random.key(int(state.seed)), EVAL_STREAM)
-  ids = dataset.eval_ids
-  batch_size = min(batch_size, len(ids))
   sums = None
-  for start in range(0, len(ids), batch_size):
-    chunk = ids[start:start + batch_size]
-    mask = np.zeros(batch_size, bool)
-    mask[:len(chunk)] = True
-    indices = np.zeros(batch_size, np.int32)
-    indices[:len(chunk)] = chunk
-    out = eval_step(state.params, dataset.arrays, indices, mask,
-                    jax.random.fold_in(eval_key, start), spec)
+  for indices, valid, key in eval_batches(dataset, int(state.seed), batch_size):
+    mask = np.arange(len(indices)) < valid
+    out = eval_step(state.params, dataset.arrays, indices, mask, key, spec)
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
-  means = {k: np.asarray(v) / len(ids) for k, v in jax.device_get(sums).items()}
+  num_eval = dataset.num_eval
+  means = {k: np.asarray(v) / num_eval for k, v in jax.device_get(sums).items()}
   num_pixels = int(np.prod(spec.data.image_shape))
   result = {k: float(means[k]) for k in ('nelbo', 'recon', 'kl')}
   # Bits per dimension are defined for discrete (binary) pixels only; a Gaussian

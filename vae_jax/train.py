@@ -9,7 +9,6 @@ Resume rules:
    continues exactly as an uninterrupted one would.
 """
 
-import math
 import os
 import sys
 import time
@@ -20,13 +19,13 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, configs, steps, visualize, workdir as workdir_lib
+from vae_jax import checkpoints, configs, pictures, steps, visualize, workdir as workdir_lib
+from vae_jax import evaluate as evaluate_lib
 from vae_jax import data as data_lib
 from vae_jax.errors import ConfigError, NonFiniteError, WorkdirError
 
 LOSS_TERMS = ('loss', 'recon', 'kl')  # checked for non-finite values at every log step
-RECON_SAMPLES = 3  # posterior samples per input in the reconstruction pictures
-UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')
+UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the AE
 
 
 class Run:
@@ -46,40 +45,58 @@ class Run:
 
   def public_metrics(self, metrics: dict) -> dict:
     """Plain floats; for the autoencoder the ELBO terms are undefined (null)."""
-    out = {k: (v if v is None else float(v) if np.ndim(v) == 0 else [float(u) for u in v])
-           for k, v in metrics.items()}
+    out = {k: _plain(v) for k, v in metrics.items()}
     if self.config.objective.name == 'ae':
       out.update({k: None for k in UNDEFINED_FOR_AE if k in out})
     return out
 
-  def evaluate(self, state: steps.TrainState) -> dict:
-    result = steps.evaluate(state, self.dataset, self.spec, self.config.eval.batch_size)
-    return self.public_metrics(result)
+  def evaluate(self, state: steps.TrainState, *, final: bool):
+    """(public held-out metrics, (mu, logvar, labels) of q(z|x) on the eval set).
 
-  def write_images(self, state: steps.TrainState, step: int, writer) -> None:
-    """samples (prior), reconstructions and, for a CVAE, conditional grids."""
-    cfg, spec = self.config, self.spec
-    key = jax.random.fold_in(jax.random.key(cfg.seed), steps.IMAGE_STREAM)
-    sample_key, recon_key, data_key = jax.random.split(key, 3)
-    latent_dim, n = cfg.model.latent_dim, cfg.eval.num_images
-    cols = max(1, min(int(math.sqrt(n)), self.dataset.num_eval))
-    pictures = {}
+    Every evaluation: nelbo, recon, kl (+ per dimension), bits/dim, active
+    units and aggregate-posterior moments. The final one (end of training,
+    --mode=eval) adds the importance-weighted bound nll_iw with
+    k = config.eval.iw_samples and, when classes were held out of training,
+    the anomaly AUROC of those classes vs the rest scored by nll_iw.
+    """
+    cfg, seed = self.config, self.config.seed
+    batch_size = cfg.eval.batch_size
+    result = steps.evaluate(state, self.dataset, self.spec, batch_size)
+    moments = evaluate_lib.posterior_moments(state.params, self.spec, self.dataset,
+                                             seed=seed, batch_size=batch_size)
+    mu, logvar, labels = moments
+    result['active_units'], activity = evaluate_lib.active_units(mu)
+    result['unit_activity'] = activity
     stochastic = cfg.objective.name != 'ae'
     if stochastic:
-      pictures['samples'] = visualize.prior_samples(
-          spec.model, state.params, spec.likelihood, sample_key, max(1, n // cols), cols,
-          latent_dim)
-    ids = self.dataset.eval_ids[:cols]
-    x, y = data_lib.get_batch(spec.data, self.dataset.arrays, 'eval', ids, data_key)
-    pictures['reconstructions'] = visualize.reconstructions(
-        spec.model, state.params, spec.likelihood, recon_key, x, y, RECON_SAMPLES,
-        stochastic)
-    if cfg.model.conditional:
-      pictures['conditional'] = visualize.conditional_grid(
-          spec.model, state.params, spec.likelihood, sample_key, spec.data.num_classes,
-          cols, latent_dim)
-    for kind, grid in pictures.items():
-      picture = visualize.grid_image(grid)
+      aggregate = evaluate_lib.aggregate_posterior_stats(mu, logvar)
+      result['aggregate_kl_moment_matched'] = aggregate['kl_moment_matched']
+      result['aggregate_variance'] = aggregate['variance']
+    if final and stochastic:
+      nll = evaluate_lib.importance_weighted_nll(
+          state.params, self.spec, self.dataset, cfg.eval.iw_samples, seed=seed,
+          batch_size=batch_size, chunk_size=cfg.eval.iw_chunk_size)
+      result['nll_iw'] = float(np.mean(nll))
+      result['iw_samples'] = cfg.eval.iw_samples
+      if self.spec.likelihood == 'bernoulli':
+        num_pixels = int(np.prod(self.spec.data.image_shape))
+        result['nll_iw_bits_per_dim'] = result['nll_iw'] / (num_pixels * np.log(2.0))
+      excluded = tuple(cfg.data.exclude_classes)
+      if excluded:
+        is_anomaly = np.isin(labels, np.asarray(excluded))
+        result['anomaly_classes'] = list(excluded)
+        result['anomaly_auroc'] = evaluate_lib.auroc(nll, is_anomaly)
+        result['anomaly_nll_iw'] = float(np.mean(nll[is_anomaly]))
+        result['normal_nll_iw'] = float(np.mean(nll[~is_anomaly]))
+    return self.public_metrics(result), moments
+
+  def write_images(self, state: steps.TrainState, step: int, metrics: dict, moments,
+                   writer) -> None:
+    """Every picture of `pictures.make_pictures`, to images/ and TensorBoard."""
+    history = [r for r in workdir_lib.read_metrics(self.workdir)
+               if r['split'] == 'eval' and r['step'] < step and r.get('kl') is not None]
+    for kind, picture in pictures.make_pictures(self, state, step, metrics, moments,
+                                                history).items():
       visualize.save_png(self.images_dir, kind, step, picture)
       writer.image(step, kind, picture)
 
@@ -88,6 +105,15 @@ class Run:
                'eval_examples': self.dataset.num_eval, 'data_source': self.dataset.source,
                **metrics}
     workdir_lib.write_json(os.path.join(self.workdir, 'summary.json'), summary)
+
+
+def _plain(value):
+  """A JSON-ready copy: None, int, str, float or a list of floats."""
+  if value is None or isinstance(value, (int, str)):
+    return value
+  if np.ndim(value) == 0:
+    return float(value)
+  return [float(v) for v in np.ravel(value)]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -126,9 +152,9 @@ def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
   num_steps, batch_size = cfg.num_steps, run.config.data.batch_size
   metrics = None
   if start == 0:
-    metrics = _evaluate_and_write(run, state, start, writer)
+    metrics = _evaluate_and_write(run, state, start, writer, final=num_steps == 0)
   elif start >= num_steps:  # already finished: re-evaluate for the summary only
-    metrics = run.evaluate(state)
+    metrics, _ = run.evaluate(state, final=True)
   history, last_log_time, last_log_step = [], time.perf_counter(), start
   # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
   bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
@@ -154,18 +180,20 @@ def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
           if public[k] is not None))
       history, last_log_time, last_log_step = [], time.perf_counter(), done
     if done % cfg.eval_every_steps == 0 or done == num_steps:
-      metrics = _evaluate_and_write(run, state, done, writer)
+      metrics = _evaluate_and_write(run, state, done, writer, final=done == num_steps)
     if done % cfg.checkpoint_every_steps == 0 or done == num_steps:
       ckpt.save(done, state)
   bar.close()
   return state, metrics
 
 
-def _evaluate_and_write(run: Run, state, step: int, writer, record: bool = True) -> dict:
-  metrics = run.evaluate(state)
+def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
+                        record: bool = True) -> dict:
+  """Held-out metrics (to metrics.jsonl unless `record` is False) and pictures."""
+  metrics, moments = run.evaluate(state, final=final)
+  run.write_images(state, step, metrics, moments, writer)
   if record:
     writer.write(step, 'eval', metrics)
-  run.write_images(state, step, writer)
   logging.info('eval at step %d: %s', step, '  '.join(
       f'{k} {v:.3f}' for k, v in metrics.items() if isinstance(v, float)))
   return metrics
@@ -196,7 +224,8 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
     if state is None:
       raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')
-    metrics = _evaluate_and_write(run, state, int(state.step), writer, record=False)
+    metrics = _evaluate_and_write(run, state, int(state.step), writer, final=True,
+                                  record=False)
     run.write_summary(int(state.step), metrics)
     return metrics
   finally:

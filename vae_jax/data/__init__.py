@@ -23,6 +23,20 @@ from vae_jax.errors import DataError
 
 STATIC_BINARIZATION_SEED = 20151028  # one fixed Bernoulli sample of the data set
 
+CLASS_NAMES = {
+    'fashion_mnist': ('T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
+                      'Shirt', 'Sneaker', 'Bag', 'Boot'),
+    'dsprites': ('square', 'ellipse', 'heart'),
+}
+
+
+def class_names(spec: 'DataSpec') -> tuple:
+  """Readable names of the labels 0..num_classes−1 (the numbers if unknown)."""
+  names = CLASS_NAMES.get(spec.name)
+  if names and len(names) == spec.num_classes:
+    return names
+  return tuple(str(i) for i in range(spec.num_classes))
+
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
