@@ -2,7 +2,7 @@
 # Set-up (idempotent) and entry point of vae_jax.
 #
 #   ./launch.sh train experiments/beta_vae.py [--config.a.b=v ...] [--workdir=DIR]
-#   ./launch.sh eval  experiments/beta_vae.py --workdir=DIR   # re-evaluate a run
+#   ./launch.sh eval  RUN_DIR                                 # re-evaluate a run
 #   ./launch.sh test  [pytest args]
 #
 # The first call creates .venv (override with VAE_JAX_VENV=path) and installs
@@ -35,11 +35,17 @@ usage() {
 [ $# -ge 1 ] || usage
 command="$1"; shift
 case "$command" in
-  train|eval)
+  train)
     [ $# -ge 1 ] || usage
     config="$1"; shift
     setup
-    exec "$VENV/bin/python" -m vae_jax.main --config="$config" --mode="$command" "$@"
+    exec "$VENV/bin/python" -m vae_jax.main --config="$config" "$@"
+    ;;
+  eval)
+    [ $# -ge 1 ] || usage
+    run_dir="$1"; shift
+    setup
+    exec "$VENV/bin/python" -m vae_jax.main --mode=eval --workdir="$run_dir" "$@"
     ;;
   test)
     setup

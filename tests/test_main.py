@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import REPO, load_experiment
 from vae_jax import steps, train
+from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
 
 TRAIN_KEYS = {'loss', 'nelbo', 'recon', 'kl', 'steps_per_sec'}
@@ -36,8 +37,8 @@ def _tiny(config, local_dir: str):
   return config
 
 
-EXPERIMENTS = [('vae', None), ('cvae', None), ('ae', None), ('beta_vae', 'conv'),
-               ('beta_vae', 'fc'), ('test', None)]
+EXPERIMENTS = [('vae', None), ('cvae', None), ('ae', None), ('anomaly', None),
+               ('beta_vae', 'conv'), ('beta_vae', 'fc'), ('test', None)]
 
 
 @pytest.mark.parametrize('name,arg', EXPERIMENTS, ids=[f'{n}:{a}' for n, a in EXPERIMENTS])
@@ -83,6 +84,11 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
     # The importance-weighted bound is tighter than the ELBO (k=16 here).
     assert summary['iw_samples'] == 16 and 0 < summary['nll_iw'] <= summary['nelbo'] + 1e-3
     assert 'nll_iw' not in eval_records[0] and 'nll_iw' in eval_records[-1]
+  if config.eval.anomaly:
+    scores = np.load(os.path.join(workdir, 'anomaly_scores.npz'))
+    assert scores['nll_iw'].shape == scores['labels'].shape == (64,)
+    assert np.mean(scores['nll_iw']) == pytest.approx(summary['nll_iw'], rel=1e-5)
+    assert summary['anomaly_classes'] == [1] and 0.0 <= summary['anomaly_auroc'] <= 1.0
     # The held-out metric is over the whole evaluation set, never a partial batch.
     assert summary['eval_examples'] == (12 if config.data.name == 'dsprites' else 64)
 
@@ -181,6 +187,11 @@ def test_cli_trains_and_resumes(tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   assert 'resuming' in out.stderr and 'from step 4' in out.stderr
   assert json.load(open(os.path.join(workdir, 'summary.json')))['step'] == 6
+  # --mode=eval with the workdir alone re-evaluates with the run's saved config.
+  os.remove(os.path.join(workdir, 'summary.json'))
+  out = _cli('--mode=eval', f'--workdir={workdir}')
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert json.load(open(os.path.join(workdir, 'summary.json')))['step'] == 6
   # A different config on resume is refused in one line, and the run is kept.
   before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
   out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
@@ -209,3 +220,20 @@ def test_bad_config_is_one_line_and_exit_2(flag, key, tmp_path):
   assert len(errors) == 1 and key in errors[0], out.stderr[-2000:]
   assert 'Traceback' not in out.stderr
   assert not workdir.exists()  # rejected before anything was written or compiled
+
+
+def test_saved_config_from_an_older_version_still_loads(tmp_path):
+  config = load_experiment('test')
+  workdir = str(tmp_path / 'run')
+  config.train.num_steps = 2
+  train.train_and_evaluate(config, workdir)
+  path = os.path.join(workdir, 'config.json')
+  saved = json.load(open(path))
+  del saved['eval']['anomaly']  # as if written before that field existed
+  json.dump(saved, open(path, 'w'))
+  restored = workdir_lib.load_config(workdir)
+  assert restored.eval.anomaly is False and restored.model.hidden_dims == (16,)
+  workdir_lib.check_config_matches(workdir, restored)  # no error: the new field is default
+  restored.eval.anomaly = True
+  with pytest.raises(WorkdirError, match='eval.anomaly'):
+    workdir_lib.check_config_matches(workdir, restored)

@@ -67,6 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.iw_samples = 5_000  # k of the importance-weighted bound (protocol default)
   config.eval.iw_chunk_size = 100  # samples of k decoded at once (bounds memory)
   config.eval.num_images = 64  # pictures per image grid
+  config.eval.anomaly = False  # final eval: per-example nll_iw scores (+ AUROC of excluded classes)
   return config
 
 
@@ -133,3 +134,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(ev.iw_chunk_size >= 1, 'eval.iw_chunk_size', 'a positive integer',
          ev.iw_chunk_size)
   _check(ev.num_images > 0, 'eval.num_images', 'a positive integer', ev.num_images)
+  _check(not ev.anomaly or obj.name != 'ae', 'eval.anomaly',
+         "False for objective 'ae' (anomaly scores are nll_iw, undefined without q(z|x))",
+         ev.anomaly)

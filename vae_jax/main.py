@@ -69,7 +69,10 @@ def parse_flags(argv: list) -> list:
   try:
     rest = flags.FLAGS(argv)
     if _CONFIG.value is None:
-      _fail('--config is required, e.g. --config=experiments/beta_vae.py')
+      if _MODE.value == 'eval' and _WORKDIR.value:
+        return rest  # the run's own config.json is used
+      _fail('--config is required, e.g. --config=experiments/beta_vae.py '
+            '(--mode=eval --workdir=DIR alone re-evaluates a run with its saved config)')
     path = flags.FLAGS['config'].config_filename.split(':')[0]
     if not os.path.isfile(path):
       _fail(f'config file {path} not found; pass --config=experiments/<name>.py')
@@ -86,14 +89,19 @@ def main(argv: list) -> None:
     _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
   from vae_jax import train, workdir  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  config_path = flags.FLAGS['config'].config_filename
-  workdir_path = _WORKDIR.value or workdir.default_workdir(config_path)
-  logging.info('workdir: %s', workdir_path)
   try:
-    if _MODE.value == 'eval':
-      train.evaluate_workdir(_CONFIG.value, workdir_path)
+    if _CONFIG.value is None:  # --mode=eval with the run's saved config
+      workdir_path = _WORKDIR.value
+      config = workdir.load_config(workdir_path)
     else:
-      train.train_and_evaluate(_CONFIG.value, workdir_path)
+      config = _CONFIG.value
+      workdir_path = _WORKDIR.value or workdir.default_workdir(
+          flags.FLAGS['config'].config_filename)
+    logging.info('workdir: %s', workdir_path)
+    if _MODE.value == 'eval':
+      train.evaluate_workdir(config, workdir_path)
+    else:
+      train.train_and_evaluate(config, workdir_path)
   except UserError as e:
     _fail(' '.join(str(e).split()), e.exit_code)
 

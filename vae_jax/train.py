@@ -81,20 +81,29 @@ class Run:
       if self.spec.likelihood == 'bernoulli':
         num_pixels = int(np.prod(self.spec.data.image_shape))
         result['nll_iw_bits_per_dim'] = result['nll_iw'] / (num_pixels * np.log(2.0))
-      excluded = tuple(cfg.data.exclude_classes)
-      if excluded:
-        is_anomaly = np.isin(labels, np.asarray(excluded))
-        result['anomaly_classes'] = list(excluded)
-        result['anomaly_auroc'] = evaluate_lib.auroc(nll, is_anomaly)
-        result['anomaly_nll_iw'] = float(np.mean(nll[is_anomaly]))
-        result['normal_nll_iw'] = float(np.mean(nll[~is_anomaly]))
+      if cfg.eval.anomaly:
+        result.update(self._anomaly_report(nll, labels))
     return self.public_metrics(result), moments
+
+  def _anomaly_report(self, nll: np.ndarray, labels: np.ndarray) -> dict:
+    """Writes anomaly_scores.npz (score = nll_iw per eval example); AUROC of
+    the classes excluded from training vs the rest, if any were."""
+    np.savez(os.path.join(self.workdir, 'anomaly_scores.npz'), nll_iw=nll, labels=labels,
+             eval_ids=self.dataset.eval_ids)
+    excluded = tuple(self.config.data.exclude_classes)
+    if not excluded:
+      return {}
+    is_anomaly = np.isin(labels, np.asarray(excluded))
+    return {'anomaly_classes': list(excluded),
+            'anomaly_auroc': evaluate_lib.auroc(nll, is_anomaly),
+            'anomaly_nll_iw': float(np.mean(nll[is_anomaly])),
+            'normal_nll_iw': float(np.mean(nll[~is_anomaly]))}
 
   def write_images(self, state: steps.TrainState, step: int, metrics: dict, moments,
                    writer) -> None:
     """Every picture of `pictures.make_pictures`, to images/ and TensorBoard."""
     history = [r for r in workdir_lib.read_metrics(self.workdir)
-               if r['split'] == 'eval' and r['step'] < step and r.get('kl') is not None]
+               if r['split'] == 'eval' and 0 < r['step'] < step and r.get('kl') is not None]
     for kind, picture in pictures.make_pictures(self, state, step, metrics, moments,
                                                 history).items():
       visualize.save_png(self.images_dir, kind, step, picture)

@@ -22,6 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from vae_jax import configs
 from vae_jax.errors import WorkdirError
 
 RUN_LENGTH_KEYS = ('train.num_steps',)  # the only keys a resumed run may change
@@ -56,7 +57,11 @@ def check_config_matches(workdir: str, config: ml_collections.ConfigDict) -> Non
   with open(path) as f:
     saved = _flatten(json.load(f))
   current = _flatten(config_to_dict(config))
-  differing = sorted(k for k in set(saved) | set(current)
+  defaults = _flatten(config_to_dict(configs.get_config()))
+  # A field added to vae_jax after the run was saved matches while it has its default.
+  added_since = {k for k in set(current) - set(saved)
+                 if k in defaults and current[k] == defaults[k]}
+  differing = sorted(k for k in (set(saved) | set(current)) - added_since
                      if k not in RUN_LENGTH_KEYS and saved.get(k) != current.get(k))
   if differing:
     details = ', '.join(f'{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}'
@@ -65,6 +70,28 @@ def check_config_matches(workdir: str, config: ml_collections.ConfigDict) -> Non
     raise WorkdirError(
         f'workdir {workdir} holds a run with a different config ({details}{more}); '
         'resume with the same config (only train.num_steps may change) or pass a new --workdir')
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config saved in `workdir`/config.json, on top of today's defaults.
+
+  Fields added to vae_jax after the run was made keep their defaults.
+  """
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.isfile(path):
+    raise WorkdirError(f'no config.json in {workdir}; pass the workdir of a run, or '
+                       '--config=FILE')
+  with open(path) as f:
+    saved = _flatten(json.load(f))
+  config = configs.get_config()
+  known = _flatten(config_to_dict(config))
+  unknown = sorted(set(saved) - set(known))
+  if unknown:
+    raise WorkdirError(f'{path} has fields this version of vae_jax does not know '
+                       f'({", ".join(unknown[:3])}); use the version that made the run')
+  config.update_from_flattened_dict(
+      {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+  return config
 
 
 def _git_commit() -> Optional[str]:
