@@ -49,7 +49,7 @@ case "$command" in
     ;;
   test)
     setup
-    exec "$VENV/bin/python" -m pytest -q "$@"
+    exec "$VENV/bin/python" -m pytest -q -n "${VAE_JAX_TEST_WORKERS:-2}" "$@"
     ;;
   setup)
     setup

@@ -6,15 +6,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from vae_jax import configs
 from vae_jax import data as data_lib
 from vae_jax.data import dsprites
 from vae_jax.errors import DataError
 
 
 def _data_config(**overrides) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict(dict(
-      name='fashion_mnist', batch_size=32, binarize='dynamic', local_dir='',
-      tfds_data_dir='', eval_size=100))
+  config = configs.get_config().data
+  config.update(dict(batch_size=32, eval_size=100))
   config.update(overrides)
   return config
 
@@ -82,3 +82,12 @@ def test_dsprites_holds_out_a_fixed_disjoint_evaluation_set():
 def test_batch_larger_than_dataset_is_a_clear_error(fake_mnist_dir):
   with pytest.raises(DataError, match='batch_size'):
     data_lib.load(_data_config(local_dir=fake_mnist_dir, batch_size=1000))
+
+
+def test_excluded_classes_are_left_out_of_training_only(fake_mnist_dir):
+  dataset = data_lib.load(_data_config(local_dir=fake_mnist_dir, exclude_classes=(1, 3)))
+  train_labels = np.asarray(dataset.arrays['train_y'])
+  assert not np.isin(train_labels, [1, 3]).any() and dataset.num_train == len(train_labels)
+  assert set(np.asarray(dataset.arrays['eval_y']).tolist()) == set(range(10))
+  with pytest.raises(DataError, match='exclude_classes'):
+    data_lib.load(_data_config(local_dir=fake_mnist_dir, exclude_classes=(12,)))

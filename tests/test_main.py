@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, load_experiment
-from vae_jax import steps, train
+from vae_jax import disentanglement, steps, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
 
@@ -34,11 +34,13 @@ def _tiny(config, local_dir: str):
   config.eval.batch_size = 8
   config.eval.num_images = 4
   config.eval.iw_samples = 16
+  config.eval.disentanglement_divisor = 200  # 50 points instead of 10,000
   return config
 
 
 EXPERIMENTS = [('vae', None), ('cvae', None), ('ae', None), ('anomaly', None),
-               ('beta_vae', 'conv'), ('beta_vae', 'fc'), ('test', None)]
+               ('beta_vae', 'conv'), ('beta_vae', 'fc'), ('beta_tcvae', 'fc'),
+               ('capacity_vae', 'fc'), ('test', None)]
 
 
 @pytest.mark.parametrize('name,arg', EXPERIMENTS, ids=[f'{n}:{a}' for n, a in EXPERIMENTS])
@@ -67,7 +69,13 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
     expected |= {'samples', 'rate_distortion'}
   if config.model.conditional:
     expected.add('conditional')
-  assert images == sorted(f'{k}_{s}.png' for k in expected for s in (0, 2, 4))
+  finals = ['traversals_4.gif'] + (['factors_0.png'] if config.data.name == 'dsprites' else [])
+  assert images == sorted([f'{k}_{s}.png' for k in expected for s in (0, 2, 4)] + finals)
+  gif = Image.open(os.path.join(workdir, 'images', 'traversals_4.gif'))
+  assert gif.n_frames > 1
+  for name in images:
+    with Image.open(os.path.join(workdir, 'images', name)) as picture:
+      assert min(picture.size) >= 56, name  # every cell is enlarged to be readable
   recon = Image.open(os.path.join(workdir, 'images', 'reconstructions_4.png'))
   assert recon.mode == 'RGB' and min(recon.size) >= 56
 
@@ -84,6 +92,14 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
     # The importance-weighted bound is tighter than the ELBO (k=16 here).
     assert summary['iw_samples'] == 16 and 0 < summary['nll_iw'] <= summary['nelbo'] + 1e-3
     assert 'nll_iw' not in eval_records[0] and 'nll_iw' in eval_records[-1]
+  if config.eval.disentanglement:
+    for key in disentanglement.SCORE_KEYS:
+      assert 0.0 <= summary[key] <= 1.0, key
+      assert all(key in r for r in eval_records)
+    assert summary['disentanglement_sample_divisor'] == 200
+    assert eval_records[0]['disentanglement_sample_divisor'] == 200  # periodic: max(10, 200)
+  if config.objective.name == 'beta_tc':
+    assert all(np.isfinite(r['tc']) for r in train_records)
   if config.eval.anomaly:
     scores = np.load(os.path.join(workdir, 'anomaly_scores.npz'))
     assert scores['nll_iw'].shape == scores['labels'].shape == (64,)

@@ -15,6 +15,7 @@ DATASETS = ('dsprites', 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TF
 BINARIZE = ('dynamic', 'static', 'none')
 ARCHITECTURES = ('mlp', 'conv')
 LR_SCHEDULES = ('constant', 'cosine')
+FACTOR_SOURCES = ('dsprites', 'tfds:dsprites', 'tfds:shapes3d')
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -43,8 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.gaussian_scale = 0.1  # σ of 'gaussian_fixed'
 
   config.objective = ml_collections.ConfigDict()
-  config.objective.name = 'elbo'  # 'elbo' | 'beta' | 'capacity' | 'ae'
-  config.objective.beta = 1.0  # 'beta': loss = recon + β·kl
+  config.objective.name = 'elbo'  # 'elbo' | 'beta' | 'capacity' | 'ae' | 'beta_tc'
+  config.objective.beta = 1.0  # 'beta': recon + β·kl; 'beta_tc': recon + kl + (β−1)·TC
+  config.objective.tc_estimator = 'mws'  # 'beta_tc': 'mws' (as published) | 'mss'
   config.objective.gamma = 1000.0  # 'capacity': loss = recon + γ·|kl − C(step)|
   config.objective.capacity_max = 25.0  # 'capacity': C_max in nats
   config.objective.capacity_steps = 100_000  # 'capacity': steps over which C ramps 0 → C_max
@@ -68,6 +70,43 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.iw_chunk_size = 100  # samples of k decoded at once (bounds memory)
   config.eval.num_images = 64  # pictures per image grid
   config.eval.anomaly = False  # final eval: per-example nll_iw scores (+ AUROC of excluded classes)
+  config.eval.disentanglement = False  # BetaVAE, FactorVAE, MIG, DCI, SAP scores at each eval
+  config.eval.disentanglement_divisor = 1  # final eval: reference sample counts / this (periodic: ≥ 10)
+  config.eval.factor_source = 'dsprites'  # 'dsprites' (procedural) | 'tfds:dsprites' | 'tfds:shapes3d'
+  return config
+
+
+def dsprites_experiment(variant: str = 'conv') -> ml_collections.ConfigDict:
+  """The shared set-up of the dSprites disentanglement experiments.
+
+  10 latents, Bernoulli decoder, batch 64, Adam 5e-4 (Burgess et al. 2018),
+  disentanglement scores at every evaluation. `variant` picks the network:
+  'conv' — 4 conv layers (32 ch, 4×4, stride 2) → FC 256 → FC 256 (Burgess et
+  al.), for GPU/TPU; 'fc' — the 1200-unit MLP of the β-VAE paper (encoder
+  4096-1200-1200, decoder 1200-1200-1200-4096), about 4× faster on a CPU.
+  """
+  config = get_config()
+  config.data.name = 'dsprites'
+  config.data.batch_size = 64
+  config.model.latent_dim = 10
+  config.model.likelihood = 'bernoulli'
+  if variant == 'fc':
+    config.model.architecture = 'mlp'
+    config.model.hidden_dims = (1200, 1200)
+    config.model.decoder_hidden_dims = (1200, 1200, 1200)
+    config.train.num_steps = 10_000
+  elif variant == 'conv':
+    config.model.architecture = 'conv'
+    config.model.conv_channels = (32, 32, 32, 32)
+    config.model.hidden_dims = (256, 256)
+    config.train.num_steps = 30_000
+  else:
+    raise ConfigError(f"unknown network variant {variant!r}; use ':conv' or ':fc'")
+  config.train.learning_rate = 5e-4
+  config.train.eval_every_steps = 5_000
+  config.train.checkpoint_every_steps = 5_000
+  config.eval.batch_size = 250
+  config.eval.disentanglement = True
   return config
 
 
@@ -113,6 +152,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
          model.gaussian_scale)
   _check(obj.name in objectives.OBJECTIVES, 'objective.name',
          f'one of {objectives.OBJECTIVES}', obj.name)
+  _check(obj.tc_estimator in objectives.TC_ESTIMATORS, 'objective.tc_estimator',
+         f'one of {objectives.TC_ESTIMATORS}', obj.tc_estimator)
+  _check(obj.name != 'beta_tc' or data.batch_size >= 2, 'data.batch_size',
+         "at least 2 for objective 'beta_tc' (TC is estimated from the batch)",
+         data.batch_size)
   for key in ('beta', 'gamma', 'capacity_max', 'capacity_steps'):
     _check(obj[key] >= 0, f'objective.{key}', 'non-negative', obj[key])
   _check(train.num_steps >= 0, 'train.num_steps', 'a non-negative integer',
@@ -134,6 +178,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(ev.iw_chunk_size >= 1, 'eval.iw_chunk_size', 'a positive integer',
          ev.iw_chunk_size)
   _check(ev.num_images > 0, 'eval.num_images', 'a positive integer', ev.num_images)
+  _check(ev.disentanglement_divisor >= 1, 'eval.disentanglement_divisor',
+         'a positive integer', ev.disentanglement_divisor)
+  _check(ev.factor_source in FACTOR_SOURCES, 'eval.factor_source',
+         f'one of {FACTOR_SOURCES}', ev.factor_source)
+  _check(not (ev.disentanglement and model.conditional), 'eval.disentanglement',
+         'False for a conditional model (the scores use the unconditional encoder mean)',
+         ev.disentanglement)
   _check(not ev.anomaly or obj.name != 'ae', 'eval.anomaly',
          "False for objective 'ae' (anomaly scores are nll_iw, undefined without q(z|x))",
          ev.anomaly)

@@ -217,3 +217,18 @@ def auroc(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
   """Area under the ROC curve, higher score = more anomalous (sklearn roc_auc_score)."""
   return float(metrics.roc_auc_score(np.asarray(is_anomaly).astype(bool),
                                      np.asarray(scores)))
+
+
+# ------------------------------------------------------------ representations
+
+
+def encoder_mean_fn(params, spec: steps.StepSpec) -> Callable[[np.ndarray], np.ndarray]:
+  """images float32 [B, H, W, C] → posterior means [B, D] (the representation
+  the disentanglement scores use); compiled once per batch shape."""
+  encode = jax.jit(jax.vmap(
+      lambda x: spec.model.apply(params, x, None, method=models.VAE.encode)[0]))
+
+  def representation(images: np.ndarray) -> np.ndarray:
+    return np.asarray(encode(jnp.asarray(images, jnp.float32)))
+
+  return representation

@@ -6,20 +6,52 @@ class k), traversals (one row per latent, ±3 prior σ around an encoded input,
 rows sorted by KL), interpolations (between encoded test inputs), scatter
 (first two latent dims of the posterior means, coloured by label) and
 rate_distortion (the run's held-out (kl, recon) at each evaluation so far).
+At the final evaluation also `traversals_<step>.gif` (every shown latent
+swept back and forth, sorted by KL) and, for dSprites, `factors.png`: the
+ground-truth factor traversals to compare the learned ones with.
 """
 
 import math
+import os
 
 import jax
 import numpy as np
 
 from vae_jax import data as data_lib
-from vae_jax import steps, visualize
+from vae_jax import animate, steps, visualize
 
 RECON_SAMPLES = 3  # posterior samples per input in the reconstruction pictures
 MAX_TRAVERSAL_ROWS = 10  # latents shown in a traversal (those with most KL)
 INTERPOLATION_PAIRS = 4
 SCATTER_POINTS = 5_000
+
+
+def _traversal_order(metrics: dict, mu: np.ndarray, stochastic: bool):
+  """(latents to show, most informative first; their KL or None)."""
+  kl_per_dim = metrics.get('kl_per_dim') if stochastic else None
+  ranking = np.asarray(kl_per_dim) if kl_per_dim is not None else np.var(mu, axis=0)
+  kl = None if kl_per_dim is None else np.asarray(kl_per_dim)
+  return np.argsort(-ranking)[:MAX_TRAVERSAL_ROWS], kl
+
+
+def write_final_animations(run, state: steps.TrainState, step: int, metrics: dict,
+                           moments, images_dir: str) -> list:
+  """The traversal GIF of the final model (and dSprites' factors.png); their paths."""
+  spec, dataset = run.spec, run.dataset
+  key = jax.random.fold_in(jax.random.key(run.config.seed), steps.IMAGE_STREAM)
+  data_key = jax.random.split(key, 3)[2]
+  x, y = data_lib.get_batch(spec.data, dataset.arrays, 'eval', dataset.eval_ids[:1],
+                            data_key)
+  order, kl = _traversal_order(metrics, moments[0], run.config.objective.name != 'ae')
+  os.makedirs(images_dir, exist_ok=True)
+  paths = [animate.traversal_gif(spec.model, state.params, spec.likelihood, x[0], y[0],
+                                 run.config.model.latent_dim,
+                                 os.path.join(images_dir, f'traversals_{step}.gif'),
+                                 order=order, kl_per_dim=kl)]
+  if spec.data.name == 'dsprites':
+    paths.append(visualize.save_png(images_dir, 'factors', 0,
+                                    animate.factor_traversal_picture()))
+  return paths
 
 
 def make_pictures(run, state: steps.TrainState, step: int, metrics: dict,
@@ -53,13 +85,9 @@ def make_pictures(run, state: steps.TrainState, step: int, metrics: dict,
     pictures['conditional'] = visualize.labelled_grid(
         grid, row_labels=list(names), title=f'same z, one row per class ({where})')
 
-  kl_per_dim = metrics.get('kl_per_dim') if stochastic else None
-  activity = np.var(moments[0], axis=0)
-  ranking = np.asarray(kl_per_dim) if kl_per_dim is not None else activity
-  order = np.argsort(-ranking)[:MAX_TRAVERSAL_ROWS]
-  grid, row_labels = visualize.traversals(
-      model, params, likelihood, x[0], y[0], latent_dim, order=order,
-      kl_per_dim=None if kl_per_dim is None else np.asarray(kl_per_dim))
+  order, kl = _traversal_order(metrics, moments[0], stochastic)
+  grid, row_labels = visualize.traversals(model, params, likelihood, x[0], y[0], latent_dim,
+                                          order=order, kl_per_dim=kl)
   offsets = [f'{s:+.1f}' for s in visualize.traversal_offsets(grid.shape[1])]
   pictures['traversals'] = visualize.labelled_grid(
       grid, row_labels=row_labels, col_labels=offsets,

@@ -46,19 +46,32 @@ class StepSpec:
   likelihood: str
   lr_schedule: str
   optimizer: optax.GradientTransformation
+  tc_estimator: str = 'mws'  # beta_tc only: see objectives.total_correlation
 
 
 def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam's scaling (optionally after global-norm clipping); the step applies −lr."""
-  scale = optax.scale_by_adam(b1=train_config.adam_b1, b2=train_config.adam_b2,
-                              eps=train_config.adam_eps)
-  if train_config.grad_clip_norm > 0:
-    return optax.chain(optax.clip_by_global_norm(train_config.grad_clip_norm), scale)
+  return _optimizer(float(train_config.adam_b1), float(train_config.adam_b2),
+                    float(train_config.adam_eps), float(train_config.grad_clip_norm))
+
+
+@functools.lru_cache(maxsize=None)
+def _optimizer(b1: float, b2: float, eps: float,
+               clip_norm: float) -> optax.GradientTransformation:
+  # Cached: equal settings give the same object, so equal StepSpecs reuse the
+  # compiled steps (runs in one process, tests, sweep groups).
+  scale = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+  if clip_norm > 0:
+    return optax.chain(optax.clip_by_global_norm(clip_norm), scale)
   return scale
 
 
-def make_hparams(config: ml_collections.ConfigDict) -> dict:
-  """The numeric hyperparameters as float32 arrays (vmappable in sweeps)."""
+def make_hparams(config: ml_collections.ConfigDict, dataset_size: int = 1) -> dict:
+  """The numeric hyperparameters as float32 arrays (vmappable in sweeps).
+
+  `dataset_size` (the number of training examples) enters the β-TCVAE
+  total-correlation estimate only.
+  """
   values = {
       'learning_rate': config.train.learning_rate,
       'warmup_steps': config.train.warmup_steps,
@@ -67,6 +80,7 @@ def make_hparams(config: ml_collections.ConfigDict) -> dict:
       'gamma': config.objective.gamma,
       'capacity_max': config.objective.capacity_max,
       'capacity_steps': config.objective.capacity_steps,
+      'dataset_size': dataset_size,
   }
   return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
 
@@ -76,7 +90,8 @@ def make_spec(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> S
   return StepSpec(model=model, data=dataset.spec, objective=config.objective.name,
                   likelihood=config.model.likelihood,
                   lr_schedule=config.train.lr_schedule,
-                  optimizer=make_optimizer(config.train))
+                  optimizer=make_optimizer(config.train),
+                  tc_estimator=config.objective.tc_estimator)
 
 
 def init_state(spec: StepSpec, seed: int) -> TrainState:
@@ -128,6 +143,12 @@ def batch_loss(params, x, y, key, hparams, step, spec: StepSpec):
   keys = jax.random.split(key, x.shape[0])
   per_example = jax.vmap(example_loss, in_axes=(None, 0, 0, 0, None, None, None))
   loss, terms = per_example(params, x, y, keys, hparams, step, spec)
+  z, mu, logvar = terms.pop('z'), terms.pop('mu'), terms.pop('logvar')
+  if spec.objective == 'beta_tc':
+    tc = objectives.total_correlation(z, mu, logvar, hparams['dataset_size'],
+                                      spec.tc_estimator)
+    loss = loss + (hparams['beta'] - 1.0) * tc
+    terms['tc'] = tc
   return jnp.mean(loss), jax.tree.map(lambda t: jnp.mean(t, axis=0), terms)
 
 
@@ -145,6 +166,8 @@ def train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dic
   metrics = {'loss': loss, 'recon': terms['recon'], 'kl': terms['kl'],
              'nelbo': terms['nelbo'], 'grad_norm': optax.tree.norm(grads),
              'learning_rate': lr}
+  if spec.objective == 'beta_tc':
+    metrics['tc'] = terms['tc']
   if spec.objective == 'capacity':
     metrics['capacity'] = objectives.capacity(
         state.step, hparams['capacity_max'], hparams['capacity_steps'])
@@ -161,7 +184,8 @@ def eval_step(params, arrays: dict, indices: jax.Array, mask: jax.Array,
   keys = jax.random.split(sample_key, x.shape[0])
   terms = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))(params, x, y, keys, spec)
   weights = mask.astype(jnp.float32)
-  return {name: jnp.tensordot(weights, value, axes=1) for name, value in terms.items()}
+  return {name: jnp.tensordot(weights, terms[name], axes=1)
+          for name in ('recon', 'kl', 'nelbo', 'kl_per_dim')}
 
 
 def eval_batches(dataset: data_lib.Dataset, seed: int, batch_size: int):

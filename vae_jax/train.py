@@ -20,7 +20,9 @@ import tqdm
 from absl import logging
 
 from vae_jax import checkpoints, configs, pictures, steps, visualize, workdir as workdir_lib
+from vae_jax import disentanglement
 from vae_jax import evaluate as evaluate_lib
+from vae_jax.data import factors
 from vae_jax import data as data_lib
 from vae_jax.errors import ConfigError, NonFiniteError, WorkdirError
 
@@ -39,8 +41,18 @@ class Run:
     if config.model.conditional and self.dataset.spec.num_classes == 0:
       raise ConfigError(f'config.model.conditional=True needs labels, but '
                         f'{config.data.name} has none; use a labelled dataset')
+    self.factor_source = None
+    if config.eval.disentanglement:
+      self.factor_source = factors.factor_source(config.eval.factor_source,
+                                                 config.data.tfds_data_dir)
+      shape = tuple(self.factor_source.images(
+          self.factor_source.sample_factors(np.random.default_rng(0), 1)).shape[1:])
+      if shape != tuple(self.dataset.spec.image_shape):
+        raise ConfigError(f'config.eval.factor_source={config.eval.factor_source!r} gives '
+                          f'{shape} images but the model is trained on '
+                          f'{self.dataset.spec.image_shape}; train on that data')
     self.spec = steps.make_spec(config, self.dataset)
-    self.hparams = steps.make_hparams(config)
+    self.hparams = steps.make_hparams(config, self.dataset.num_train)
     self.images_dir = os.path.join(workdir, 'images')
 
   def public_metrics(self, metrics: dict) -> dict:
@@ -54,7 +66,8 @@ class Run:
     """(public held-out metrics, (mu, logvar, labels) of q(z|x) on the eval set).
 
     Every evaluation: nelbo, recon, kl (+ per dimension), bits/dim, active
-    units and aggregate-posterior moments. The final one (end of training,
+    units, aggregate-posterior moments and, with eval.disentanglement, the
+    five disentanglement scores. The final one (end of training,
     --mode=eval) adds the importance-weighted bound nll_iw with
     k = config.eval.iw_samples and, when classes were held out of training,
     the anomaly AUROC of those classes vs the rest scored by nll_iw.
@@ -72,6 +85,14 @@ class Run:
       aggregate = evaluate_lib.aggregate_posterior_stats(mu, logvar)
       result['aggregate_kl_moment_matched'] = aggregate['kl_moment_matched']
       result['aggregate_variance'] = aggregate['variance']
+    if self.factor_source is not None:
+      # Periodic evaluations use ≥ 10x fewer samples; the final one the reference counts.
+      representation = evaluate_lib.encoder_mean_fn(state.params, self.spec)
+      divisor = cfg.eval.disentanglement_divisor if final else max(
+          10, cfg.eval.disentanglement_divisor)
+      result.update(disentanglement.all_scores(representation, self.factor_source, seed,
+                                               divisor=divisor))
+      result['disentanglement_sample_divisor'] = divisor  # 1 = the reference protocol
     if final and stochastic:
       nll = evaluate_lib.importance_weighted_nll(
           state.params, self.spec, self.dataset, cfg.eval.iw_samples, seed=seed,
@@ -201,6 +222,8 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
   """Held-out metrics (to metrics.jsonl unless `record` is False) and pictures."""
   metrics, moments = run.evaluate(state, final=final)
   run.write_images(state, step, metrics, moments, writer)
+  if final:
+    pictures.write_final_animations(run, state, step, metrics, moments, run.images_dir)
   if record:
     writer.write(step, 'eval', metrics)
   logging.info('eval at step %d: %s', step, '  '.join(
