@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from vae_jax import checkpoints, steps, train
 from vae_jax.data import idx
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -34,6 +35,22 @@ def write_fake_mnist(directory: str, num_train: int = 256, num_test: int = 64,
     idx.write_idx(os.path.join(directory, f'{prefix}-images-idx3-ubyte.gz'), images)
     idx.write_idx(os.path.join(directory, f'{prefix}-labels-idx1-ubyte.gz'), labels)
   return directory
+
+
+def final_state(workdir: str, config):
+  """The newest checkpointed TrainState of the run in `workdir`."""
+  run = train.Run(config, workdir)
+  ckpt = checkpoints.Checkpointer(workdir)
+  state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
+  ckpt.close()
+  return state
+
+
+def assert_same_state(a, b) -> None:
+  """Bit-identical train states (step, parameters, optimizer state)."""
+  assert int(a.step) == int(b.step)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 @pytest.fixture(scope='session')

@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, load_experiment
-from vae_jax import disentanglement, steps, train
+from conftest import REPO, assert_same_state, final_state, load_experiment
+from vae_jax import disentanglement, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
 
@@ -109,15 +108,6 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
     assert summary['eval_examples'] == (12 if config.data.name == 'dsprites' else 64)
 
 
-def _params_of(workdir: str, config):
-  run = train.Run(config, workdir)
-  from vae_jax import checkpoints  # pylint: disable=g-import-not-at-top
-  ckpt = checkpoints.Checkpointer(workdir)
-  state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
-  ckpt.close()
-  return state
-
-
 def test_resume_continues_exactly(tmp_path):
   config = load_experiment('test')
   full = str(tmp_path / 'full')
@@ -129,10 +119,9 @@ def test_resume_continues_exactly(tmp_path):
   config.train.num_steps = 6  # only the run length may change on resume
   train.train_and_evaluate(config, split)
 
-  a, b = _params_of(full, config), _params_of(split, config)
-  assert int(a.step) == int(b.step) == 6
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  a, b = final_state(full, config), final_state(split, config)
+  assert int(a.step) == 6
+  assert_same_state(a, b)
   steps_written = [(r['step'], r['split'])
                    for r in map(json.loads, open(os.path.join(split, 'metrics.jsonl')))]
   assert len(steps_written) == len(set(steps_written))  # nothing written twice

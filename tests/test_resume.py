@@ -8,25 +8,8 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
-
-from conftest import REPO, load_experiment
-from vae_jax import checkpoints, steps, train
-
-
-def _final_state(workdir: str, config):
-  run = train.Run(config, workdir)
-  ckpt = checkpoints.Checkpointer(workdir)
-  state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
-  ckpt.close()
-  return state
-
-
-def _assert_same_params(a, b):
-  assert int(a.step) == int(b.step)
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+from conftest import REPO, assert_same_state, final_state, load_experiment
+from vae_jax import train
 
 
 def _long_test_config():
@@ -68,7 +51,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 
   reference = str(tmp_path / 'uninterrupted')
   train.train_and_evaluate(config, reference)
-  _assert_same_params(_final_state(workdir, config), _final_state(reference, config))
+  assert_same_state(final_state(workdir, config), final_state(reference, config))
   records = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
   keys = [(r['step'], r['split']) for r in records]
   assert len(keys) == len(set(keys)) and keys[-1] == (4000, 'eval')
@@ -94,7 +77,7 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['3', '6']
   kept = os.listdir(os.path.join(workdir, 'checkpoints_unreadable'))
   assert len(kept) == 1 and kept[0].startswith('6-')  # set aside, not deleted
-  _assert_same_params(_final_state(workdir, config), _final_state(reference, config))
+  assert_same_state(final_state(workdir, config), final_state(reference, config))
 
 
 def _tree_digest(directory: str) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from vae_jax import configs, models, objectives, steps
+from vae_jax import configs, models, steps
 from vae_jax import data as data_lib
 
 IMAGE_SHAPE = (8, 8, 1)
