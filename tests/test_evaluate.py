@@ -251,15 +251,16 @@ def test_chunked_model_nll_equals_unchunked(tiny):
 
 
 def test_model_nll_uses_the_eval_key_convention(tiny):
-  # Example 5 is the second of the batch starting at 4; rebuild its x and key.
+  # Example 5's binarization and samples are keyed by its index alone.
   dataset, spec, state = tiny
   nll = _iw(tiny, 64, 24)  # compiled by the test above
-  eval_key = jax.random.fold_in(jax.random.key(SEED), steps.EVAL_STREAM)
-  data_key, sample_key = jax.random.split(jax.random.fold_in(eval_key, 4))
-  x, y = data_lib.get_batch(dataset.spec, dataset.arrays, 'eval',
-                            jnp.asarray([4, 5, 6, 7], jnp.int32), data_key)
+  data_key, sample_key = jax.random.split(steps.eval_key(SEED))
+  x5, y5 = data_lib.gather(dataset.spec, dataset.arrays, 'eval', jnp.asarray([5], jnp.int32))
+  x = jax.random.bernoulli(jax.random.fold_in(data_key, 5), x5).astype(jnp.float32)
+  y = jnp.concatenate([y5, y5])
+  x = jnp.concatenate([x, x])  # index 1 below is example 5
   assert set(np.unique(np.asarray(x))) <= {0.0, 1.0}  # binarized
-  key = jax.random.split(sample_key, EVAL_BATCH)[1]
+  key = jax.random.fold_in(sample_key, 5)
   model = spec.model
   encode = lambda x_: model.apply(state.params, x_, y[1], method=models.VAE.encode)
   decode = lambda z: model.apply(state.params, z, y[1], method=models.VAE.decode)
@@ -349,3 +350,15 @@ def test_auroc_known_cases():
   pos, neg = scores[is_anomaly], scores[~is_anomaly]
   expected = np.mean(pos[:, None] > neg[None, :])
   assert evaluate.auroc(scores, is_anomaly) == pytest.approx(expected)
+
+
+def test_held_out_numbers_do_not_depend_on_the_batch_size(tiny):
+  dataset, spec, state = tiny
+  a = evaluate.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,
+                                       batch_size=3, chunk_size=16)
+  b = evaluate.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,
+                                       batch_size=EVAL_BATCH, chunk_size=16)
+  np.testing.assert_allclose(a, b, rtol=1e-5)
+  nelbo_a = steps.evaluate(state, dataset, spec, 3)['nelbo']
+  nelbo_b = steps.evaluate(state, dataset, spec, EVAL_BATCH)['nelbo']
+  assert nelbo_a == pytest.approx(nelbo_b, rel=1e-5)

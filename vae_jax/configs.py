@@ -67,7 +67,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 500  # held-out evaluation batch (padded at the end, never dropped)
   config.eval.iw_samples = 5_000  # k of the importance-weighted bound (protocol default)
-  config.eval.iw_chunk_size = 100  # samples of k decoded at once (bounds memory)
+  config.eval.iw_chunk_size = 100  # samples of k decoded at once per example
+  config.eval.iw_batch_size = 20  # examples per call: memory ∝ iw_batch_size × iw_chunk_size
   config.eval.num_images = 64  # pictures per image grid
   config.eval.anomaly = False  # final eval: per-example nll_iw scores (+ AUROC of excluded classes)
   config.eval.disentanglement = False  # BetaVAE, FactorVAE, MIG, DCI, SAP scores at each eval
@@ -176,6 +177,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(train[key] > 0, f'train.{key}', 'a positive integer', train[key])
   _check(ev.batch_size > 0, 'eval.batch_size', 'a positive integer', ev.batch_size)
   _check(ev.iw_samples >= 1, 'eval.iw_samples', 'a positive integer', ev.iw_samples)
+  _check(ev.iw_batch_size >= 1, 'eval.iw_batch_size', 'a positive integer',
+         ev.iw_batch_size)
   _check(ev.iw_chunk_size >= 1, 'eval.iw_chunk_size', 'a positive integer',
          ev.iw_chunk_size)
   _check(ev.num_images > 0, 'eval.num_images', 'a positive integer', ev.num_images)

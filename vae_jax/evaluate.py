@@ -11,10 +11,12 @@ and tends to −log p(x) as k → ∞. Sample i of an example with key `key` is
 drawn from `fold_in(key, i)`, so the samples do not depend on how the k
 draws are split into chunks (and the first k of k' > k draws are shared).
 
-Held-out loops follow `steps.evaluate`: the evaluation key is
-`fold_in(fold_in(key(seed), EVAL_STREAM), start)` for the batch starting at
-`start`, split once into (data key, sample key), the last batch is padded and
-masked, so a run's held-out binarization is the same in every evaluation.
+Held-out loops follow `steps.evaluate`: inputs come from `steps.eval_inputs`,
+whose random draws are keyed by each example's index (the same binarized
+test set in every evaluation, whatever the batch size); the last batch is
+padded and the padding dropped. The importance-weighted loop uses its own
+small batch (config.eval.iw_batch_size) so that batch × chunk decoder passes
+fit in memory even for conv decoders on 64×64 images.
 
 Latent diagnostics: active units (Burda et al. 2015), A_u = Var_x(E_q[z_u|x]),
 and the moments of the aggregate posterior q(z) = mean_x q(z|x).
@@ -120,10 +122,8 @@ def _model_fns(spec: steps.StepSpec, params, y: jax.Array):
 @functools.partial(jax.jit, static_argnames=('spec', 'num_samples', 'chunk_size'))
 def _iw_nll_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
                   spec: steps.StepSpec, num_samples: int, chunk_size: int) -> jax.Array:
-  """[B] nll_iw of an eval batch (data and sample keys split as in steps.eval_step)."""
-  data_key, sample_key = jax.random.split(key)
-  x, y = data_lib.get_batch(spec.data, arrays, 'eval', indices, data_key)
-  keys = jax.random.split(sample_key, x.shape[0])
+  """[B] nll_iw of an eval batch (inputs and keys as in steps.eval_step)."""
+  x, y, keys = steps.eval_inputs(spec, arrays, indices, key)
 
   def one(x_, y_, key_):
     encode, decode = _model_fns(spec, params, y_)
@@ -149,7 +149,8 @@ def importance_weighted_nll(params, spec: steps.StepSpec, dataset: data_lib.Data
                      f'{num_samples} and {chunk_size}')
   chunk_size = min(chunk_size, num_samples)
   out = []
-  for indices, valid, key in steps.eval_batches(dataset, seed, batch_size):
+  key = steps.eval_key(seed)
+  for indices, valid in steps.eval_batches(dataset, batch_size):
     nll = _iw_nll_batch(params, dataset.arrays, indices, key, spec, num_samples,
                         chunk_size)
     out.append(np.asarray(nll)[:valid])
@@ -160,8 +161,7 @@ def importance_weighted_nll(params, spec: steps.StepSpec, dataset: data_lib.Data
 def _moments_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
                    spec: steps.StepSpec):
   """(mu [B, D], logvar [B, D], y [B]) of q(z|x) for an eval batch."""
-  data_key, _ = jax.random.split(key)
-  x, y = data_lib.get_batch(spec.data, arrays, 'eval', indices, data_key)
+  x, y, _ = steps.eval_inputs(spec, arrays, indices, key)
   encode = lambda x_, y_: _model_fns(spec, params, y_)[0](x_)
   mu, logvar = jax.vmap(encode)(x, y)
   return mu, logvar, y
@@ -172,7 +172,8 @@ def posterior_moments(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *
                       batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(mu [N, D], logvar [N, D], labels [N]) of q(z|x) over the evaluation set."""
   parts = []
-  for indices, valid, key in steps.eval_batches(dataset, seed, batch_size):
+  key = steps.eval_key(seed)
+  for indices, valid in steps.eval_batches(dataset, batch_size):
     batch = jax.device_get(_moments_batch(params, dataset.arrays, indices, key, spec))
     parts.append([np.asarray(a)[:valid] for a in batch])
   mu, logvar, labels = (np.concatenate(p) for p in zip(*parts))

@@ -179,29 +179,43 @@ def train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dic
 def eval_step(params, arrays: dict, indices: jax.Array, mask: jax.Array,
               key: jax.Array, spec: StepSpec) -> dict:
   """Sums over the unmasked examples of recon, kl, nelbo and per-dim KL."""
-  data_key, sample_key = jax.random.split(key)
-  x, y = data_lib.get_batch(spec.data, arrays, 'eval', indices, data_key)
-  keys = jax.random.split(sample_key, x.shape[0])
+  x, y, keys = eval_inputs(spec, arrays, indices, key)
   terms = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))(params, x, y, keys, spec)
   weights = mask.astype(jnp.float32)
   return {name: jnp.tensordot(weights, terms[name], axes=1)
           for name in ('recon', 'kl', 'nelbo', 'kl_per_dim')}
 
 
-def eval_batches(dataset: data_lib.Dataset, seed: int, batch_size: int):
-  """Yields (indices [B] padded with 0, number valid, key) over the evaluation set.
+def eval_key(seed: int) -> jax.Array:
+  """The one key of every evaluation of a run: fold_in(key(seed), EVAL_STREAM)."""
+  return jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
 
-  The key of the batch starting at position p is fold_in(fold_in(key(seed),
-  EVAL_STREAM), p): every evaluation of a run sees the same binarization.
+
+def eval_inputs(spec: StepSpec, arrays: dict, indices: jax.Array, key: jax.Array):
+  """(x, y, per-example sampling keys) of the evaluation examples `indices`.
+
+  Every random draw (the dynamic binarization of x, the posterior samples) is
+  keyed by the example's index, so held-out numbers do not depend on the
+  batch size and every evaluation of a run sees the same binarized test set.
   """
-  eval_key = jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
+  data_key, sample_key = jax.random.split(key)
+  per_example = lambda k: jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k, indices)
+  x, y = data_lib.gather(spec.data, arrays, 'eval', indices)
+  if spec.data.binarize == 'dynamic':
+    bernoulli = lambda k, p: jax.random.bernoulli(k, p).astype(jnp.float32)
+    x = jax.vmap(bernoulli)(per_example(data_key), x)
+  return x, y, per_example(sample_key)
+
+
+def eval_batches(dataset: data_lib.Dataset, batch_size: int):
+  """Yields (indices [B] padded with 0, number valid) over the evaluation set."""
   ids = dataset.eval_ids
   batch_size = min(batch_size, len(ids))
   for start in range(0, len(ids), batch_size):
     chunk = ids[start:start + batch_size]
     indices = np.zeros(batch_size, np.int32)
     indices[:len(chunk)] = chunk
-    yield indices, len(chunk), jax.random.fold_in(eval_key, start)
+    yield indices, len(chunk)
 
 
 def evaluate(state: TrainState, dataset: data_lib.Dataset, spec: StepSpec,
@@ -211,7 +225,8 @@ def evaluate(state: TrainState, dataset: data_lib.Dataset, spec: StepSpec,
   The last batch is padded and masked, never dropped.
   """
   sums = None
-  for indices, valid, key in eval_batches(dataset, int(state.seed), batch_size):
+  key = eval_key(int(state.seed))
+  for indices, valid in eval_batches(dataset, batch_size):
     mask = np.arange(len(indices)) < valid
     out = eval_step(state.params, dataset.arrays, indices, mask, key, spec)
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)

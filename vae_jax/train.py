@@ -96,7 +96,7 @@ class Run:
     if final and stochastic:
       nll = evaluate_lib.importance_weighted_nll(
           state.params, self.spec, self.dataset, cfg.eval.iw_samples, seed=seed,
-          batch_size=batch_size, chunk_size=cfg.eval.iw_chunk_size)
+          batch_size=cfg.eval.iw_batch_size, chunk_size=cfg.eval.iw_chunk_size)
       result['nll_iw'] = float(np.mean(nll))
       result['iw_samples'] = cfg.eval.iw_samples
       if self.spec.likelihood == 'bernoulli':

@@ -77,15 +77,21 @@ def _epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num)
 
 
-def get_batch(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
-              key: jax.Array):
-  """(x [B, H, W, C] float32 in [0, 1], y [B] int32) for `indices`; jittable."""
+def gather(spec: DataSpec, arrays: dict, split: str, indices: jax.Array):
+  """(x [B, H, W, C] float32 in [0, 1], y [B] int32) for `indices`, not binarized."""
   if spec.procedural:
     x = dsprites.render_indices(indices)
     y = dsprites.index_to_factors(indices)[:, 1]  # the shape is the class
   else:
     x = arrays[f'{split}_x'][indices].astype(jnp.float32) / 255.0
     y = arrays[f'{split}_y'][indices]
+  return x, y
+
+
+def get_batch(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
+              key: jax.Array):
+  """`gather`, then (with binarize='dynamic') x ~ Bernoulli(x) from `key`; jittable."""
+  x, y = gather(spec, arrays, split, indices)
   if spec.binarize == 'dynamic':
     x = jax.random.bernoulli(key, x).astype(jnp.float32)
   return x, y
