@@ -96,7 +96,9 @@ def test_eval_mode_rewrites_summary_and_leaves_checkpoints_unchanged(tmp_path):
   train.train_and_evaluate(config, workdir)
   before = _tree_digest(os.path.join(workdir, 'checkpoints'))
   os.remove(os.path.join(workdir, 'summary.json'))
+  config.eval.iw_samples = 4  # evaluation settings may differ from training's
   metrics = train.evaluate_workdir(config, workdir)
   assert _tree_digest(os.path.join(workdir, 'checkpoints')) == before
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['step'] == 6 and summary['nelbo'] == metrics['nelbo']
+  assert summary['iw_samples'] == 4

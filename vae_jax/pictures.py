@@ -91,7 +91,7 @@ def make_pictures(run, state: steps.TrainState, step: int, metrics: dict,
   offsets = [f'{s:+.1f}' for s in visualize.traversal_offsets(grid.shape[1])]
   pictures['traversals'] = visualize.labelled_grid(
       grid, row_labels=row_labels, col_labels=offsets,
-      title=f'latent traversals, prior σ units ({where})')
+      title=f'latent traversals, offsets in prior std ({where})')
 
   pairs = min(INTERPOLATION_PAIRS, len(ids) // 2)
   if pairs:

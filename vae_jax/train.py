@@ -33,9 +33,10 @@ UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the
 class Run:
   """A run's pieces, built once: data on the device, compiled-step spec, writer."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str,
+               free_keys: tuple = workdir_lib.RUN_LENGTH_KEYS):
     configs.validate(config)
-    workdir_lib.check_config_matches(workdir, config)
+    workdir_lib.check_config_matches(workdir, config, free_keys)
     self.config, self.workdir = config, workdir
     self.dataset = data_lib.load(config.data)
     if config.model.conditional and self.dataset.spec.num_classes == 0:
@@ -245,11 +246,15 @@ def _check_finite(history: list, first_step: int, last_checkpoint) -> list:
 
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """--mode=eval: restores the newest checkpoint, writes metrics, images, summary."""
+  """--mode=eval: restores the newest checkpoint, writes images and summary.json.
+
+  The checkpoints and metrics.jsonl are left as they are. Evaluation settings
+  (config.eval.*, e.g. iw_samples) may differ from the training run's.
+  """
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '
                        'of a trained run')
-  run = Run(config, workdir)
+  run = Run(config, workdir, free_keys=workdir_lib.EVAL_MODE_FREE_KEYS)
   ckpt = checkpoints.Checkpointer(workdir)
   writer = workdir_lib.MetricWriter(workdir)
   try:

@@ -26,6 +26,7 @@ from vae_jax import configs
 from vae_jax.errors import WorkdirError
 
 RUN_LENGTH_KEYS = ('train.num_steps',)  # the only keys a resumed run may change
+EVAL_MODE_FREE_KEYS = RUN_LENGTH_KEYS + ('eval.',)  # --mode=eval may change eval settings
 
 
 def default_workdir(config_path: str) -> str:
@@ -49,8 +50,10 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
-def check_config_matches(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """WorkdirError if the saved config differs in anything but the run length."""
+def check_config_matches(workdir: str, config: ml_collections.ConfigDict,
+                         free_keys: tuple = RUN_LENGTH_KEYS) -> None:
+  """WorkdirError if the saved config differs in anything but `free_keys`
+  (exact keys, or prefixes ending in '.', e.g. 'eval.')."""
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return
@@ -61,8 +64,9 @@ def check_config_matches(workdir: str, config: ml_collections.ConfigDict) -> Non
   # A field added to vae_jax after the run was saved matches while it has its default.
   added_since = {k for k in set(current) - set(saved)
                  if k in defaults and current[k] == defaults[k]}
+  free = lambda k: any(k == f or (f.endswith('.') and k.startswith(f)) for f in free_keys)
   differing = sorted(k for k in (set(saved) | set(current)) - added_since
-                     if k not in RUN_LENGTH_KEYS and saved.get(k) != current.get(k))
+                     if not free(k) and saved.get(k) != current.get(k))
   if differing:
     details = ', '.join(f'{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}'
                         for k in differing[:3])
