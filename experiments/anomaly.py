@@ -10,7 +10,11 @@ summary.json reports the AUROC of trousers vs the other nine classes
 are in anomaly_scores.npz. Leave out another class with
 --config.data.exclude_classes='(k,)'.
 
-Measured on a 2-core CPU (see README "Results"): RUNTIME_AND_RESULT
+Measured on a 2-core CPU (README "Results"): 4.2 min in all (2.7 min of
+training, 1.3 min of final evaluation). AUROC 0.342: trousers, never seen in
+training, get a lower NLL (204.3 nats) than the training classes (242.0) —
+the known failure of likelihood-based out-of-distribution detection
+(Nalisnick et al. 2019). nelbo 241.99, nll_iw 238.22 over all test images.
 """
 
 from vae_jax import configs

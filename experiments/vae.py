@@ -8,7 +8,11 @@ or --config.data.local_dir) or TFDS. Each training pixel is resampled
 Bernoulli(intensity) every time it is used; the 10,000 test images are
 binarized once with a fixed key.
 
-Measured on a 2-core CPU (see README "Results"): RUNTIME_AND_RESULT
+Measured on a 2-core CPU (README "Results"): 20,000 steps train in ≈2.5 min
+(≈150 steps/s); the final evaluation (k = 5000 importance samples for each
+of the 10,000 test images) adds 5–9 min. Held-out: nelbo 238.07 nats
+(recon 218.57, kl 19.51), nll_iw 234.40 nats (k = 5000); nelbo 602.12 at
+step 0 and 246.72 after 2,000 steps.
 """
 
 from vae_jax import configs
