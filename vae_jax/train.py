@@ -19,11 +19,11 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, configs, pictures, steps, visualize, workdir as workdir_lib
-from vae_jax import disentanglement
-from vae_jax import evaluate as evaluate_lib
-from vae_jax.data import factors
+from vae_jax import checkpoints, configs, disentanglement, pictures, steps, visualize
 from vae_jax import data as data_lib
+from vae_jax import evaluate as evaluate_lib
+from vae_jax import workdir as workdir_lib
+from vae_jax.data import factors
 from vae_jax.errors import ConfigError, NonFiniteError, WorkdirError
 
 LOSS_TERMS = ('loss', 'recon', 'kl')  # checked for non-finite values at every log step
