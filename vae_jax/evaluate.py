@@ -111,14 +111,6 @@ def example_iw_nll(encode: Callable, decode: Callable, likelihood: str, x: jax.A
 # ------------------------------------------------------------ held-out loops
 
 
-def _model_fns(spec: steps.StepSpec, params, y: jax.Array):
-  """(encode, decode) of the model for one example with label y bound."""
-  model = spec.model
-  encode = lambda x_: model.apply(params, x_, y, method=models.VAE.encode)
-  decode = lambda z: model.apply(params, z, y, method=models.VAE.decode)
-  return encode, decode
-
-
 @functools.partial(jax.jit, static_argnames=('spec', 'num_samples', 'chunk_size'))
 def _iw_nll_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
                   spec: steps.StepSpec, num_samples: int, chunk_size: int) -> jax.Array:
@@ -126,7 +118,7 @@ def _iw_nll_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
   x, y, keys = steps.eval_inputs(spec, arrays, indices, key)
 
   def one(x_, y_, key_):
-    encode, decode = _model_fns(spec, params, y_)
+    encode, decode = steps.model_fns(spec, params, y_)
     return example_iw_nll(encode, decode, spec.likelihood, x_, key_, num_samples,
                           chunk_size)
 
@@ -162,7 +154,7 @@ def _moments_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
                    spec: steps.StepSpec):
   """(mu [B, D], logvar [B, D], y [B]) of q(z|x) for an eval batch."""
   x, y, _ = steps.eval_inputs(spec, arrays, indices, key)
-  encode = lambda x_, y_: _model_fns(spec, params, y_)[0](x_)
+  encode = lambda x_, y_: steps.model_fns(spec, params, y_)[0](x_)
   mu, logvar = jax.vmap(encode)(x, y)
   return mu, logvar, y
 

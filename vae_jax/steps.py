@@ -123,11 +123,17 @@ def step_keys(seed: jax.Array, step: jax.Array):
   return data_key, sample_key
 
 
+def model_fns(spec: StepSpec, params, y: jax.Array):
+  """(encode(x) -> (mu, logvar), decode(z) -> likelihood params) for ONE example, label y bound."""
+  model = spec.model
+  encode = lambda x: model.apply(params, x, y, method=models.VAE.encode)
+  decode = lambda z: model.apply(params, z, y, method=models.VAE.decode)
+  return encode, decode
+
+
 def example_terms(params, x, y, key, spec: StepSpec) -> dict:
   """ELBO terms of ONE example (recon, kl, nelbo, kl_per_dim), in nats."""
-  model = spec.model
-  encode = lambda x_: model.apply(params, x_, y, method=models.VAE.encode)
-  decode = lambda z: model.apply(params, z, y, method=models.VAE.decode)
+  encode, decode = model_fns(spec, params, y)
   return objectives.example_terms(encode, decode, spec.likelihood, x, key,
                                   stochastic=spec.objective != 'ae')
 
