@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -22,6 +24,13 @@ def load_experiment(name: str, arg=None):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config() if arg is None else module.get_config(arg)
+
+
+def cli(*args: str, cwd: str = REPO, env: dict = None):
+  """`python -m vae_jax.main ARGS` in a subprocess (CPU), its output captured."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu', **(env or {}))
+  return subprocess.run([sys.executable, '-m', 'vae_jax.main', *args], cwd=cwd,
+                        capture_output=True, text=True, timeout=300, env=env)
 
 
 def write_fake_mnist(directory: str, num_train: int = 256, num_test: int = 64,

@@ -4,14 +4,12 @@ resume continues exactly; bad input is one line and exit code 2."""
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, assert_same_state, final_state, load_experiment
+from conftest import assert_same_state, cli as _cli, final_state, load_experiment
 from vae_jax import disentanglement, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
@@ -172,12 +170,6 @@ def test_missing_local_data_is_a_data_error(tmp_path):
   os.makedirs(config.data.local_dir)
   with pytest.raises(DataError, match='local_dir'):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
-
-
-def _cli(*args: str, cwd: str = REPO):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', 'vae_jax.main', *args], cwd=cwd,
-                        capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_cli_trains_and_resumes(tmp_path):

@@ -34,8 +34,8 @@ class Checkpointer:
       return
     self._manager.save(step, args=ocp.args.StandardSave(state))
 
-  def restore_latest(self, template):
-    """The newest readable checkpoint shaped like `template`, or None.
+  def restore_latest(self, template, max_step: Optional[int] = None):
+    """The newest readable checkpoint (at most `max_step`) shaped like `template`, or None.
 
     A checkpoint that fails to restore (partial or corrupt files) is moved to
     `<workdir>/checkpoints_unreadable/` with a warning (kept, never deleted)
@@ -43,6 +43,8 @@ class Checkpointer:
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     for step in sorted(self._manager.all_steps(), reverse=True):
+      if max_step is not None and step > max_step:
+        continue
       try:
         return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # pylint: disable=broad-except

@@ -4,12 +4,20 @@ r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags
                           field with --config.a.b=value
     --workdir=DIR         default runs/<experiment>-<UTC timestamp>; an existing
                           workdir is resumed from its latest checkpoint
-    --mode=train|eval     eval: re-evaluate the latest checkpoint of --workdir
+    --mode=train|eval|sweep
+                          eval: re-evaluate the latest checkpoint of --workdir;
+                          sweep: --config is a sweep file (experiments/sweeps/),
+                          every member is trained (vae_jax/sweep.py)
+
+With VAE_JAX_DISTRIBUTED=1 (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+JAX_PROCESS_ID) every host of a TPU pod or GPU cluster joins one run
+(vae_jax/parallel.py); with several devices the batch is split over them.
 
 A bad flag, config value, dataset or workdir exits with code 2 and one line
 saying what is wrong; a non-finite loss exits with code 1 naming step and term.
 """
 
+import importlib.util
 import os
 import re
 import sys
@@ -23,8 +31,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (experiments/*.py).', lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Run directory (default runs/<experiment>-<UTC timestamp>).')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval'],
-                          'train: train or resume; eval: evaluate the latest checkpoint.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sweep'],
+                          'train: train or resume; eval: evaluate the latest checkpoint; '
+                          'sweep: train every member of a sweep file.')
 
 
 class _QuietLibraries:
@@ -84,12 +93,33 @@ def parse_flags(argv: list) -> list:
     _fail(_one_line(e))
 
 
+def _sweep_axes(config_arg: str) -> dict:
+  """get_sweep() of the sweep file (with its optional ':arg'), checked."""
+  path, _, arg = config_arg.partition(':')
+  spec = importlib.util.spec_from_file_location('vae_jax_sweep_file', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_sweep'):
+    _fail(f'{path} has no get_sweep(); --mode=sweep needs a sweep file such as '
+          'experiments/sweeps/beta_sweep.py')
+  return module.get_sweep(arg) if arg else module.get_sweep()
+
+
 def main(argv: list) -> None:
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
-  from vae_jax import train, workdir  # pylint: disable=g-import-not-at-top
+  from vae_jax import parallel, sweep, train, workdir  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
+    parallel.initialize_distributed()
+    if _MODE.value == 'sweep':
+      if _CONFIG.value is None:
+        _fail('--mode=sweep needs --config=experiments/sweeps/<name>.py')
+      config_arg = flags.FLAGS['config'].config_filename
+      sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
+      logging.info('sweep directory: %s', sweep_dir)
+      sweep.run_sweep(_CONFIG.value, _sweep_axes(config_arg), sweep_dir)
+      return
     if _CONFIG.value is None:  # --mode=eval with the run's saved config
       workdir_path = _WORKDIR.value
       config = workdir.load_config(workdir_path)

@@ -2,16 +2,21 @@ r"""One results table from any set of run directories.
 
     python -m vae_jax.report runs/vae-* runs/beta_vae-*      # markdown to stdout
     python -m vae_jax.report --csv=results.csv runs/*
+    python -m vae_jax.report runs/beta_sweep/*/              # a sweep's members
 
 Each row is one workdir: its objective and data (config.json) and its final
 held-out metrics (summary.json), in nats per example. A column is shown when
-at least one run has it.
+at least one run has it; every other config key whose value differs between
+the runs (a sweep's axes: seed, learning rate, latent size, ...) gets a
+column of its own.
 """
 
 import csv
 import json
 import os
 import sys
+
+from vae_jax.workdir import flatten
 
 COLUMNS = (  # (header, summary.json key or config key path, format)
     ('run', 'run', '{}'),
@@ -36,6 +41,9 @@ COLUMNS = (  # (header, summary.json key or config key path, format)
     ('SAP', 'sap', '{:.3f}'),
 )
 
+# Config keys that differ between runs without describing the experiment.
+VARYING_BUT_UNINTERESTING = ('data.local_dir', 'data.tfds_data_dir')
+
 
 def _lookup(record: dict, key: str):
   value = record
@@ -46,23 +54,55 @@ def _lookup(record: dict, key: str):
   return value
 
 
-def read_run(workdir: str) -> dict:
-  """{column key: value} of one run; raises FileNotFoundError without summary.json."""
-  with open(os.path.join(workdir, 'summary.json')) as f:
-    summary = json.load(f)
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = json.load(f)
+def _read_json(workdir: str, name: str) -> dict:
+  with open(os.path.join(workdir, name)) as f:
+    return json.load(f)
+
+
+def read_run(workdir: str, extra_keys: tuple = ()) -> dict:
+  """{column key: value} of one run (plus config `extra_keys`); raises
+  FileNotFoundError without summary.json."""
+  config, summary = _read_json(workdir, 'config.json'), _read_json(workdir, 'summary.json')
   record = {**config, **summary, 'run': os.path.basename(os.path.normpath(workdir))}
-  return {key: _lookup(record, key) for _, key, _ in COLUMNS}
+  keys = [key for _, key, _ in COLUMNS] + list(extra_keys)
+  return {key: _lookup(record, key) for key in keys}
 
 
-def table_rows(workdirs: list) -> tuple:
-  """(headers, rows of formatted strings) over the columns some run has."""
-  runs = [read_run(w) for w in workdirs]
-  shown = [c for c in COLUMNS if any(r[c[1]] is not None for r in runs)]
-  rows = [['' if r[key] is None else fmt.format(r[key]) for _, key, fmt in shown]
-          for r in runs]
+def varying_keys(workdirs: list) -> list:
+  """Config keys (dotted) whose values differ between the runs' config.json."""
+  flats = [flatten(_read_json(w, 'config.json')) for w in workdirs]
+  keys = sorted(set().union(*flats))
+  shown = {key for _, key, _ in COLUMNS}
+  return [k for k in keys if k not in shown and k not in VARYING_BUT_UNINTERESTING
+          and len({json.dumps(f.get(k)) for f in flats}) > 1]
+
+
+def _format(value, fmt: str) -> str:
+  if value is None:
+    return ''
+  if isinstance(value, list):
+    return '-'.join(str(v) for v in value)
+  if isinstance(value, float) and fmt == '{}':
+    return f'{value:g}'
+  return fmt.format(value)
+
+
+def table_rows(workdirs: list, extra_keys=None) -> tuple:
+  """(headers, rows of formatted strings): `extra_keys` config columns (default:
+  the keys that vary between the runs), then the columns some run has."""
+  if extra_keys is None:
+    extra_keys = varying_keys(workdirs)
+  runs = [read_run(w, extra_keys) for w in workdirs]
+  columns = [COLUMNS[0]] + [(k, k, '{}') for k in extra_keys
+                            if k not in {key for _, key, _ in COLUMNS}] + list(COLUMNS[1:])
+  shown = [c for c in columns if any(r[c[1]] is not None for r in runs)]
+  rows = [[_format(r[key], fmt) for _, key, fmt in shown] for r in runs]
   return [header for header, _, _ in shown], rows
+
+
+def write_csv(path: str, headers: list, rows: list) -> None:
+  with open(path, 'w', newline='') as f:
+    csv.writer(f).writerows([headers, *rows])
 
 
 def markdown(headers: list, rows: list) -> str:
@@ -88,8 +128,7 @@ def main(argv: list) -> int:
     print(f'note: {skipped} has no summary.json (unfinished?); left out', file=sys.stderr)
   headers, rows = table_rows(usable)
   if csv_path:
-    with open(csv_path, 'w', newline='') as f:
-      csv.writer(f).writerows([headers, *rows])
+    write_csv(csv_path, headers, rows)
   print(markdown(headers, rows))
   return 0
 

@@ -158,9 +158,8 @@ def batch_loss(params, x, y, key, hparams, step, spec: StepSpec):
   return jnp.mean(loss), jax.tree.map(lambda t: jnp.mean(t, axis=0), terms)
 
 
-@functools.partial(jax.jit, static_argnames='spec', donate_argnames='state')
-def train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dict,
-               spec: StepSpec):
+def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dict,
+                spec: StepSpec):
   """One Adam update on the batch `indices`; returns (state, metrics)."""
   data_key, sample_key = step_keys(state.seed, state.step)
   x, y = data_lib.get_batch(spec.data, arrays, 'train', indices, data_key)
@@ -179,6 +178,28 @@ def train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dic
         state.step, hparams['capacity_max'], hparams['capacity_steps'])
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
   return new_state, metrics
+
+
+train_step = jax.jit(_train_step, static_argnames='spec', donate_argnames='state')
+
+
+@functools.partial(jax.jit, static_argnames='spec', donate_argnames='states')
+def population_train_step(states: TrainState, arrays: dict, indices: jax.Array,
+                          hparams: dict, spec: StepSpec):
+  """`train_step` of M runs at once: states, indices [M, B] and hparams stacked
+  on a leading member axis, the data shared; one compiled program (sweeps)."""
+  step = functools.partial(_train_step, spec=spec)
+  return jax.vmap(step, in_axes=(0, None, 0, 0))(states, arrays, indices, hparams)
+
+
+def stack(trees: list):
+  """Stacks equally shaped pytrees (train states, hparams) on a new leading axis."""
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def member(stacked, index: int):
+  """The `index`-th pytree of a `stack`ed one."""
+  return jax.tree.map(lambda leaf: leaf[index], stacked)
 
 
 @functools.partial(jax.jit, static_argnames='spec')

@@ -1,4 +1,10 @@
-"""The training loop: `train_and_evaluate(config, workdir)` and `evaluate_workdir`.
+"""The training loop: `train_and_evaluate`, `train_group` (sweeps) and `evaluate_workdir`.
+
+A group is one run or several runs that differ only in hyperparameters that
+enter the step as arrays (seed, β, learning rate, ...): their states are
+stacked on a leading member axis and trained by ONE vmapped step
+(`steps.population_train_step`); each member keeps its own workdir, written
+exactly as a single run's.
 
 Resume rules:
 1. A workdir with checkpoints is resumed from its newest readable checkpoint.
@@ -9,6 +15,7 @@ Resume rules:
    continues exactly as an uninterrupted one would.
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -19,7 +26,8 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, configs, disentanglement, pictures, steps, visualize
+from vae_jax import checkpoints, configs, disentanglement, parallel, pictures, steps
+from vae_jax import visualize
 from vae_jax import data as data_lib
 from vae_jax import evaluate as evaluate_lib
 from vae_jax import workdir as workdir_lib
@@ -34,27 +42,39 @@ class Run:
   """A run's pieces, built once: data on the device, compiled-step spec, writer."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str,
-               free_keys: tuple = workdir_lib.RUN_LENGTH_KEYS):
+               free_keys: tuple = workdir_lib.RUN_LENGTH_KEYS, shares: 'Run' = None):
+    """`shares`: a Run with the same data settings whose dataset, factor
+    source and train arrays this one reuses (the members of a sweep)."""
     configs.validate(config)
     workdir_lib.check_config_matches(workdir, config, free_keys)
     self.config, self.workdir = config, workdir
-    self.dataset = data_lib.load(config.data)
+    if shares is None:
+      self.mesh = parallel.data_mesh(config.data.batch_size)
+      self.dataset = data_lib.load(config.data)
+      self.train_arrays = parallel.replicate(self.dataset.arrays, self.mesh)
+      self.factor_source = self._factor_source()
+    else:
+      self.mesh, self.dataset = shares.mesh, shares.dataset
+      self.train_arrays, self.factor_source = shares.train_arrays, shares.factor_source
     if config.model.conditional and self.dataset.spec.num_classes == 0:
       raise ConfigError(f'config.model.conditional=True needs labels, but '
                         f'{config.data.name} has none; use a labelled dataset')
-    self.factor_source = None
-    if config.eval.disentanglement:
-      self.factor_source = factors.factor_source(config.eval.factor_source,
-                                                 config.data.tfds_data_dir)
-      shape = tuple(self.factor_source.images(
-          self.factor_source.sample_factors(np.random.default_rng(0), 1)).shape[1:])
-      if shape != tuple(self.dataset.spec.image_shape):
-        raise ConfigError(f'config.eval.factor_source={config.eval.factor_source!r} gives '
-                          f'{shape} images but the model is trained on '
-                          f'{self.dataset.spec.image_shape}; train on that data')
     self.spec = steps.make_spec(config, self.dataset)
     self.hparams = steps.make_hparams(config, self.dataset.num_train)
     self.images_dir = os.path.join(workdir, 'images')
+
+  def _factor_source(self):
+    """The ground-truth factor source of eval.disentanglement (else None)."""
+    config = self.config
+    if not config.eval.disentanglement:
+      return None
+    source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
+    shape = tuple(source.images(source.sample_factors(np.random.default_rng(0), 1)).shape[1:])
+    if shape != tuple(self.dataset.spec.image_shape):
+      raise ConfigError(f'config.eval.factor_source={config.eval.factor_source!r} gives '
+                        f'{shape} images but the model is trained on '
+                        f'{self.dataset.spec.image_shape}; train on that data')
+    return source
 
   def public_metrics(self, metrics: dict) -> dict:
     """Plain floats; for the autoencoder the ELBO terms are undefined (null)."""
@@ -75,6 +95,8 @@ class Run:
     """
     cfg, seed = self.config, self.config.seed
     batch_size = cfg.eval.batch_size
+    if self.mesh is not None:
+      state = parallel.to_one_device(state)
     result = steps.evaluate(state, self.dataset, self.spec, batch_size)
     moments = evaluate_lib.posterior_moments(state.params, self.spec, self.dataset,
                                              seed=seed, batch_size=batch_size)
@@ -149,73 +171,127 @@ def _plain(value):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the final held-out metrics."""
-  run = Run(config, workdir)
-  os.makedirs(workdir, exist_ok=True)
-  ckpt = checkpoints.Checkpointer(workdir)
-  writer = None
-  try:
-    state = steps.init_state(run.spec, config.seed)
-    restored = ckpt.restore_latest(state)
-    state = restored if restored is not None else state
-    start = int(state.step)
-    if start:
-      logging.info('resuming %s from step %d', workdir, start)
-    workdir_lib.write_json(os.path.join(workdir, 'config.json'),
-                           workdir_lib.config_to_dict(config))
-    workdir_lib.write_json(os.path.join(workdir, 'run.json'),
-                           workdir_lib.run_info(config, start))
-    writer = workdir_lib.MetricWriter(workdir)
-    writer.truncate_after(start)
-    logging.info('workdir %s; data: %s (%d train, %d eval examples)', workdir,
-                 run.dataset.source, run.dataset.num_train, run.dataset.num_eval)
-    state, metrics = _loop(run, state, start, ckpt, writer)
-    run.write_summary(int(state.step), metrics)
+  return train_group([Run(config, workdir)])[0]
+
+
+def train_group(runs: list) -> list:
+  """Trains (or resumes) runs that share every static setting (one compiled
+  step; the first run's spec), each in its own workdir; returns their final
+  held-out metrics. Several runs train together as one vmapped population."""
+  with contextlib.ExitStack() as cleanup:
+    ckpts, writers = [], []
+    for run in runs:
+      os.makedirs(run.workdir, exist_ok=True)
+      ckpts.append(checkpoints.Checkpointer(run.workdir))
+      cleanup.callback(ckpts[-1].close)
+    states = _restore_common_step(runs, ckpts)
+    start = int(states[0].step)
+    for run in runs:
+      if start:
+        logging.info('resuming %s from step %d', run.workdir, start)
+      workdir_lib.write_json(os.path.join(run.workdir, 'config.json'),
+                             workdir_lib.config_to_dict(run.config))
+      workdir_lib.write_json(os.path.join(run.workdir, 'run.json'),
+                             workdir_lib.run_info(run.config, start))
+      writers.append(workdir_lib.MetricWriter(run.workdir))
+      cleanup.callback(writers[-1].close)
+      writers[-1].truncate_after(start)
+    lead = runs[0]
+    logging.info('workdir %s%s; data: %s (%d train, %d eval examples)', lead.workdir,
+                 f' and {len(runs) - 1} more' if len(runs) > 1 else '',
+                 lead.dataset.source, lead.dataset.num_train, lead.dataset.num_eval)
+    state = states[0] if len(runs) == 1 else steps.stack(states)
+    state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers)
+    for run, member_metrics in zip(runs, metrics):
+      run.write_summary(int(state.step.ravel()[0]), member_metrics)
     return metrics
-  finally:
-    ckpt.close()
-    if writer is not None:
-      writer.close()
 
 
-def _loop(run: Run, state: steps.TrainState, start: int, ckpt, writer):
-  """Steps from `start` to `num_steps`, logging, evaluating and checkpointing."""
-  cfg = run.config.train
-  num_steps, batch_size = cfg.num_steps, run.config.data.batch_size
-  metrics = None
+def _restore_common_step(runs: list, ckpts: list) -> list:
+  """Each run's state at the newest step that every run has a readable checkpoint of."""
+  limit = None
+  while True:
+    states = []
+    for run, ckpt in zip(runs, ckpts):
+      fresh = steps.init_state(run.spec, run.config.seed)
+      restored = ckpt.restore_latest(fresh, max_step=limit)
+      states.append(fresh if restored is None else restored)
+    start_steps = {int(s.step) for s in states}
+    if len(start_steps) == 1:
+      return states
+    limit = min(start_steps)
+
+
+def _loop(runs: list, state, start: int, ckpts: list, writers: list):
+  """Steps from `start` to `num_steps`, logging, evaluating and checkpointing.
+
+  `state` is one TrainState (one run) or the stacked states of the runs.
+  """
+  lead = runs[0]
+  cfg = lead.config.train
+  num_steps, batch_size = cfg.num_steps, lead.config.data.batch_size
+  population = len(runs) > 1
+  members = lambda s: [steps.member(s, i) for i in range(len(runs))] if population else [s]
+  hparams = steps.stack([r.hparams for r in runs]) if population else lead.hparams
+  metrics = [None] * len(runs)
   if start == 0:
-    metrics = _evaluate_and_write(run, state, start, writer, final=num_steps == 0)
-  elif start >= num_steps:  # already finished: re-evaluate for the summary only
-    metrics, _ = run.evaluate(state, final=True)
+    metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
+               for run, s, writer in zip(runs, members(state), writers)]
+  elif start >= num_steps:  # already finished: re-evaluate for the summaries only
+    metrics = [run.evaluate(s, final=True)[0] for run, s in zip(runs, members(state))]
   history, last_log_time, last_log_step = [], time.perf_counter(), start
   # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
   bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
                   disable=not sys.stderr.isatty())
   for step in range(start, num_steps):
-    indices = run.dataset.train_indices(run.config.seed, step, batch_size)
-    state, step_metrics = steps.train_step(state, run.dataset.arrays, indices,
-                                           run.hparams, spec=run.spec)
+    indices = [run.dataset.train_indices(run.config.seed, step, batch_size) for run in runs]
+    if population:
+      state, step_metrics = steps.population_train_step(
+          state, lead.train_arrays, parallel.shard_batch(np.stack(indices), lead.mesh),
+          hparams, spec=lead.spec)
+    else:
+      state, step_metrics = steps.train_step(
+          state, lead.train_arrays, parallel.shard_batch(indices[0], lead.mesh), hparams,
+          spec=lead.spec)
     history.append(step_metrics)
     done = step + 1
     bar.update(1)
     if done % cfg.log_every_steps == 0 or done == num_steps:
-      values = _check_finite(jax.device_get(history), first_step=done - len(history) + 1,
-                             last_checkpoint=ckpt.latest_step())
       now = time.perf_counter()
-      mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
-      mean['steps_per_sec'] = (done - last_log_step) / max(now - last_log_time, 1e-9)
-      public = run.public_metrics(mean)
-      writer.write(done, 'train', public)
-      bar.set_postfix(loss=f'{mean["loss"]:.2f}', refresh=False)
-      logging.info('step %d/%d  %s', done, num_steps, '  '.join(
-          f'{k} {public[k]:.3f}' for k in ('loss', 'nelbo', 'recon', 'kl', 'steps_per_sec')
-          if public[k] is not None))
+      steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
+      history = jax.device_get(history)
+      for i, (run, writer, ckpt) in enumerate(zip(runs, writers, ckpts)):
+        values = [{k: np.ravel(v)[i] for k, v in record.items()} for record in history]
+        _log_train(run, values, done, steps_per_sec, writer, ckpt.latest_step(),
+                   name=os.path.basename(run.workdir) if population else '')
+        if i == 0:
+          bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
+                          refresh=False)
       history, last_log_time, last_log_step = [], time.perf_counter(), done
     if done % cfg.eval_every_steps == 0 or done == num_steps:
-      metrics = _evaluate_and_write(run, state, done, writer, final=done == num_steps)
+      metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
+                 for run, s, writer in zip(runs, members(state), writers)]
     if done % cfg.checkpoint_every_steps == 0 or done == num_steps:
-      ckpt.save(done, state)
+      for ckpt, s in zip(ckpts, members(state)):
+        ckpt.save(done, s)
   bar.close()
   return state, metrics
+
+
+def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
+               last_checkpoint, name: str = '') -> None:
+  """Writes the mean train metrics since the last log step (after a finiteness check)."""
+  _check_finite(values, first_step=done - len(values) + 1, last_checkpoint=last_checkpoint,
+                name=name)
+  mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+  mean['steps_per_sec'] = steps_per_sec
+  public = run.public_metrics(mean)
+  writer.write(done, 'train', public)
+  logging.info('%sstep %d/%d  %s', f'{name}: ' if name else '', done,
+               run.config.train.num_steps, '  '.join(
+                   f'{k} {public[k]:.3f}'
+                   for k in ('loss', 'nelbo', 'recon', 'kl', 'steps_per_sec')
+                   if public[k] is not None))
 
 
 def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
@@ -232,14 +308,16 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
   return metrics
 
 
-def _check_finite(history: list, first_step: int, last_checkpoint) -> list:
-  """Raises NonFiniteError naming the first step and term that is not finite."""
+def _check_finite(history: list, first_step: int, last_checkpoint, name: str = '') -> list:
+  """Raises NonFiniteError naming the first step and term that is not finite
+  (and the sweep member `name`, if given)."""
   for offset, values in enumerate(history):
     for term in LOSS_TERMS:
       if not np.isfinite(values[term]):
         others = ', '.join(f'{t}={float(values[t]):.4g}' for t in LOSS_TERMS if t != term)
+        where = f' in {name}' if name else ''
         raise NonFiniteError(
-            f'non-finite {term} ({float(values[term])}) at step {first_step + offset} '
+            f'non-finite {term} ({float(values[term])}) at step {first_step + offset}{where} '
             f'({others}); lower train.learning_rate or set train.grad_clip_norm, '
             f'then resume from the last checkpoint (step {last_checkpoint})')
   return history

@@ -36,11 +36,12 @@ def default_workdir(config_path: str) -> str:
   return os.path.join('runs', f'{stem}-{stamp}')
 
 
-def _flatten(tree: dict, prefix: str = '') -> dict:
+def flatten(tree: dict, prefix: str = '') -> dict:
+  """{"a.b": value} of a nested dict (tuples as lists, as JSON reads them)."""
   flat = {}
   for key, value in tree.items():
     if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
+      flat.update(flatten(value, f'{prefix}{key}.'))
     else:
       flat[f'{prefix}{key}'] = list(value) if isinstance(value, tuple) else value
   return flat
@@ -58,9 +59,9 @@ def check_config_matches(workdir: str, config: ml_collections.ConfigDict,
   if not os.path.exists(path):
     return
   with open(path) as f:
-    saved = _flatten(json.load(f))
-  current = _flatten(config_to_dict(config))
-  defaults = _flatten(config_to_dict(configs.get_config()))
+    saved = flatten(json.load(f))
+  current = flatten(config_to_dict(config))
+  defaults = flatten(config_to_dict(configs.get_config()))
   # A field added to vae_jax after the run was saved matches while it has its default.
   added_since = {k for k in set(current) - set(saved)
                  if k in defaults and current[k] == defaults[k]}
@@ -86,9 +87,9 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     raise WorkdirError(f'no config.json in {workdir}; pass the workdir of a run, or '
                        '--config=FILE')
   with open(path) as f:
-    saved = _flatten(json.load(f))
+    saved = flatten(json.load(f))
   config = configs.get_config()
-  known = _flatten(config_to_dict(config))
+  known = flatten(config_to_dict(config))
   unknown = sorted(set(saved) - set(known))
   if unknown:
     raise WorkdirError(f'{path} has fields this version of vae_jax does not know '

@@ -72,7 +72,7 @@ class Dataset:
     return ids.astype(np.int32)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=16)  # a sweep's members draw from a few seeds at once
 def _epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num)
 

@@ -1,0 +1,189 @@
+"""Sweeps: a vmapped population equals its members trained alone; the sweep
+directory holds per-member workdirs, the results table and the plots."""
+
+import copy
+import csv
+import json
+import os
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import cli, final_state, load_experiment
+from vae_jax import data as data_lib
+from vae_jax import report, steps, sweep, train
+from vae_jax.errors import ConfigError, WorkdirError
+
+# (β, seed, learning rate) of the members: every vmapped hyperparameter kind.
+MEMBERS = [(1.0, 0, 1e-3), (4.0, 0, 1e-3), (4.0, 1, 3e-3), (16.0, 2, 5e-4)]
+NUM_STEPS = 5
+
+
+def _member_config(base, beta, seed, lr):
+  config = copy.deepcopy(base)
+  config.objective.name = 'beta'
+  config.objective.beta, config.seed, config.train.learning_rate = beta, seed, lr
+  return config
+
+
+def test_population_step_equals_each_member_trained_alone():
+  base = load_experiment('test')
+  dataset = data_lib.load(base.data)
+  member_configs = [_member_config(base, *m) for m in MEMBERS]
+  spec = steps.make_spec(member_configs[0], dataset)
+  batch = base.data.batch_size
+  hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
+
+  alone = []
+  for config, h in zip(member_configs, hparams):
+    state = steps.init_state(spec, config.seed)
+    for step in range(NUM_STEPS):
+      indices = dataset.train_indices(config.seed, step, batch)
+      state, _ = steps.train_step(state, dataset.arrays, indices, h, spec=spec)
+    alone.append(state)
+
+  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  stacked_hparams = steps.stack(hparams)
+  for step in range(NUM_STEPS):
+    indices = np.stack([dataset.train_indices(c.seed, step, batch) for c in member_configs])
+    population, metrics = steps.population_train_step(population, dataset.arrays, indices,
+                                                      stacked_hparams, spec=spec)
+  assert metrics['loss'].shape == (len(MEMBERS),)
+  for i, state in enumerate(alone):
+    member = steps.member(population, i)
+    assert int(member.step) == NUM_STEPS
+    for a, b in zip(jax.tree.leaves(member.params), jax.tree.leaves(state.params)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  # The members really differ (the test would be vacuous otherwise).
+  first, last = (jax.tree.leaves(s.params)[0] for s in (alone[0], alone[-1]))
+  assert not np.allclose(first, last)
+
+
+def _tiny_base():
+  config = load_experiment('test')
+  config.objective.name = 'beta'
+  config.train.num_steps = 4
+  config.train.eval_every_steps = 4
+  config.train.checkpoint_every_steps = 2
+  return config
+
+
+AXES = {'objective.beta': [1.0, 4.0], 'model.latent_dim': [2, 3]}
+
+
+def test_members_and_groups():
+  members = sweep.members(_tiny_base(), AXES)
+  assert [name for name, _, _ in members] == [
+      'beta=1_latent_dim=2', 'beta=1_latent_dim=3', 'beta=4_latent_dim=2',
+      'beta=4_latent_dim=3']
+  groups = sweep.groups(members)  # latent_dim changes shapes: one group per size
+  assert [[name for name, _, _ in g] for g in groups] == [
+      ['beta=1_latent_dim=2', 'beta=4_latent_dim=2'],
+      ['beta=1_latent_dim=3', 'beta=4_latent_dim=3']]
+  with pytest.raises(ConfigError, match='objective.bta'):
+    sweep.members(_tiny_base(), {'objective.bta': [1.0]})
+  with pytest.raises(ConfigError, match='non-empty list'):
+    sweep.members(_tiny_base(), {'objective.beta': []})
+
+
+def test_sweep_writes_member_workdirs_table_and_plots(tmp_path):
+  base, sweep_dir = _tiny_base(), str(tmp_path / 'sweep')
+  workdirs = sweep.run_sweep(base, AXES, sweep_dir)
+  assert len(workdirs) == 4
+  for workdir in workdirs:  # every member's workdir is a complete run's
+    for name in ('config.json', 'run.json', 'metrics.jsonl', 'summary.json', 'checkpoints',
+                 'images'):
+      assert os.path.exists(os.path.join(workdir, name)), (workdir, name)
+  # A member equals the single run with its settings (same files, same numbers).
+  member_config = copy.deepcopy(base)
+  member_config.objective.beta, member_config.model.latent_dim = 4.0, 3
+  single_dir = str(tmp_path / 'single')
+  single = train.train_and_evaluate(member_config, single_dir)
+  member_dir = os.path.join(sweep_dir, 'beta=4_latent_dim=3')
+  member = json.load(open(os.path.join(member_dir, 'summary.json')))
+  assert member['step'] == 4
+  np.testing.assert_allclose(member['nelbo'], single['nelbo'], rtol=1e-4)
+  np.testing.assert_allclose(member['nll_iw'], single['nll_iw'], rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(final_state(member_dir, member_config)),
+                  jax.tree.leaves(final_state(single_dir, member_config))):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+  rows = list(csv.reader(open(os.path.join(sweep_dir, 'results.csv'))))
+  assert rows[0][:4] == ['run', 'model.latent_dim', 'objective', 'β']
+  assert [r[0] for r in rows[1:]] == [os.path.basename(w) for w in workdirs]
+  assert float(rows[4][rows[0].index('nelbo')]) == pytest.approx(member['nelbo'], abs=0.01)
+  assert open(os.path.join(sweep_dir, 'results.md')).read().startswith('| run |')
+  for plot in ('metrics_vs_beta.png', 'metrics_vs_latent_dim.png', 'rate_distortion.png'):
+    assert os.path.getsize(os.path.join(sweep_dir, plot)) > 1000
+  plan = json.load(open(os.path.join(sweep_dir, 'sweep.json')))
+  assert [m['group'] for m in plan['members']] == [0, 0, 1, 1]
+
+  # The report command builds the same table from the workdirs.
+  headers, report_rows = report.table_rows(workdirs)
+  assert headers[:2] == ['run', 'model.latent_dim'] and report_rows[3][1] == '3'
+
+  # Re-running resumes every member at its last step (nothing trains again).
+  before = open(os.path.join(member_dir, 'metrics.jsonl')).read()
+  sweep.run_sweep(base, AXES, sweep_dir)
+  assert open(os.path.join(member_dir, 'metrics.jsonl')).read() == before
+  with pytest.raises(WorkdirError, match='resume it with the same sweep file'):
+    sweep.run_sweep(base, {'objective.beta': [1.0, 2.0]}, sweep_dir)
+
+
+def test_resume_after_members_stopped_at_different_steps(tmp_path):
+  """A kill between members' checkpoint saves: all resume from the common step."""
+  base, sweep_dir = _tiny_base(), str(tmp_path / 'sweep')
+  axes = {'objective.beta': [1.0, 4.0]}
+  short = copy.deepcopy(base)
+  short.train.num_steps = 2
+  sweep.run_sweep(short, axes, sweep_dir)
+  sweep.run_sweep(base, axes, sweep_dir)
+  member_dir = os.path.join(sweep_dir, 'beta=1')
+  reference = final_state(member_dir, base)
+  # beta=1 loses its step-4 checkpoint: both members redo steps 2..4.
+  os.rename(os.path.join(member_dir, 'checkpoints', '4'), str(tmp_path / 'gone'))
+  os.remove(os.path.join(member_dir, 'summary.json'))
+  sweep.run_sweep(base, axes, sweep_dir)
+  resumed = final_state(member_dir, base)
+  for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert json.load(open(os.path.join(member_dir, 'summary.json')))['step'] == 4
+
+
+SWEEP_FILE = '''
+from vae_jax import configs
+
+def get_config():
+  config = configs.get_config()
+  config.data.name = 'dsprites'
+  config.data.batch_size = 8
+  config.data.eval_size = 16
+  config.model.hidden_dims = (8,)
+  config.model.latent_dim = 2
+  config.train.num_steps = 2
+  config.train.log_every_steps = 2
+  config.train.eval_every_steps = 2
+  config.train.checkpoint_every_steps = 2
+  config.eval.batch_size = 16
+  config.eval.num_images = 4
+  config.eval.iw_samples = 4
+  return config
+
+def get_sweep():
+  return {'seed': [0, 1]}
+'''
+
+
+def test_cli_sweep_and_its_errors(tmp_path):
+  path = tmp_path / 'tiny_sweep.py'
+  path.write_text(textwrap.dedent(SWEEP_FILE))
+  out = cli('--mode=sweep', f'--config={path}', f'--workdir={tmp_path}/s')
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert sorted(os.listdir(tmp_path / 's')) == [
+      'metrics_vs_seed.png', 'rate_distortion.png', 'results.csv', 'results.md', 'seed=0',
+      'seed=1', 'sweep.json']
+  out = cli('--mode=sweep', '--config=experiments/test.py', f'--workdir={tmp_path}/x')
+  assert out.returncode == 2 and 'has no get_sweep()' in out.stderr
+  assert 'Traceback' not in out.stderr

@@ -1,0 +1,154 @@
+"""Ablation sweeps trained as vmapped populations.
+
+    python -m vae_jax.main --mode=sweep --config=experiments/sweeps/beta_sweep.py \\
+        [--config.train.num_steps=2000] [--workdir=runs/beta_sweep]
+
+A sweep file is an experiment file (`get_config()`: the base config, which
+--config.a.b=v overrides) plus `get_sweep()`: {config key: [values]}. The
+members are the Cartesian product of the axes. Members that differ only in
+keys of `VMAPPED_KEYS` train together as ONE population (one compiled step,
+states stacked on a member axis, each data batch gathered from the shared
+device-resident dataset); members that differ in anything else (latent_dim,
+architecture, objective, run length, ...) form separate groups, trained one
+after another.
+
+Sweep directory:
+    sweep.json            the axes and the members (name, settings, group)
+    <member>/             a run's workdir (config.json, metrics.jsonl, checkpoints, ...)
+    results.csv, results.md   one row per member (vae_jax.report)
+    <metric>_vs_<axis>.png    metric against each swept value, seeds as error bars
+    rate_distortion.png       kl (rate) vs recon (distortion) per member
+
+Re-running the same command resumes every member from its checkpoints.
+"""
+
+import copy
+import itertools
+import json
+import os
+
+import ml_collections
+from absl import logging
+
+from vae_jax import report, sweep_plots, train
+from vae_jax import workdir as workdir_lib
+from vae_jax.errors import ConfigError, WorkdirError
+
+# Keys that enter the train step as arrays (steps.make_hparams, the seed):
+# members differing only in these share one compiled, vmapped step.
+VMAPPED_KEYS = ('seed', 'train.learning_rate', 'train.warmup_steps', 'objective.beta',
+                'objective.gamma', 'objective.capacity_max', 'objective.capacity_steps')
+
+
+def _set(config: ml_collections.ConfigDict, key: str, value) -> None:
+  *parents, leaf = key.split('.')
+  node = config
+  for part in parents:
+    node = node[part]
+  node[leaf] = value
+
+
+def _format(value) -> str:
+  if isinstance(value, float):
+    return f'{value:g}'
+  if isinstance(value, (list, tuple)):
+    return '-'.join(_format(v) for v in value)
+  return str(value)
+
+
+def check_axes(config: ml_collections.ConfigDict, axes: dict) -> None:
+  """ConfigError unless every axis is a config key with a non-empty list of values."""
+  if not isinstance(axes, dict) or not axes:
+    raise ConfigError('get_sweep() must return {config key: [values, ...]}, e.g. '
+                      "{'objective.beta': [1, 4], 'seed': [0, 1]}")
+  flat = workdir_lib.flatten(workdir_lib.config_to_dict(config))
+  for key, values in axes.items():
+    if key not in flat:
+      raise ConfigError(f'sweep axis {key!r} is not a config key; use a dotted key from '
+                        'vae_jax/configs.py such as objective.beta')
+    if not isinstance(values, (list, tuple)) or not values:
+      raise ConfigError(f'sweep axis {key!r} needs a non-empty list of values')
+
+
+def members(base: ml_collections.ConfigDict, axes: dict) -> list:
+  """[(name, {key: value}, config)] for the Cartesian product of the axes."""
+  check_axes(base, axes)
+  short = [key.split('.')[-1] for key in axes]
+  labels = short if len(set(short)) == len(short) else list(axes)
+  result = []
+  for values in itertools.product(*axes.values()):
+    settings = dict(zip(axes, values))
+    config = copy.deepcopy(base)
+    for key, value in settings.items():
+      try:
+        _set(config, key, value)
+      except (TypeError, ValueError) as e:
+        raise ConfigError(f'sweep axis {key!r}: value {value!r} does not fit the field '
+                          f'({" ".join(str(e).split())})') from None
+    name = '_'.join(f'{label}={_format(v)}' for label, v in zip(labels, values))
+    result.append((name, settings, config))
+  return result
+
+
+def group_key(config: ml_collections.ConfigDict) -> str:
+  """Equal for configs that can share one compiled step (all but VMAPPED_KEYS equal)."""
+  flat = workdir_lib.flatten(workdir_lib.config_to_dict(config))
+  return json.dumps({k: v for k, v in flat.items() if k not in VMAPPED_KEYS},
+                    sort_keys=True, default=str)
+
+
+def groups(member_list: list) -> list:
+  """Member lists that train together, in order of first appearance."""
+  by_key = {}
+  for member in member_list:
+    by_key.setdefault(group_key(member[2]), []).append(member)
+  return list(by_key.values())
+
+
+def _write_plan(sweep_dir: str, axes: dict, member_groups: list) -> None:
+  """sweep.json; WorkdirError if the directory holds a sweep with other axes."""
+  path = os.path.join(sweep_dir, 'sweep.json')
+  plan = {'axes': {k: list(v) for k, v in axes.items()},
+          'members': [{'name': name, 'settings': settings, 'group': g}
+                      for g, group in enumerate(member_groups)
+                      for name, settings, _ in group]}
+  plan = json.loads(json.dumps(plan))  # tuples → lists, as read back
+  if os.path.exists(path):
+    with open(path) as f:
+      saved = json.load(f)
+    if saved.get('axes') != plan['axes']:
+      raise WorkdirError(f'{sweep_dir} holds a sweep over {saved.get("axes")}, not '
+                         f'{plan["axes"]}; resume it with the same sweep file or pass a '
+                         'new --workdir')
+  os.makedirs(sweep_dir, exist_ok=True)
+  workdir_lib.write_json(path, plan)
+
+
+def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str) -> list:
+  """Trains (or resumes) every member; writes the tables and plots; returns the
+  member workdirs."""
+  member_groups = groups(members(base, axes))
+  _write_plan(sweep_dir, axes, member_groups)
+  workdirs = []
+  for g, group in enumerate(member_groups):
+    runs = []
+    for name, _, config in group:
+      workdir = os.path.join(sweep_dir, name)
+      runs.append(train.Run(config, workdir, shares=runs[0] if runs else None))
+      workdirs.append(workdir)
+    logging.info('sweep group %d/%d: %d members trained as one population (%s)', g + 1,
+                 len(member_groups), len(runs), ', '.join(n for n, _, _ in group))
+    train.train_group(runs)
+  write_results(sweep_dir, workdirs, list(axes))
+  return workdirs
+
+
+def write_results(sweep_dir: str, workdirs: list, axes: list) -> None:
+  """results.csv, results.md and the plots of a finished sweep."""
+  headers, rows = report.table_rows(workdirs, extra_keys=axes)
+  report.write_csv(os.path.join(sweep_dir, 'results.csv'), headers, rows)
+  with open(os.path.join(sweep_dir, 'results.md'), 'w') as f:
+    f.write(report.markdown(headers, rows) + '\n')
+  records = [report.read_run(w, extra_keys=axes) for w in workdirs]
+  for path in sweep_plots.write_plots(sweep_dir, records, axes):
+    logging.info('wrote %s', path)

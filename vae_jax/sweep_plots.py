@@ -1,0 +1,142 @@
+"""Plots of a sweep's results (matplotlib, written as PNG).
+
+- `metrics_vs_<axis>.png`: each final metric against the swept values of one
+  axis; one line per combination of the other non-seed axes; points are the
+  mean over seeds, error bars their standard deviation.
+- `rate_distortion.png`: rate (kl) against distortion (recon) per setting,
+  labelled with β when β is swept — the rate–distortion trade-off of β.
+"""
+
+import collections
+import os
+
+import matplotlib
+import numpy as np
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from vae_jax import disentanglement  # pylint: disable=wrong-import-position
+
+METRICS = ('nelbo', 'recon', 'kl', 'nll_iw', 'active_units') + disentanglement.SCORE_KEYS
+SEED_KEY = 'seed'
+
+
+def _label(key: str) -> str:
+  return {'objective.beta': 'β'}.get(key, key.split('.')[-1])
+
+
+def _text(value) -> str:
+  return f'{value:g}' if isinstance(value, float) else str(value)
+
+
+def _numeric(values) -> bool:
+  return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def seed_statistics(records: list, x_key: str, metric: str, other_keys: list) -> dict:
+  """{other-axes values: (xs, means, stds)} of `metric` over seeds, xs sorted."""
+  cells = collections.defaultdict(list)
+  for record in records:
+    if record.get(metric) is None:
+      continue
+    line = tuple(_text(record[k]) for k in other_keys)
+    cells[(line, _hashable(record[x_key]))].append(float(record[metric]))
+  lines = collections.defaultdict(list)
+  for (line, x), values in cells.items():
+    lines[line].append((x, float(np.mean(values)), float(np.std(values))))
+  result = {}
+  for line, points in lines.items():
+    points.sort(key=lambda p: p[0] if _numeric([p[0]]) else str(p[0]))
+    result[line] = tuple(list(column) for column in zip(*points))
+  return result
+
+
+def _hashable(value):
+  return tuple(value) if isinstance(value, list) else value
+
+
+def _positions(xs: list, all_xs: list):
+  """Numeric x values as they are; others as their index among `all_xs`."""
+  if _numeric(all_xs):
+    return xs
+  order = sorted({str(x) for x in all_xs})
+  return [order.index(str(x)) for x in xs]
+
+
+def plot_metrics_vs_axis(path: str, records: list, axis: str, axes: list) -> bool:
+  """`metrics_vs_<axis>.png`; False if no metric has a value."""
+  others = [a for a in axes if a not in (axis, SEED_KEY)]
+  metrics = [m for m in METRICS if any(r.get(m) is not None for r in records)]
+  if not metrics:
+    return False
+  all_xs = [_hashable(r[axis]) for r in records]
+  cols = min(3, len(metrics))
+  rows = -(-len(metrics) // cols)
+  fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  for ax, metric in zip(grid.ravel(), metrics):
+    for line, (xs, means, stds) in sorted(seed_statistics(records, axis, metric,
+                                                          others).items()):
+      label = ', '.join(f'{_label(k)}={v}' for k, v in zip(others, line)) or None
+      ax.errorbar(_positions(xs, all_xs), means, yerr=stds, marker='o', capsize=3,
+                  label=label)
+    ax.set_title(metric)
+    ax.set_xlabel(_label(axis))
+    if _numeric(all_xs) and min(all_xs) > 0 and max(all_xs) / min(all_xs) >= 10:
+      ax.set_xscale('log', base=2)
+    if not _numeric(all_xs):
+      order = sorted({str(x) for x in all_xs})
+      ax.set_xticks(range(len(order)), order)
+    ax.grid(alpha=0.3)
+  for ax in grid.ravel()[len(metrics):]:
+    ax.axis('off')
+  if others:
+    grid.ravel()[0].legend(fontsize=7)
+  seeds = ' (mean ± std over seeds)' if SEED_KEY in axes else ''
+  fig.suptitle(f'final held-out metrics vs {_label(axis)}{seeds}')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return True
+
+
+def plot_rate_distortion(path: str, records: list, axes: list) -> bool:
+  """`rate_distortion.png` (kl vs recon, mean ± std over seeds); False without kl."""
+  settings = [a for a in axes if a != SEED_KEY]
+  if not any(r.get('kl') is not None for r in records):
+    return False
+  cells = collections.defaultdict(list)
+  for record in records:
+    if record.get('kl') is not None and record.get('recon') is not None:
+      cells[tuple(_text(record[k]) for k in settings)].append((record['kl'], record['recon']))
+  fig, ax = plt.subplots(figsize=(5.5, 4.2))
+  for setting, points in sorted(cells.items()):
+    kl, recon = np.asarray(points, np.float64).T
+    ax.errorbar(kl.mean(), recon.mean(), xerr=kl.std(), yerr=recon.std(), marker='o',
+                capsize=3, color='tab:blue')
+    ax.annotate(', '.join(f'{_label(k)}={v}' for k, v in zip(settings, setting)),
+                (kl.mean(), recon.mean()), textcoords='offset points', xytext=(5, 4),
+                fontsize=7)
+  ax.set_xlabel('rate: kl (nats)')
+  ax.set_ylabel('distortion: recon (nats)')
+  ax.set_title('rate–distortion of the sweep (held-out)')
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return True
+
+
+def write_plots(sweep_dir: str, records: list, axes: list) -> list:
+  """Writes every plot that the records support; returns their paths."""
+  written = []
+  for axis in axes:
+    if axis == SEED_KEY and len(axes) > 1:
+      continue
+    path = os.path.join(sweep_dir, f'metrics_vs_{_label(axis)}.png'.replace('β', 'beta'))
+    if plot_metrics_vs_axis(path, records, axis, axes):
+      written.append(path)
+  path = os.path.join(sweep_dir, 'rate_distortion.png')
+  if plot_rate_distortion(path, records, axes):
+    written.append(path)
+  return written
