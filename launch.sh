@@ -3,6 +3,7 @@
 #
 #   ./launch.sh train experiments/beta_vae.py [--config.a.b=v ...] [--workdir=DIR]
 #   ./launch.sh eval  RUN_DIR                                 # re-evaluate a run
+#   ./launch.sh sweep experiments/sweeps/beta_sweep.py [--config.a.b=v ...] [--workdir=DIR]
 #   ./launch.sh test  [pytest args]
 #
 # The first call creates .venv (override with VAE_JAX_VENV=path) and installs
@@ -28,7 +29,7 @@ setup() {
 }
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
   exit 2
 }
 
@@ -46,6 +47,12 @@ case "$command" in
     run_dir="$1"; shift
     setup
     exec "$VENV/bin/python" -m vae_jax.main --mode=eval --workdir="$run_dir" "$@"
+    ;;
+  sweep)
+    [ $# -ge 1 ] || usage
+    config="$1"; shift
+    setup
+    exec "$VENV/bin/python" -m vae_jax.main --mode=sweep --config="$config" "$@"
     ;;
   test)
     setup

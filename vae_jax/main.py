@@ -17,7 +17,6 @@ A bad flag, config value, dataset or workdir exits with code 2 and one line
 saying what is wrong; a non-finite loss exits with code 1 naming step and term.
 """
 
-import importlib.util
 import os
 import re
 import sys
@@ -93,18 +92,6 @@ def parse_flags(argv: list) -> list:
     _fail(_one_line(e))
 
 
-def _sweep_axes(config_arg: str) -> dict:
-  """get_sweep() of the sweep file (with its optional ':arg'), checked."""
-  path, _, arg = config_arg.partition(':')
-  spec = importlib.util.spec_from_file_location('vae_jax_sweep_file', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, 'get_sweep'):
-    _fail(f'{path} has no get_sweep(); --mode=sweep needs a sweep file such as '
-          'experiments/sweeps/beta_sweep.py')
-  return module.get_sweep(arg) if arg else module.get_sweep()
-
-
 def main(argv: list) -> None:
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
@@ -118,7 +105,8 @@ def main(argv: list) -> None:
       config_arg = flags.FLAGS['config'].config_filename
       sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
       logging.info('sweep directory: %s', sweep_dir)
-      sweep.run_sweep(_CONFIG.value, _sweep_axes(config_arg), sweep_dir)
+      _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
+      sweep.run_sweep(_CONFIG.value, axes, sweep_dir)
       return
     if _CONFIG.value is None:  # --mode=eval with the run's saved config
       workdir_path = _WORKDIR.value

@@ -23,6 +23,7 @@ Re-running the same command resumes every member from its checkpoints.
 """
 
 import copy
+import importlib.util
 import itertools
 import json
 import os
@@ -38,6 +39,25 @@ from vae_jax.errors import ConfigError, WorkdirError
 # members differing only in these share one compiled, vmapped step.
 VMAPPED_KEYS = ('seed', 'train.learning_rate', 'train.warmup_steps', 'objective.beta',
                 'objective.gamma', 'objective.capacity_max', 'objective.capacity_steps')
+
+
+def load(path_arg: str):
+  """(base config, axes) of a sweep file 'experiments/sweeps/x.py[:arg]'.
+
+  For notebooks and scripts; the command line applies --config overrides to
+  the base config first (vae_jax.main).
+  """
+  path, _, arg = path_arg.partition(':')
+  if not os.path.isfile(path):
+    raise ConfigError(f'sweep file {path} not found; pass experiments/sweeps/<name>.py')
+  spec = importlib.util.spec_from_file_location('vae_jax_sweep_file', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, 'get_sweep'):
+    raise ConfigError(f'{path} has no get_sweep(); a sweep file such as '
+                      'experiments/sweeps/beta_sweep.py defines get_config() and get_sweep()')
+  config = module.get_config(arg) if arg else module.get_config()
+  return config, module.get_sweep()
 
 
 def _set(config: ml_collections.ConfigDict, key: str, value) -> None:
