@@ -5,6 +5,7 @@
 #   ./launch.sh eval  RUN_DIR                                 # re-evaluate a run
 #   ./launch.sh sweep experiments/sweeps/beta_sweep.py [--config.a.b=v ...] [--workdir=DIR]
 #   ./launch.sh test  [pytest args]
+#   ./launch.sh bench [--quick] [--only=train_step,...]   # benchmarks (installs torch)
 #
 # The first call creates .venv (override with VAE_JAX_VENV=path) and installs
 # the package with its test extras; later calls reinstall only when
@@ -53,6 +54,15 @@ case "$command" in
     config="$1"; shift
     setup
     exec "$VENV/bin/python" -m vae_jax.main --mode=sweep --config="$config" "$@"
+    ;;
+  bench)
+    setup
+    # The PyTorch reference is a benchmark-only dependency (not in pyproject.toml).
+    if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
+      "$VENV/bin/python" -m pip install -q 'torch==2.13.0' \
+        || echo 'warning: could not install torch==2.13.0; the torch columns stay empty' >&2
+    fi
+    exec "$VENV/bin/python" -m benchmarks "$@"
     ;;
   test)
     setup

@@ -63,7 +63,7 @@ def gif_cells(model: models.VAE, params, likelihood: str, x: jax.Array, y: jax.A
   dims stay at mu. Same decoding as `visualize.traversals`.
   """
   y = jnp.asarray(y, jnp.int32)
-  mu = model.apply(params, x, y, method=models.VAE.encode)[0]  # [D]
+  mu = visualize.encode_means(model, params, x[None], y[None])[0]  # [D]
   one_hot = jax.nn.one_hot(jnp.asarray(dims), latent_dim, dtype=mu.dtype)  # [R, D]
   s = jnp.asarray(offsets, mu.dtype)  # [T]
   z = mu[None, None, :] + s[:, None, None] * one_hot[None, :, :]  # [T, R, D]

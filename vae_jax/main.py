@@ -13,6 +13,10 @@ With VAE_JAX_DISTRIBUTED=1 (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID) every host of a TPU pod or GPU cluster joins one run
 (vae_jax/parallel.py); with several devices the batch is split over them.
 
+Compiled programs are cached on disk (a rerun, a resume or a sweep member
+with a known shape skips XLA compilation): in VAE_JAX_COMPILATION_CACHE,
+default ~/.cache/vae_jax/xla; set it to '' to turn the cache off.
+
 A bad flag, config value, dataset or workdir exits with code 2 and one line
 saying what is wrong; a non-finite loss exits with code 1 naming step and term.
 """
@@ -42,6 +46,18 @@ class _QuietLibraries:
   def filter(self, record) -> bool:
     return record.levelno >= logging.converter.STANDARD_WARNING or not any(
         part in record.pathname for part in self.NOISY)
+
+
+def _enable_compilation_cache() -> None:
+  """JAX's persistent compilation cache (see the module docstring)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  default = os.path.join(os.path.expanduser('~'), '.cache', 'vae_jax', 'xla')
+  path = os.environ.get('VAE_JAX_COMPILATION_CACHE', default)
+  if not path:
+    return
+  jax.config.update('jax_compilation_cache_dir', path)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.3)
+  jax.config.update('jax_compilation_cache_max_size', 2 * 1024**3)  # bytes, LRU eviction
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -95,8 +111,9 @@ def parse_flags(argv: list) -> list:
 def main(argv: list) -> None:
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
-  from vae_jax import parallel, sweep, train, workdir  # pylint: disable=g-import-not-at-top
+  from vae_jax import parallel, train, workdir  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  _enable_compilation_cache()
   try:
     parallel.initialize_distributed()
     if _MODE.value == 'sweep':
@@ -105,6 +122,7 @@ def main(argv: list) -> None:
       config_arg = flags.FLAGS['config'].config_filename
       sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
       logging.info('sweep directory: %s', sweep_dir)
+      from vae_jax import sweep  # pylint: disable=g-import-not-at-top
       _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
       sweep.run_sweep(_CONFIG.value, axes, sweep_dir)
       return

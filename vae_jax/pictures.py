@@ -26,6 +26,10 @@ INTERPOLATION_PAIRS = 4
 SCATTER_POINTS = 5_000
 
 
+# Gathers (and binarizes) a few evaluation examples in one compiled call.
+_eval_batch = jax.jit(data_lib.get_batch, static_argnums=(0, 2))
+
+
 def _traversal_order(metrics: dict, mu: np.ndarray, stochastic: bool):
   """(latents to show, most informative first; their KL or None)."""
   kl_per_dim = metrics.get('kl_per_dim') if stochastic else None
@@ -40,7 +44,7 @@ def write_final_animations(run, state: steps.TrainState, step: int, metrics: dic
   spec, dataset = run.spec, run.dataset
   key = jax.random.fold_in(jax.random.key(run.config.seed), steps.IMAGE_STREAM)
   data_key = jax.random.split(key, 3)[2]
-  x, y = data_lib.get_batch(spec.data, dataset.arrays, 'eval', dataset.eval_ids[:1],
+  x, y = _eval_batch(spec.data, dataset.arrays, 'eval', dataset.eval_ids[:1],
                             data_key)
   order, kl = _traversal_order(metrics, moments[0], run.config.objective.name != 'ae')
   os.makedirs(images_dir, exist_ok=True)
@@ -73,7 +77,7 @@ def make_pictures(run, state: steps.TrainState, step: int, metrics: dict,
                                    max(1, n // cols), cols, latent_dim)
     pictures['samples'] = visualize.labelled_grid(grid, title=f'prior samples ({where})')
   ids = dataset.eval_ids[:cols]
-  x, y = data_lib.get_batch(spec.data, dataset.arrays, 'eval', ids, data_key)
+  x, y = _eval_batch(spec.data, dataset.arrays, 'eval', ids, data_key)
   grid = visualize.reconstructions(model, params, likelihood, recon_key, x, y,
                                    RECON_SAMPLES, stochastic)
   rows = ['input', 'from mean z'] + [f'z ~ q(z|x) #{i + 1}' for i in range(len(grid) - 2)]

@@ -94,8 +94,9 @@ def make_spec(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> S
                   tc_estimator=config.objective.tc_estimator)
 
 
+@functools.partial(jax.jit, static_argnames='spec')
 def init_state(spec: StepSpec, seed: int) -> TrainState:
-  """Fresh parameters and optimizer state from `key(seed)`."""
+  """Fresh parameters and optimizer state from `key(seed)` (jitted: one compile, not one per op)."""
   height, width, channels = spec.data.image_shape
   x = jnp.zeros((height, width, channels), jnp.float32)
   y = jnp.zeros((), jnp.int32)

@@ -26,7 +26,7 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, configs, disentanglement, parallel, pictures, steps
+from vae_jax import checkpoints, configs, parallel, pictures, steps
 from vae_jax import visualize
 from vae_jax import data as data_lib
 from vae_jax import evaluate as evaluate_lib
@@ -113,6 +113,7 @@ class Run:
       representation = evaluate_lib.encoder_mean_fn(state.params, self.spec)
       divisor = cfg.eval.disentanglement_divisor if final else max(
           10, cfg.eval.disentanglement_divisor)
+      from vae_jax import disentanglement  # pylint: disable=g-import-not-at-top  (sklearn: slow import)
       result.update(disentanglement.all_scores(representation, self.factor_source, seed,
                                                divisor=divisor))
       result['disentanglement_sample_divisor'] = divisor  # 1 = the reference protocol

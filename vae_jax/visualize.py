@@ -60,6 +60,7 @@ def save_png(directory: str, kind: str, step: int, picture: np.ndarray) -> str:
   return path
 
 
+@functools.partial(jax.jit, static_argnames=('model', 'likelihood'))
 def decode_means(model: models.VAE, params, likelihood: str, z: jax.Array,
                  y: jax.Array) -> jax.Array:
   """E[x|z] for a batch of latents z [N, D] and labels y [N]."""
@@ -83,8 +84,7 @@ def reconstructions(model, params, likelihood: str, key: jax.Array, x: jax.Array
   Several posterior samples per input show the "multiple plausible outputs"
   of a VAE; a deterministic autoencoder has only the one reconstruction.
   """
-  encode = lambda x_, y_: model.apply(params, x_, y_, method=models.VAE.encode)
-  mu, logvar = jax.vmap(encode)(x, y)
+  mu, logvar = encode_moments(model, params, x, y)
   rows = [np.asarray(x), np.asarray(decode_means(model, params, likelihood, mu, y))]
   if stochastic:
     for key_i in jax.random.split(key, num_samples):
@@ -182,10 +182,16 @@ def labelled_grid(images: np.ndarray, row_labels: Optional[Sequence[str]] = None
 
 # --- Latent traversals and interpolations ------------------------------------
 
-def _encode_means(model: models.VAE, params, x: jax.Array, y: jax.Array) -> jax.Array:
-  """Posterior means mu [N, D] of inputs x [N, H, W, C] with labels y [N]."""
-  encode = lambda x_, y_: model.apply(params, x_, y_, method=models.VAE.encode)[0]
+@functools.partial(jax.jit, static_argnames='model')
+def encode_moments(model: models.VAE, params, x: jax.Array, y: jax.Array):
+  """(mu, logvar), each [N, D], of inputs x [N, H, W, C] with labels y [N]."""
+  encode = lambda x_, y_: model.apply(params, x_, y_, method=models.VAE.encode)
   return jax.vmap(encode)(x, y)
+
+
+def encode_means(model: models.VAE, params, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Posterior means mu [N, D] of inputs x [N, H, W, C] with labels y [N]."""
+  return encode_moments(model, params, x, y)[0]
 
 
 def traversal_offsets(num_steps: int = 11, span: float = 3.0) -> np.ndarray:
@@ -209,7 +215,7 @@ def traversals(model: models.VAE, params, likelihood: str, x: jax.Array, y: jax.
   if dims.ndim != 1 or np.any(dims < 0) or np.any(dims >= latent_dim):
     raise ValueError(f'order must list dims in [0, {latent_dim}), got {order!r}')
   y = jnp.asarray(y, jnp.int32)
-  mu = _encode_means(model, params, x[None], y[None])[0]  # [D]
+  mu = encode_means(model, params, x[None], y[None])[0]  # [D]
   offsets = jnp.asarray(traversal_offsets(num_steps, span))  # [S]
   one_hot = jax.nn.one_hot(jnp.asarray(dims), latent_dim, dtype=mu.dtype)  # [R, D]
   z = mu[None, None, :] + one_hot[:, None, :] * offsets[None, :, None]  # [R, S, D]
@@ -239,7 +245,7 @@ def interpolations(model: models.VAE, params, likelihood: str, x_pairs: jax.Arra
   if y_pairs is None:
     y_pairs = jnp.zeros((num_pairs, 2), jnp.int32)
   y_pairs = jnp.asarray(y_pairs, jnp.int32)
-  mu = _encode_means(model, params, x_pairs.reshape(-1, *x_pairs.shape[2:]),
+  mu = encode_means(model, params, x_pairs.reshape(-1, *x_pairs.shape[2:]),
                      y_pairs.reshape(-1)).reshape(num_pairs, 2, -1)  # [P, 2, D]
   t = jnp.linspace(0.0, 1.0, num_steps, dtype=mu.dtype)[None, :, None]  # [1, T, 1]
   z = (1.0 - t) * mu[:, 0:1, :] + t * mu[:, 1:2, :]  # [P, T, D]

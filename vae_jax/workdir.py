@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from typing import Optional
 
 import jax
@@ -147,7 +148,10 @@ def read_metrics(workdir: str) -> list:
 
 
 class MetricWriter:
-  """The one metrics path: metrics.jsonl plus TensorBoard scalars and images."""
+  """The one metrics path: metrics.jsonl plus TensorBoard scalars and images.
+
+  Each metrics.jsonl record is {step, split, time (Unix seconds), metrics...}.
+  """
 
   def __init__(self, workdir: str):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
@@ -161,7 +165,7 @@ class MetricWriter:
       f.writelines(json.dumps(r) + '\n' for r in kept)
 
   def write(self, step: int, split: str, metrics: dict) -> None:
-    record = {'step': int(step), 'split': split, **metrics}
+    record = {'step': int(step), 'split': split, 'time': round(time.time(), 3), **metrics}
     with open(self._jsonl, 'a') as f:
       f.write(json.dumps(record) + '\n')
     for name, value in metrics.items():

@@ -1,0 +1,39 @@
+"""One memory measurement in a fresh process (see benchmarks/memory.py).
+
+    python -m benchmarks.memory_probe train STEPS
+    python -m benchmarks.memory_probe iw NUM_EXAMPLES [K]
+
+Prints one JSON line: {"peak_rss_mib", "device_peak_mib"}.
+"""
+
+import json
+import sys
+
+import jax
+
+from benchmarks import cases, timing
+from benchmarks.train_step import JaxTrainer
+from vae_jax import evaluate
+
+
+def main(argv: list) -> None:
+  kind, num = argv[1], int(argv[2])
+  config = cases.step_config('mlp_b128')
+  if kind == 'train':
+    trainer = JaxTrainer(config, cases.synthetic_dataset(config))
+    trainer.steps(num)
+  else:
+    k = int(argv[3]) if len(argv) > 3 else 5000
+    dataset = cases.synthetic_dataset(config, num_train=128, num_eval=num)
+    trainer = JaxTrainer(config, dataset)
+    evaluate.importance_weighted_nll(trainer.state.params, trainer.spec, dataset, k, seed=0,
+                                     batch_size=config.eval.iw_batch_size,
+                                     chunk_size=config.eval.iw_chunk_size)
+  stats = jax.devices()[0].memory_stats() or {}
+  device_peak = stats.get('peak_bytes_in_use')
+  print(json.dumps({'peak_rss_mib': timing.peak_rss_mib(),
+                    'device_peak_mib': device_peak / 2**20 if device_peak else None}))
+
+
+if __name__ == '__main__':
+  main(sys.argv)

@@ -1,0 +1,86 @@
+"""Train-step throughput: vae_jax's real step vs PyTorch eager, alternating.
+
+For each case (cases.STEP_CASES) both sides run the same number of steps per
+round, round after round; the ratio is the median over rounds of
+torch seconds / vae_jax seconds (> 1: vae_jax is faster). vae_jax runs what
+`train._loop` runs per step (host batch indices, then the jitted step that
+gathers, binarizes and updates on the device); torch gathers from a uint8
+tensor in memory. GFLOP/s counts the model FLOPs (cases.train_flops).
+"""
+
+import jax
+import numpy as np
+
+from benchmarks import cases, timing
+from vae_jax import parallel, steps
+
+# steps per round: about a second of work each on 2 CPU cores
+STEPS_PER_ROUND = {'mlp_b128': 200, 'mlp_b1024': 30, 'fc_b64': 30, 'conv_b64': 6}
+
+
+class JaxTrainer:
+  """vae_jax's train step on `config`, advanced as the training loop does."""
+
+  def __init__(self, config, dataset):
+    self.config, self.dataset = config, dataset
+    self.spec = steps.make_spec(config, dataset)
+    self.hparams = steps.make_hparams(config, dataset.num_train)
+    self.state = steps.init_state(self.spec, config.seed)
+    self.step_index = 0
+
+  def steps(self, num: int) -> float:
+    batch = self.config.data.batch_size
+    for _ in range(num):
+      indices = self.dataset.train_indices(self.config.seed, self.step_index, batch)
+      self.state, metrics = steps.train_step(
+          self.state, self.dataset.arrays, parallel.shard_batch(indices, None),
+          self.hparams, spec=self.spec)
+      self.step_index += 1
+    return float(metrics['loss'])  # waits for the last step
+
+
+def contenders(case: str):
+  """(config, dataset, vae_jax trainer, torch trainer or None without torch)."""
+  config = cases.step_config(case)
+  dataset = cases.dataset(config)
+  ours, theirs = JaxTrainer(config, dataset), None
+  if timing.has_torch():
+    from benchmarks import torch_vae  # pylint: disable=g-import-not-at-top
+    theirs = torch_vae.TorchTrainer(config, cases.host_images(config, dataset))
+  return config, dataset, ours, theirs
+
+
+def run(quick: bool, rounds: int = 7) -> tuple:
+  """(table text, results dict)."""
+  matmul = timing.matmul_gflops()
+  rows, results = [], {'matmul_gflops': matmul}
+  for case in cases.STEP_CASES:
+    config, dataset, ours, theirs = contenders(case)
+    num = 2 if quick else STEPS_PER_ROUND[case]
+    contenders_ = {'vae_jax': lambda: ours.steps(num)}
+    if theirs is not None:
+      contenders_['torch'] = lambda: theirs.steps(num)
+    for fn in contenders_.values():
+      fn()  # compile / warm up
+    times = timing.alternate(contenders_, 1 if quick else rounds)
+    batch = config.data.batch_size
+    ours_eps = batch * num / float(np.median(times['vae_jax']))
+    ratio = theirs_eps = None
+    if theirs is not None:
+      ratio = timing.median_ratio(times['torch'], times['vae_jax'])
+      theirs_eps = batch * num / float(np.median(times['torch']))
+    flops = cases.train_flops(config, dataset.spec.image_shape)
+    gflops = flops * num / float(np.median(times['vae_jax'])) / 1e9
+    rows.append([case, round(ours_eps), theirs_eps and round(theirs_eps), ratio, gflops, gflops / matmul])
+    results[f'{case}_ratio_vs_torch'] = ratio
+    results[f'{case}_matmul_fraction'] = gflops / matmul
+    results[f'{case}_examples_per_sec'] = ours_eps
+    results[f'{case}_torch_examples_per_sec'] = theirs_eps
+  text = timing.table(['case', 'vae_jax ex/s', 'torch ex/s', 'speed ratio (torch t / ours)',
+                       'vae_jax GFLOP/s', 'fraction of matmul rate'], rows)
+  return text + f'\n\nmatmul rate (2048² fp32, best of 5): {matmul:.0f} GFLOP/s', results
+
+
+if __name__ == '__main__':
+  import sys  # pylint: disable=g-import-not-at-top
+  print(run(quick='--quick' in sys.argv)[0])

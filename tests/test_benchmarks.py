@@ -1,0 +1,105 @@
+"""The benchmarks measure what they claim: FLOP counts and the torch reference."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks import cases
+from vae_jax import likelihoods, objectives, steps
+
+
+@pytest.mark.parametrize('case', ['mlp_b128', 'conv_b64'])
+def test_train_flops_match_xla_cost_analysis(case):
+  """The analytic model FLOPs are XLA's count of the dense/conv work of a step."""
+  config = cases.step_config(case)
+  config.data.batch_size = 8
+  shape = (28, 28, 1) if config.data.name != 'dsprites' else (64, 64, 1)
+  spec_data = cases.data_lib.DataSpec(config.data.name, False, shape, 0, 'none')
+  dataset = type('D', (), {'spec': spec_data})()
+  spec = steps.make_spec(config, dataset)
+  params = steps.init_state(spec, 0).params
+  x = jnp.zeros((8, *shape), jnp.float32)
+  y = jnp.zeros((8,), jnp.int32)
+  hparams = steps.make_hparams(config)
+  grad = jax.jit(lambda p, x: jax.grad(lambda p: steps.batch_loss(
+      p, x, y, jax.random.key(0), hparams, jnp.int32(0), spec)[0])(p))
+  xla = grad.lower(params, x).compile().cost_analysis()
+  xla = xla[0] if isinstance(xla, list) else xla
+  ours = cases.train_flops(config, shape)
+  # XLA also counts elementwise work (activations, likelihood) and skips the
+  # zero-padding taps at the borders of the convolutions.
+  assert 0.9 * ours <= xla['flops'] <= 1.15 * ours
+
+
+def test_torch_reference_is_the_same_network_and_loss():
+  """Flax parameters copied into the torch model give the same encoder, decoder and loss."""
+  torch = pytest.importorskip('torch')
+  from benchmarks import torch_vae  # pylint: disable=g-import-not-at-top
+  for case in ('mlp_b128', 'conv_b64'):
+    config = cases.step_config(case)
+    shape = (28, 28, 1) if config.data.name != 'dsprites' else (64, 64, 1)
+    spec = steps.make_spec(config, type('D', (), {'spec': cases.data_lib.DataSpec(
+        config.data.name, False, shape, 0, 'none')})())
+    params = steps.init_state(spec, 0).params['params']
+    net = torch_vae.TorchVAE(config.model, shape)
+    _copy_params(torch, net, params, getattr(net, 'start', None))
+    x = np.random.default_rng(0).random((3, *shape), np.float32)
+    mu, logvar = jax.vmap(lambda x_: spec.model.apply({'params': params}, x_, None,
+                                                      method=spec.model.encode))(x)
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+      mu_t, logvar_t = net.encoder(xt).chunk(2, dim=1)
+      logits_t = net.decoder(mu_t)
+    np.testing.assert_allclose(mu_t.numpy(), mu, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logvar_t.numpy(), logvar, rtol=1e-4, atol=1e-4)
+    logits = jax.vmap(lambda z: spec.model.apply({'params': params}, z, None,
+                                                 method=spec.model.decode)['logits'])(mu)
+    np.testing.assert_allclose(logits_t.numpy().transpose(0, 2, 3, 1), logits,
+                               rtol=1e-3, atol=1e-3)
+    with torch.no_grad():
+      recon_t, kl_t = net.terms(xt, torch.zeros(3, config.model.latent_dim))
+    recon = -jax.vmap(lambda x_, l: likelihoods.log_prob('bernoulli', x_, {'logits': l}))(
+        x, logits)
+    kl = jnp.sum(objectives.gaussian_kl(mu, logvar), axis=1)
+    np.testing.assert_allclose(recon_t.numpy(), recon, rtol=1e-4)
+    np.testing.assert_allclose(kl_t.numpy(), kl, rtol=1e-3, atol=1e-5)
+
+
+def _copy_params(torch, net, params, start) -> None:
+  """Flax Dense/Conv/ConvTranspose kernels → torch Linear/Conv2d/ConvTranspose2d.
+
+  `start` (C, H, W) of a conv net: flax flattens feature maps as (H, W, C),
+  torch as (C, H, W), so the Dense layers next to the convolutions are permuted.
+  """
+  def layers(tree, prefix):
+    return [tree[k] for k in sorted((k for k in tree if k.startswith(prefix)),
+                                    key=lambda k: int(k.rsplit('_', 1)[1]))]
+  enc, dec = params['encoder'], params['decoder']
+  flax_layers = layers(enc, 'Conv_') + layers(enc, 'Dense_') + layers(dec, 'Dense_') + layers(
+      dec, 'ConvTranspose_')
+  torch_layers = [m for m in list(net.encoder) + list(net.decoder)
+                  if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+  assert len(flax_layers) == len(torch_layers)
+  num_enc_conv = len(layers(enc, 'Conv_'))
+  first_dense, last_dense = num_enc_conv, len(flax_layers) - len(layers(dec, 'ConvTranspose_')) - 1
+  for i, (flax_layer, module) in enumerate(zip(flax_layers, torch_layers)):
+    kernel, bias = np.asarray(flax_layer['kernel']), np.asarray(flax_layer['bias'])
+    if start is not None and i == first_dense:  # rows (H, W, C) -> (C, H, W)
+      c, h, w = start
+      kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1)
+    if start is not None and i == last_dense:  # columns (H, W, C) -> (C, H, W)
+      c, h, w = start
+      kernel = kernel.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(-1, c * h * w)
+      bias = bias.reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+    if isinstance(module, torch.nn.Linear):
+      weight = kernel.T
+      if module.in_features != kernel.shape[0] or weight.shape != tuple(module.weight.shape):
+        raise AssertionError('layer sizes differ')
+    elif isinstance(module, torch.nn.ConvTranspose2d):
+      # lax.conv_transpose (no kernel flip) = torch's transposed conv with the kernel flipped.
+      weight = kernel[::-1, ::-1].transpose(2, 3, 0, 1)
+    else:
+      weight = kernel.transpose(3, 2, 0, 1)
+    module.weight.data = torch.from_numpy(np.ascontiguousarray(weight))
+    module.bias.data = torch.from_numpy(np.array(bias))
