@@ -1,26 +1,36 @@
-"""Flax nn.Conv / nn.ConvTranspose vs vae_jax.conv's matmul formulation on CPU.
+"""Formulations of the conv β-VAE's 4×4 stride-2 'SAME' convolutions on CPU.
 
     python -m benchmarks.conv_formulations [--rounds=7] [--batch=64]
 
-For each 4×4 stride-2 'SAME' layer of the conv β-VAE on 64×64 images, times
-jitted forward + backward (value_and_grad of sum(out · r) w.r.t. the
-parameters and the input) of one example vmapped over the batch, alternating
-the two contenders round after round, and prints the median over rounds of
-time(flax) / time(matmul) with each one's achieved GFLOP/s (useful flops: the
-zero taps of the transposed conv are not counted). Then the same for the two
-conv stacks chained (encoder convs and decoder transposed convs, ReLU
-between) and a 2048² fp32 matmul's rate for reference.
+Contenders, each the same function with the same parameters:
+- flax: nn.Conv / nn.ConvTranspose (lax convolutions, dilated ones included);
+- vae_jax.conv: StridedConv / StridedConvTranspose (what vae_jax.models uses);
+- im2col: slices, concatenate and one matmul (`Im2col`), no conv at all.
+
+For each layer of the conv β-VAE on 64×64 images, times jitted forward +
+backward (value_and_grad of sum(out · r) w.r.t. the parameters and the
+input) of one example vmapped over the batch, alternating the contenders
+round after round, and prints the median over rounds of time(flax) /
+time(contender) and each one's achieved GFLOP/s (useful flops: forward, input
+and kernel gradients, 2 per multiply-add; zero taps not counted). Then the
+same for the 8 layers chained (ReLU between) and for the whole network
+(models.build of experiments/beta_vae.py, encode → decode of the mean,
+Bernoulli loss, gradients w.r.t. the parameters; its GFLOP/s count the conv
+flops only), and the rate of a 2048² fp32 matmul for reference.
 """
 
 import argparse
+import contextlib
 import statistics
+import types
+from unittest import mock
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from benchmarks import timing
-from vae_jax import conv
+from benchmarks import cases, timing
+from vae_jax import conv, models
 
 # (transposed, input side, Cin, Cout): the conv β-VAE of Burgess et al. (2018).
 LAYERS = [
@@ -29,14 +39,47 @@ LAYERS = [
 ]
 
 
-def reference(transposed: bool, features: int) -> nn.Module:
-  cls = nn.ConvTranspose if transposed else nn.Conv
-  return cls(features, (4, 4), strides=(2, 2), padding='SAME')
+class Im2col(nn.Module):
+  """k=4, s=2 'SAME' conv or transposed conv of one example as slices + one matmul.
+
+  Conv: the 16 strided slices x_pad[a::2, b::2] of the input padded by (1, 1)
+  concatenated along channels, [H/2, W/2, 16·Cin] @ kernel [16·Cin, Cout].
+  Transposed: the 3×3 stride-1 windows of the input padded by (1, 1),
+  [H, W, 9·Cin] @ the sub-pixel kernel of all 4 output parities
+  [9·Cin, 4·Cout] (zeros where a window misses a parity), depth-to-space.
+  """
+  features: int
+  transposed: bool
+
+  @nn.compact
+  def __call__(self, x):
+    h, w, c = x.shape
+    kernel = self.param('kernel', nn.linear.default_kernel_init, (4, 4, c, self.features))
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    xp = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
+    if self.transposed:
+      _, select = conv._transpose_taps(4, 2)  # pylint: disable=protected-access
+      weights = jnp.einsum('jpt,iqu,tuco->jicpqo', select, select, kernel)
+      patches = jnp.concatenate([xp[a:a + h, b:b + w] for a in range(3) for b in range(3)], -1)
+      y = patches @ weights.reshape(9 * c, 4 * self.features)
+      y = y.reshape(h, w, 2, 2, -1).transpose(0, 2, 1, 3, 4).reshape(2 * h, 2 * w, -1)
+    else:
+      patches = jnp.concatenate(
+          [xp[a:a + h - 1:2, b:b + w - 1:2] for a in range(4) for b in range(4)], -1)
+      y = patches @ kernel.reshape(16 * c, self.features)
+    return y + bias
 
 
-def fast(transposed: bool, features: int) -> nn.Module:
-  cls = conv.StridedConvTranspose if transposed else conv.StridedConv
-  return cls(features)
+# name: make(transposed, features, name) → the layer module.
+CONTENDERS = {
+    'flax': lambda transposed, features, name=None: (
+        nn.ConvTranspose if transposed else nn.Conv)(
+            features, (4, 4), strides=(2, 2), padding='SAME', name=name),
+    'vae_jax.conv': lambda transposed, features, name=None: (
+        conv.StridedConvTranspose if transposed else conv.StridedConv)(features, name=name),
+    'im2col': lambda transposed, features, name=None: Im2col(features, transposed,
+                                                             name=name),
+}
 
 
 class Stack(nn.Module):
@@ -51,14 +94,14 @@ class Stack(nn.Module):
 
 
 def layer_flops(transposed: bool, side: int, cin: int, cout: int) -> float:
-  """Forward + both gradients of one example: 3 × 2 × 16 MACs per (pixel, Cin, Cout)."""
-  pixels = (2 * side) ** 2 if transposed else (side // 2) ** 2
+  """Forward + input and kernel gradients of one example (3 × 2 flops per MAC)."""
+  pixels = (2 * side) ** 2 if transposed else (side // 2) ** 2  # output pixels
   taps = 4 if transposed else 16  # useful taps per output pixel
   return 3 * 2 * pixels * taps * cin * cout
 
 
-def fwd_bwd(module: nn.Module, x: jax.Array):
-  """A jitted fn() → blocked (loss, grads) of the vmapped module on batch x."""
+def layer_step(module: nn.Module, x: jax.Array):
+  """A blocking fn() running jitted value_and_grad of the vmapped module on x."""
   params = module.init(jax.random.key(0), x[0])
   out = jax.eval_shape(jax.vmap(lambda e: module.apply(params, e)), x)
   r = jax.random.normal(jax.random.key(2), out.shape, out.dtype)
@@ -71,13 +114,39 @@ def fwd_bwd(module: nn.Module, x: jax.Array):
   return lambda: jax.block_until_ready(step(params, x))
 
 
-def compare(make_ref, make_new, x, flops: float, rounds: int) -> list:
-  """[ratio flax/matmul, flax GFLOP/s, matmul GFLOP/s] (medians over rounds)."""
-  times = timing.alternate({'flax': fwd_bwd(make_ref, x), 'matmul': fwd_bwd(make_new, x)},
-                           rounds)
-  return [timing.median_ratio(times['flax'], times['matmul']),
-          flops / statistics.median(times['flax']) / 1e9,
-          flops / statistics.median(times['matmul']) / 1e9]
+@contextlib.contextmanager
+def models_convolutions(make):
+  """Within it, vae_jax.models builds its convolutions with make(transposed, features,
+  name) (one of CONTENDERS) instead of vae_jax.conv: trace and lower in there."""
+  layers = types.SimpleNamespace(
+      StridedConv=lambda features, name=None: make(False, features, name),
+      StridedConvTranspose=lambda features, name=None: make(True, features, name))
+  with mock.patch.object(models, 'conv', layers):
+    yield
+
+
+def network_step(make, x: jax.Array):
+  """A blocking fn() running the whole β-VAE's jitted loss and parameter gradients."""
+  config = cases.experiment('beta_vae', 'conv')
+  with models_convolutions(make):
+    model = models.build(config.model, x.shape[1:], num_classes=0)
+    params = model.init(jax.random.key(0), x[0])
+
+    def loss(p):
+      logits = jax.vmap(lambda e: model.apply(p, e)['logits'])(x)
+      return jnp.sum(jax.nn.softplus(logits) - x * logits)
+
+    step = jax.jit(jax.value_and_grad(loss))
+    jax.block_until_ready(step(params))
+  return lambda: jax.block_until_ready(step(params))
+
+
+def compare(steps: dict, flops: float, rounds: int) -> list:
+  """time(flax) / time(c) for the other contenders, then each one's GFLOP/s (medians)."""
+  times = timing.alternate(steps, rounds)
+  others = [name for name in steps if name != 'flax']
+  return ([timing.median_ratio(times['flax'], times[name]) for name in others] +
+          [flops / statistics.median(times[name]) / 1e9 for name in steps])
 
 
 def main():
@@ -89,15 +158,20 @@ def main():
   for transposed, side, cin, cout in LAYERS:
     x = jax.random.normal(jax.random.key(1), (args.batch, side, side, cin))
     flops = args.batch * layer_flops(transposed, side, cin, cout)
-    name = f'{"convT" if transposed else "conv"} {cin}->{cout} {side}x{side}'
-    rows.append([name] + compare(reference(transposed, cout), fast(transposed, cout), x,
-                                 flops, args.rounds))
-  x = jax.random.normal(jax.random.key(1), (args.batch, 64, 64, 1))
+    steps = {name: layer_step(make(transposed, cout), x) for name, make in CONTENDERS.items()}
+    name = f'{"convT" if transposed else "conv"} {cin}->{cout} from {side}x{side}'
+    rows.append([name] + compare(steps, flops, args.rounds))
+  x = jnp.round(jax.random.uniform(jax.random.key(1), (args.batch, 64, 64, 1)))
   flops = args.batch * sum(layer_flops(*layer) for layer in LAYERS)
-  rows.append(['all 8 layers'] + compare(Stack(reference), Stack(fast), x, flops,
-                                         args.rounds))
-  print(f'batch {args.batch}, {args.rounds} rounds, jitted fwd+bwd of vmap(one example)')
-  print(timing.table(['layer', 'flax/matmul time', 'flax GFLOP/s', 'matmul GFLOP/s'], rows))
+  steps = {name: layer_step(Stack(make), x) for name, make in CONTENDERS.items()}
+  rows.append(['8 layers chained'] + compare(steps, flops, args.rounds))
+  steps = {name: network_step(make, x) for name, make in CONTENDERS.items()}
+  rows.append(['whole beta-VAE'] + compare(steps, flops, args.rounds))
+  others = [name for name in CONTENDERS if name != 'flax']
+  print(f'batch {args.batch}, {args.rounds} rounds, jitted fwd+bwd of vmap(one example), '
+        f'{jax.devices()[0].device_kind}; time ratios are medians over rounds')
+  print(timing.table(['layer'] + [f'flax / {name} time' for name in others] +
+                     [f'{name} GFLOP/s' for name in CONTENDERS], rows))
   print(f'2048x2048 fp32 matmul: {timing.matmul_gflops():.0f} GFLOP/s')
 
 

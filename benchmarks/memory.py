@@ -57,7 +57,7 @@ def _pipeline(quick: bool, rounds: int = 5) -> tuple:
       x, _ = get_batch(dataset.spec, dataset.arrays, 'train', indices, key)
     x.block_until_ready()
 
-  pipeline(), trainer.steps(2)
+  pipeline(), trainer.steps(num)  # compile
   times = timing.alternate({'pipeline': pipeline, 'step': lambda: trainer.steps(num)},
                            1 if quick else rounds)
   return tuple(batch * num / float(np.median(times[k])) for k in ('pipeline', 'step'))

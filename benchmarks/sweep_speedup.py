@@ -2,9 +2,9 @@
 
 The members of experiments/sweeps/beta_sweep.py (β ∈ {1, 2, 4, 6, 8, 12, 16, 32}
 here, 8 of them, one seed) train for the same number of steps either as ONE
-population (`steps.population_train_step`, what `--mode=sweep` runs) or as 8
-separate runs of `steps.train_step`, one after another, each advanced as the
-training loop does. Same total steps; alternating rounds; median speed-up.
+population (`steps.population_train_steps`, what `--mode=sweep` runs) or as 8
+separate runs of `steps.train_steps`, one after another, each dispatched as
+the training loop does. Same total steps; alternating rounds; median speed-up.
 Both the sweep's own network (1200-unit MLP on dSprites, batch 64) and the
 Fashion-MNIST MLP VAE (batch 128) are measured.
 """
@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from benchmarks import cases, timing
-from benchmarks.train_step import JaxTrainer
+from benchmarks.train_step import JaxTrainer, calls
 from vae_jax import parallel, steps
 
 BETAS = (1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0)
@@ -33,14 +33,14 @@ class Population:
 
   def steps(self, num: int) -> float:
     batch = self.configs[0].data.batch_size
-    for _ in range(num):
-      indices = np.stack([self.dataset.train_indices(c.seed, self.step_index, batch)
-                          for c in self.configs])
-      self.state, metrics = steps.population_train_step(
+    for k in calls(num):
+      indices = np.stack([[self.dataset.train_indices(c.seed, s, batch) for c in self.configs]
+                          for s in range(self.step_index, self.step_index + k)])
+      self.state, metrics = steps.population_train_steps(
           self.state, self.dataset.arrays, parallel.shard_batch(indices, None),
           self.hparams, spec=self.spec)
-      self.step_index += 1
-    return float(metrics['loss'][-1])
+      self.step_index += k
+    return float(metrics['loss'][-1, -1])
 
 
 def member_configs(name: str, variant, batch: int) -> list:
@@ -64,7 +64,7 @@ def run(quick: bool, rounds: int = 5) -> tuple:
     population = Population(configs, dataset)
     alone = [JaxTrainer(c, dataset) for c in configs]
     num = 2 if quick else num
-    population.steps(1), [t.steps(1) for t in alone]  # compile
+    population.steps(num), [t.steps(num) for t in alone]  # compile
     times = timing.alternate({
         'population': lambda: population.steps(num),
         'sequential': lambda: [t.steps(num) for t in alone]}, 1 if quick else rounds)

@@ -3,23 +3,29 @@
 For each case (cases.STEP_CASES) both sides run the same number of steps per
 round, round after round; the ratio is the median over rounds of
 torch seconds / vae_jax seconds (> 1: vae_jax is faster). vae_jax runs what
-`train._loop` runs per step (host batch indices, then the jitted step that
-gathers, binarizes and updates on the device); torch gathers from a uint8
-tensor in memory. GFLOP/s counts the model FLOPs (cases.train_flops).
+`train._loop` runs (host batch indices, then `steps.train_steps`: up to
+train.MAX_STEPS_PER_CALL jitted steps per dispatch that gather, binarize and
+update on the device); torch gathers from a uint8 tensor in memory. GFLOP/s counts the model FLOPs (cases.train_flops).
 """
 
 import jax
 import numpy as np
 
 from benchmarks import cases, timing
-from vae_jax import parallel, steps
+from vae_jax import parallel, steps, train
 
 # steps per round: about a second of work each on 2 CPU cores
-STEPS_PER_ROUND = {'mlp_b128': 200, 'mlp_b1024': 30, 'fc_b64': 30, 'conv_b64': 6}
+STEPS_PER_ROUND = {'mlp_b128': 200, 'mlp_b1024': 30, 'fc_b64': 30, 'conv_b64': 20}
+
+
+def calls(num: int) -> list:
+  """Steps per dispatch of `num` steps, as the training loop groups them."""
+  full, rest = divmod(num, train.MAX_STEPS_PER_CALL)
+  return [train.MAX_STEPS_PER_CALL] * full + ([rest] if rest else [])
 
 
 class JaxTrainer:
-  """vae_jax's train step on `config`, advanced as the training loop does."""
+  """vae_jax's train steps on `config`, dispatched as the training loop does."""
 
   def __init__(self, config, dataset):
     self.config, self.dataset = config, dataset
@@ -30,13 +36,14 @@ class JaxTrainer:
 
   def steps(self, num: int) -> float:
     batch = self.config.data.batch_size
-    for _ in range(num):
-      indices = self.dataset.train_indices(self.config.seed, self.step_index, batch)
-      self.state, metrics = steps.train_step(
+    for k in calls(num):
+      indices = np.stack([self.dataset.train_indices(self.config.seed, s, batch)
+                          for s in range(self.step_index, self.step_index + k)])
+      self.state, metrics = steps.train_steps(
           self.state, self.dataset.arrays, parallel.shard_batch(indices, None),
           self.hparams, spec=self.spec)
-      self.step_index += 1
-    return float(metrics['loss'])  # waits for the last step
+      self.step_index += k
+    return float(metrics['loss'][-1])  # waits for the last step
 
 
 def contenders(case: str):

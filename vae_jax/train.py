@@ -244,25 +244,29 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
   # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
   bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
                   disable=not sys.stderr.isatty())
-  for step in range(start, num_steps):
-    indices = [run.dataset.train_indices(run.config.seed, step, batch_size) for run in runs]
+  step = start
+  while step < num_steps:
+    done = _call_end(step, num_steps, cfg)
+    indices = np.stack([[run.dataset.train_indices(run.config.seed, s, batch_size)
+                         for run in runs] for s in range(step, done)])  # [K, M, B]
     if population:
-      state, step_metrics = steps.population_train_step(
-          state, lead.train_arrays, parallel.shard_batch(np.stack(indices), lead.mesh),
-          hparams, spec=lead.spec)
-    else:
-      state, step_metrics = steps.train_step(
-          state, lead.train_arrays, parallel.shard_batch(indices[0], lead.mesh), hparams,
+      state, call_metrics = steps.population_train_steps(
+          state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams,
           spec=lead.spec)
-    history.append(step_metrics)
-    done = step + 1
-    bar.update(1)
+    else:
+      state, call_metrics = steps.train_steps(
+          state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
+          spec=lead.spec)
+    history.append(call_metrics)  # leaves [K] (or [K, M]), still on the device
+    bar.update(done - step)
+    step = done
     if done % cfg.log_every_steps == 0 or done == num_steps:
+      history = jax.device_get(history)  # waits for the steps dispatched so far
       now = time.perf_counter()
       steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
-      history = jax.device_get(history)
       for i, (run, writer, ckpt) in enumerate(zip(runs, writers, ckpts)):
-        values = [{k: np.ravel(v)[i] for k, v in record.items()} for record in history]
+        values = [{k: np.reshape(v[j], -1)[i] for k, v in record.items()}
+                  for record in history for j in range(len(record['loss']))]
         _log_train(run, values, done, steps_per_sec, writer, ckpt.latest_step(),
                    name=os.path.basename(run.workdir) if population else '')
         if i == 0:
@@ -277,6 +281,21 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
         ckpt.save(done, s)
   bar.close()
   return state, metrics
+
+
+# Up to this many train steps run in one dispatch (`steps.train_steps`, unrolled):
+# fewer host round trips, +4% (MLP VAE, batch 128) to +30% (1200-unit MLP and
+# conv β-VAE) steps/s on 2 CPU cores. A call never crosses a log, eval or
+# checkpoint step, and its end is a function of the absolute step, so a resumed
+# run makes the same calls.
+MAX_STEPS_PER_CALL = 10
+
+
+def _call_end(step: int, num_steps: int, cfg) -> int:
+  """The step the dispatch starting at `step` ends at (exclusive)."""
+  periods = (cfg.log_every_steps, cfg.eval_every_steps, cfg.checkpoint_every_steps,
+             MAX_STEPS_PER_CALL)
+  return min([num_steps] + [(step // period + 1) * period for period in periods])
 
 
 def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
