@@ -16,7 +16,8 @@ import os
 
 from benchmarks import timing
 
-BENCHMARKS = ('train_step', 'end_to_end', 'sweep_speedup', 'memory')
+BENCHMARKS = ('train_step', 'step_profile', 'conv_formulations', 'end_to_end', 'sweep_speedup',
+              'memory')
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results.json')
 
 

@@ -141,12 +141,59 @@ def network_step(make, x: jax.Array):
   return lambda: jax.block_until_ready(step(params))
 
 
-def compare(steps: dict, flops: float, rounds: int) -> list:
-  """time(flax) / time(c) for the other contenders, then each one's GFLOP/s (medians)."""
+def compare(steps: dict, flops: float, rounds: int, names: list) -> list:
+  """time(flax) / time(c) for the contenders after flax, then each one's GFLOP/s
+  (medians over rounds), in the order of `names`; None for one not in `steps`."""
   times = timing.alternate(steps, rounds)
-  others = [name for name in steps if name != 'flax']
-  return ([timing.median_ratio(times['flax'], times[name]) for name in others] +
-          [flops / statistics.median(times[name]) / 1e9 for name in steps])
+  ratio = lambda n: timing.median_ratio(times['flax'], times[n]) if n in times else None
+  rate = lambda n: flops / statistics.median(times[n]) / 1e9 if n in times else None
+  return [ratio(n) for n in names[1:]] + [rate(n) for n in names]
+
+
+def torch_layer_step(transposed: bool, side: int, cin: int, cout: int, batch: int):
+  """A fn() running PyTorch eager forward + backward of the same layer (k=4, s=2, pad 1)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  cls = torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d
+  layer = cls(cin, cout, 4, stride=2, padding=1)
+  x = torch.randn(batch, cin, side, side, requires_grad=True)
+  r = torch.randn(layer(x).shape)
+
+  def step():
+    layer.zero_grad(set_to_none=True)
+    x.grad = None
+    (layer(x) * r).sum().backward()
+  return step
+
+
+def run(quick: bool, rounds: int = 7, batch: int = 64) -> tuple:
+  """(table text, results dict)."""
+  rounds = 1 if quick else rounds
+  with_torch = timing.has_torch()
+  names = list(CONTENDERS) + ['torch'] * with_torch
+  rows, results = [], {}
+  for transposed, side, cin, cout in LAYERS:
+    x = jax.random.normal(jax.random.key(1), (batch, side, side, cin))
+    flops = batch * layer_flops(transposed, side, cin, cout)
+    steps = {name: layer_step(make(transposed, cout), x) for name, make in CONTENDERS.items()}
+    if with_torch:
+      steps['torch'] = torch_layer_step(transposed, side, cin, cout, batch)
+      steps['torch']()
+    name = f'{"convT" if transposed else "conv"} {cin}->{cout} from {side}x{side}'
+    rows.append([name] + compare(steps, flops, rounds, names))
+  x = jnp.round(jax.random.uniform(jax.random.key(1), (batch, 64, 64, 1)))
+  flops = batch * sum(layer_flops(*layer) for layer in LAYERS)
+  steps = {name: layer_step(Stack(make), x) for name, make in CONTENDERS.items()}
+  rows.append(['8 layers chained'] + compare(steps, flops, rounds, names))
+  steps = {name: network_step(make, x) for name, make in CONTENDERS.items()}
+  rows.append(['whole beta-VAE'] + compare(steps, flops, rounds, names))
+  others = names[1:]
+  results['conv_whole_net_speedup_vs_flax'] = rows[-1][1 + others.index('vae_jax.conv')]
+  text = (f'batch {batch}, {rounds} rounds, jitted fwd+bwd of vmap(one example) '
+          f'(torch: eager, NCHW); time ratios are medians over rounds\n\n')
+  text += timing.table(['layer'] + [f'flax / {name} time' for name in others] +
+                       [f'{name} GFLOP/s' for name in names], rows)
+  return text + f'\n\n2048x2048 fp32 matmul: {timing.matmul_gflops():.0f} GFLOP/s', results
 
 
 def main():
@@ -154,25 +201,7 @@ def main():
   parser.add_argument('--rounds', type=int, default=7)
   parser.add_argument('--batch', type=int, default=64)
   args = parser.parse_args()
-  rows = []
-  for transposed, side, cin, cout in LAYERS:
-    x = jax.random.normal(jax.random.key(1), (args.batch, side, side, cin))
-    flops = args.batch * layer_flops(transposed, side, cin, cout)
-    steps = {name: layer_step(make(transposed, cout), x) for name, make in CONTENDERS.items()}
-    name = f'{"convT" if transposed else "conv"} {cin}->{cout} from {side}x{side}'
-    rows.append([name] + compare(steps, flops, args.rounds))
-  x = jnp.round(jax.random.uniform(jax.random.key(1), (args.batch, 64, 64, 1)))
-  flops = args.batch * sum(layer_flops(*layer) for layer in LAYERS)
-  steps = {name: layer_step(Stack(make), x) for name, make in CONTENDERS.items()}
-  rows.append(['8 layers chained'] + compare(steps, flops, args.rounds))
-  steps = {name: network_step(make, x) for name, make in CONTENDERS.items()}
-  rows.append(['whole beta-VAE'] + compare(steps, flops, args.rounds))
-  others = [name for name in CONTENDERS if name != 'flax']
-  print(f'batch {args.batch}, {args.rounds} rounds, jitted fwd+bwd of vmap(one example), '
-        f'{jax.devices()[0].device_kind}; time ratios are medians over rounds')
-  print(timing.table(['layer'] + [f'flax / {name} time' for name in others] +
-                     [f'{name} GFLOP/s' for name in CONTENDERS], rows))
-  print(f'2048x2048 fp32 matmul: {timing.matmul_gflops():.0f} GFLOP/s')
+  print(run(False, args.rounds, args.batch)[0])
 
 
 if __name__ == '__main__':

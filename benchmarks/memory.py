@@ -2,7 +2,7 @@
 plus the input pipeline's and the IWAE evaluation's throughput.
 
 Memory: each measurement runs in a fresh process (benchmarks.memory_probe) and
-reports its peak host RSS (ru_maxrss). On a CPU the device memory IS host
+reports its peak host RSS (VmHWM). On a CPU the device memory IS host
 memory; on a GPU the probe also reports the device's peak bytes in use. The
 k=5000 evaluation is run on two evaluation-set sizes: chunking
 (config.eval.iw_batch_size × iw_chunk_size decoder passes at once) keeps its

@@ -57,8 +57,21 @@ def matmul_gflops(size: int = 2048, rounds: int = 5) -> float:
 
 
 def peak_rss_mib() -> float:
-  """Peak resident set size of this process so far, MiB (Linux ru_maxrss is KiB)."""
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+  """Peak resident set size of this process image so far, MiB.
+
+  /proc/self/status VmHWM where it exists: ru_maxrss would carry over the
+  parent's peak into a freshly exec'd child (Linux keeps it across fork +
+  exec), so a small probe started by a big benchmark would report the
+  benchmark's memory.
+  """
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1]) / 1024.0  # kB
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def machine() -> dict:

@@ -213,6 +213,26 @@ def test_same_seed_is_bit_identical_and_seeds_differ():
   assert all(jax.tree.leaves(differ))
 
 
+def test_train_steps_equal_one_step_at_a_time(setup):
+  """K steps in one dispatch are K train_step calls: same states, metrics stacked [K]."""
+  _, dataset, spec, hparams = setup
+  indices = np.stack([dataset.train_indices(SEED, step, BATCH) for step in range(3)])
+  state = steps.init_state(spec, SEED)
+  singles = []
+  for row in indices:
+    state, metrics = steps.train_step(state, dataset.arrays, row, hparams, spec)
+    singles.append(_host(metrics))
+  expected = _host(state)
+  state, metrics = steps.train_steps(steps.init_state(spec, SEED), dataset.arrays, indices,
+                                     hparams, spec)
+  jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6),
+               _host(state), expected)
+  for key, values in _host(metrics).items():
+    assert values.shape == (3,)
+    np.testing.assert_allclose(values, [m[key] for m in singles], rtol=1e-5, atol=1e-6)
+  assert int(state.step) == 3
+
+
 # --------------------------------------------------------------- lr schedules
 
 
