@@ -106,3 +106,15 @@ def _copy_params(torch, net, params, start) -> None:
       weight = kernel.transpose(3, 2, 0, 1)
     module.weight.data = torch.from_numpy(np.ascontiguousarray(weight))
     module.bias.data = torch.from_numpy(np.array(bias))
+
+
+@pytest.mark.parametrize('case', ['mlp_b128', 'fc_b64'])
+def test_step_profile_matmuls_are_the_model_flops(case):
+  """The 'dense matmuls alone' part does exactly the step's model FLOPs, in GEMMs."""
+  from benchmarks import step_profile  # pylint: disable=g-import-not-at-top
+  config = cases.step_config(case)
+  config.data.batch_size = 4
+  shape = (28, 28, 1) if config.data.name != 'dsprites' else (64, 64, 1)
+  run, flops = step_profile._matmuls_alone(config, shape, repeats=1)  # pylint: disable=protected-access
+  assert flops == cases.train_flops(config, shape)
+  run()  # the GEMMs of those shapes compile and run

@@ -29,7 +29,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn import metrics
 
 from vae_jax import data as data_lib
 from vae_jax import likelihoods, models, steps
@@ -208,6 +207,7 @@ def aggregate_posterior_stats(mu: np.ndarray, logvar: np.ndarray) -> dict:
 
 def auroc(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
   """Area under the ROC curve, higher score = more anomalous (sklearn roc_auc_score)."""
+  from sklearn import metrics  # pylint: disable=g-import-not-at-top  (slow import: only here)
   return float(metrics.roc_auc_score(np.asarray(is_anomaly).astype(bool),
                                      np.asarray(scores)))
 

@@ -283,9 +283,9 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
   return state, metrics
 
 
-# Up to this many train steps run in one dispatch (`steps.train_steps`, unrolled):
-# fewer host round trips, +4% (MLP VAE, batch 128) to +30% (1200-unit MLP and
-# conv β-VAE) steps/s on 2 CPU cores. A call never crosses a log, eval or
+# Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
+# host round trips, +4% (MLP VAE, batch 128) to +30% (1200-unit MLP and conv
+# β-VAE) steps/s on 2 CPU cores. A call never crosses a log, eval or
 # checkpoint step, and its end is a function of the absolute step, so a resumed
 # run makes the same calls.
 MAX_STEPS_PER_CALL = 10
