@@ -3,8 +3,9 @@
 A group is one run or several runs that differ only in hyperparameters that
 enter the step as arrays (seed, β, learning rate, ...): their states are
 stacked on a leading member axis and trained by ONE vmapped step
-(`steps.population_train_step`); each member keeps its own workdir, written
-exactly as a single run's.
+(`steps.population_train_steps`, up to MAX_STEPS_PER_CALL steps per
+dispatch, as `steps.train_steps` for one run); each member keeps its own
+workdir, written exactly as a single run's.
 
 Resume rules:
 1. A workdir with checkpoints is resumed from its newest readable checkpoint.
