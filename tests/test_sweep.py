@@ -13,7 +13,7 @@ import pytest
 
 from conftest import cli, final_state, load_experiment
 from vae_jax import data as data_lib
-from vae_jax import report, steps, sweep, train
+from vae_jax import configs, report, steps, sweep, train
 from vae_jax.errors import ConfigError, WorkdirError
 
 # (β, seed, learning rate) of the members: every vmapped hyperparameter kind.
@@ -28,37 +28,74 @@ def _member_config(base, beta, seed, lr):
   return config
 
 
-def test_population_step_equals_each_member_trained_alone():
+@pytest.fixture(scope='module')
+def trained_alone():
+  """(spec, dataset, member configs, hparams, each member's state after NUM_STEPS alone)."""
   base = load_experiment('test')
   dataset = data_lib.load(base.data)
   member_configs = [_member_config(base, *m) for m in MEMBERS]
   spec = steps.make_spec(member_configs[0], dataset)
-  batch = base.data.batch_size
   hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
-
   alone = []
   for config, h in zip(member_configs, hparams):
     state = steps.init_state(spec, config.seed)
     for step in range(NUM_STEPS):
-      indices = dataset.train_indices(config.seed, step, batch)
+      indices = dataset.train_indices(config.seed, step, base.data.batch_size)
       state, _ = steps.train_step(state, dataset.arrays, indices, h, spec=spec)
     alone.append(state)
+  # The members really differ (the comparisons would be vacuous otherwise).
+  first, last = (jax.tree.leaves(s.params)[0] for s in (alone[0], alone[-1]))
+  assert not np.allclose(first, last)
+  return spec, dataset, member_configs, hparams, alone
 
-  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
-  stacked_hparams = steps.stack(hparams)
-  for step in range(NUM_STEPS):
-    indices = np.stack([dataset.train_indices(c.seed, step, batch) for c in member_configs])
-    population, metrics = steps.population_train_step(population, dataset.arrays, indices,
-                                                      stacked_hparams, spec=spec)
-  assert metrics['loss'].shape == (len(MEMBERS),)
+
+def _assert_members_equal_alone(population, alone):
   for i, state in enumerate(alone):
     member = steps.member(population, i)
     assert int(member.step) == NUM_STEPS
     for a, b in zip(jax.tree.leaves(member.params), jax.tree.leaves(state.params)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
-  # The members really differ (the test would be vacuous otherwise).
-  first, last = (jax.tree.leaves(s.params)[0] for s in (alone[0], alone[-1]))
-  assert not np.allclose(first, last)
+
+
+def _population_indices(dataset, member_configs, step):
+  batch = member_configs[0].data.batch_size
+  return np.stack([dataset.train_indices(c.seed, step, batch) for c in member_configs])
+
+
+def test_population_step_equals_each_member_trained_alone(trained_alone):
+  spec, dataset, member_configs, hparams, alone = trained_alone
+  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  for step in range(NUM_STEPS):
+    population, metrics = steps.population_train_step(
+        population, dataset.arrays, _population_indices(dataset, member_configs, step),
+        steps.stack(hparams), spec=spec)
+  assert metrics['loss'].shape == (len(MEMBERS),)
+  _assert_members_equal_alone(population, alone)
+
+
+@pytest.mark.parametrize('loop_members', [False, True], ids=['vmap', 'loop'])
+def test_population_train_steps_equal_each_member_trained_alone(trained_alone, loop_members):
+  # All NUM_STEPS steps in one dispatch, the members vmapped or looped over.
+  spec, dataset, member_configs, hparams, alone = trained_alone
+  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  indices = np.stack([_population_indices(dataset, member_configs, step)
+                      for step in range(NUM_STEPS)])
+  population, metrics = steps.population_train_steps(
+      population, dataset.arrays, indices, steps.stack(hparams), spec=spec,
+      loop_members=loop_members)
+  assert metrics['loss'].shape == (NUM_STEPS, len(MEMBERS))
+  _assert_members_equal_alone(population, alone)
+
+
+def test_loop_members_auto_loops_dense_models_on_cpu(trained_alone):
+  spec = trained_alone[0]
+  assert not spec.model.encoder.conv_channels
+  assert steps.loop_members('auto', spec) == (jax.default_backend() == 'cpu')
+  assert steps.loop_members('loop', spec) and not steps.loop_members('vmap', spec)
+  config = load_experiment('test')
+  config.train.population = 'looped'
+  with pytest.raises(ConfigError, match=r"train.population.*\('auto', 'vmap', 'loop'\)"):
+    configs.validate(config)
 
 
 def _tiny_base():

@@ -15,6 +15,7 @@ DATASETS = ('dsprites', 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TF
 BINARIZE = ('dynamic', 'static', 'none')
 ARCHITECTURES = ('mlp', 'conv')
 LR_SCHEDULES = ('constant', 'cosine')
+POPULATION_MODES = ('auto', 'vmap', 'loop')
 FACTOR_SOURCES = ('dsprites', 'tfds:dsprites', 'tfds:shapes3d')
 
 
@@ -63,6 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every_steps = 100
   config.train.eval_every_steps = 2_000
   config.train.checkpoint_every_steps = 2_000
+  config.train.population = 'auto'  # sweeps: 'vmap' | 'loop' | 'auto' (steps.loop_members)
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 500  # held-out evaluation batch (padded at the end, never dropped)
@@ -167,6 +169,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(train.learning_rate > 0, 'train.learning_rate', 'positive', train.learning_rate)
   _check(train.lr_schedule in LR_SCHEDULES, 'train.lr_schedule',
          f'one of {LR_SCHEDULES}', train.lr_schedule)
+  _check(train.population in POPULATION_MODES, 'train.population',
+         f'one of {POPULATION_MODES}', train.population)
   _check(train.warmup_steps >= 0, 'train.warmup_steps', 'non-negative',
          train.warmup_steps)
   _check(train.grad_clip_norm >= 0, 'train.grad_clip_norm', 'non-negative (0 = off)',

@@ -202,14 +202,48 @@ def population_train_step(states: TrainState, arrays: dict, indices: jax.Array,
   return jax.vmap(step, in_axes=(0, None, 0, 0))(states, arrays, indices, hparams)
 
 
-@functools.partial(jax.jit, static_argnames='spec', donate_argnames='states')
+@functools.partial(jax.jit, static_argnames=('spec', 'loop_members'),
+                   donate_argnames='states')
 def population_train_steps(states: TrainState, arrays: dict, indices: jax.Array,
-                           hparams: dict, spec: StepSpec):
+                           hparams: dict, spec: StepSpec, loop_members: bool = False):
   """`population_train_step` for each row of indices [K, M, B]: K updates of
-  the M runs in one dispatch; metrics stacked [K, M]."""
+  the M runs in one dispatch; metrics stacked [K, M].
+
+  loop_members=False vmaps the step over the members (the accelerator form);
+  True writes the M members' steps one after another into the one program
+  (see `loop_members`), each exactly a single run's step.
+  """
   one = functools.partial(_train_step, spec=spec)
-  step = jax.vmap(one, in_axes=(0, None, 0, 0))
-  return _scan(lambda s, i: step(s, arrays, i, hparams), states, indices, spec)
+  if not loop_members:
+    step = jax.vmap(one, in_axes=(0, None, 0, 0))
+    return _scan(lambda s, i: step(s, arrays, i, hparams), states, indices, spec)
+  num = indices.shape[1]
+  each = [member(hparams, m) for m in range(num)]
+
+  def step(carry, i):
+    out = [one(s, arrays, i[m], h) for m, (s, h) in enumerate(zip(carry, each))]
+    return tuple(o[0] for o in out), stack([o[1] for o in out])
+
+  carry = tuple(member(states, m) for m in range(num))  # unstacked once per call
+  carry, metrics = _scan(step, carry, indices, spec)
+  return stack(list(carry)), metrics
+
+
+def loop_members(mode: str, spec: StepSpec) -> bool:
+  """Whether a population (config.train.population = `mode`) loops over its members.
+
+  'auto' loops for dense models on CPU. There XLA gives the vmapped step's
+  weight gradients a transposed layout that it then copies, at every step
+  (a population of ONE 1200-unit MLP runs at half a single run's speed), and
+  the members, each already filling the cores, gain nothing from sharing a
+  program: looped, 8 members of the β sweep run at 0.89× the speed of 8 runs
+  one after another, vmapped at 0.55× (`python -m benchmarks.sweep_speedup`).
+  Conv models keep vmap (their unrolled steps would compile M times over);
+  accelerators keep vmap (one member leaves them mostly idle).
+  """
+  if mode == 'auto':
+    return jax.default_backend() == 'cpu' and not spec.model.encoder.conv_channels
+  return mode == 'loop'
 
 
 def _scan(step, state, indices: jax.Array, spec: StepSpec):

@@ -8,7 +8,9 @@ A sweep file is an experiment file (`get_config()`: the base config, which
 members are the Cartesian product of the axes. Members that differ only in
 keys of `VMAPPED_KEYS` train together as ONE population (one compiled step,
 states stacked on a member axis, each data batch gathered from the shared
-device-resident dataset); members that differ in anything else (latent_dim,
+device-resident dataset; the program vmaps the step over the members, or
+loops over them where that is faster: config.train.population,
+steps.loop_members); members that differ in anything else (latent_dim,
 architecture, objective, run length, ...) form separate groups, trained one
 after another.
 

@@ -2,9 +2,10 @@
 
 A group is one run or several runs that differ only in hyperparameters that
 enter the step as arrays (seed, β, learning rate, ...): their states are
-stacked on a leading member axis and trained by ONE vmapped step
+stacked on a leading member axis and trained by ONE compiled step
 (`steps.population_train_steps`, up to MAX_STEPS_PER_CALL steps per
-dispatch, as `steps.train_steps` for one run); each member keeps its own
+dispatch, as `steps.train_steps` for one run; the members vmapped or looped
+over, config.train.population); each member keeps its own
 workdir, written exactly as a single run's.
 
 Resume rules:
@@ -253,7 +254,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
     if population:
       state, call_metrics = steps.population_train_steps(
           state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams,
-          spec=lead.spec)
+          spec=lead.spec, loop_members=steps.loop_members(cfg.population, lead.spec))
     else:
       state, call_metrics = steps.train_steps(
           state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
