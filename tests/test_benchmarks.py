@@ -1,11 +1,15 @@
 """The benchmarks measure what they claim: FLOP counts and the torch reference."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from benchmarks import cases, conv_formulations
+from benchmarks.__main__ import BENCHMARKS
 from vae_jax import likelihoods, objectives, steps
 
 
@@ -118,3 +122,16 @@ def test_step_profile_matmuls_are_the_model_flops(case):
   run, flops = step_profile._matmuls_alone(config, shape, repeats=1)  # pylint: disable=protected-access
   assert flops == cases.train_flops(config, shape)
   run()  # the GEMMs of those shapes compile and run
+
+
+@pytest.mark.parametrize('name', BENCHMARKS)
+def test_quick_benchmark_runs_and_prints_its_table(name):
+  # `python -m benchmarks --quick` (a few steps each, figures meaningless) keeps
+  # every benchmark runnable; torch columns stay empty where torch is absent.
+  out = subprocess.run([sys.executable, '-m', 'benchmarks', '--quick', f'--only={name}'],
+                       cwd=cases.REPO, capture_output=True, text=True, timeout=900, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  section = out.stdout.split(f'## {name}\n', 1)[1]
+  rows = [line for line in section.splitlines() if line.startswith('| ') and '---' not in line]
+  assert len(rows) >= 2, out.stdout[-2000:]  # the header and at least one measured row
+  assert 'wrote' not in out.stdout  # --quick never overwrites results.json
