@@ -234,7 +234,8 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
   cfg = lead.config.train
   num_steps, batch_size = cfg.num_steps, lead.config.data.batch_size
   population = len(runs) > 1
-  members = lambda s: [steps.member(s, i) for i in range(len(runs))] if population else [s]
+  # One member's state sliced out at a time (an 18-member population's states are GBs).
+  members = lambda s: (steps.member(s, i) for i in range(len(runs))) if population else iter([s])
   hparams = steps.stack([r.hparams for r in runs]) if population else lead.hparams
   metrics = [None] * len(runs)
   if start == 0:
