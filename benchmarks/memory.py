@@ -6,7 +6,9 @@ reports its peak host RSS (VmHWM). On a CPU the device memory IS host
 memory; on a GPU the probe also reports the device's peak bytes in use. The
 k=5000 evaluation is run on two evaluation-set sizes: chunking
 (config.eval.iw_batch_size × iw_chunk_size decoder passes at once) keeps its
-peak independent of the number of examples.
+peak independent of the number of examples. The 8 members of the sweep
+benchmark (benchmarks.sweep_speedup) are trained vmapped and looped: a looped
+population holds one more copy of the members' states.
 
 Throughput (in this process): the input pipeline is what the loop does per
 step before the update — host batch indices (a pure function of seed and step)
@@ -30,9 +32,12 @@ PROBES = {  # name: probe arguments
     'train MLP VAE, batch 128, 500 steps': ['train', '500'],
     'nll_iw k=5000, 100 examples': ['iw', '100'],
     'nll_iw k=5000, 400 examples': ['iw', '400'],
+    'train 8 x 1200-unit MLP population, vmapped, 20 steps': ['population', '20', 'vmap'],
+    'train 8 x 1200-unit MLP population, looped, 20 steps': ['population', '20', 'loop'],
 }
 QUICK_PROBES = {'train MLP VAE, batch 128, 5 steps': ['train', '5'],
-                'nll_iw k=50, 4 examples': ['iw', '4', '50']}
+                'nll_iw k=50, 4 examples': ['iw', '4', '50'],
+                'train 8 x 1200-unit MLP population, looped, 2 steps': ['population', '2', 'loop']}
 
 
 def _probe(args: list) -> dict:

@@ -2,6 +2,7 @@
 
     python -m benchmarks.memory_probe train STEPS
     python -m benchmarks.memory_probe iw NUM_EXAMPLES [K]
+    python -m benchmarks.memory_probe population STEPS vmap|loop   # the 8-member β sweep
 
 Prints one JSON line: {"peak_rss_mib", "device_peak_mib"}.
 """
@@ -22,6 +23,13 @@ def main(argv: list) -> None:
   if kind == 'train':
     trainer = JaxTrainer(config, cases.synthetic_dataset(config))
     trainer.steps(num)
+  elif kind == 'population':
+    from benchmarks import sweep_speedup  # pylint: disable=g-import-not-at-top
+    name, variant, batch, _ = sweep_speedup.SETUPS['sweep8']
+    configs = sweep_speedup.member_configs(name, variant, batch)
+    population = sweep_speedup.Population(configs, cases.dataset(configs[0]),
+                                          loop_members=argv[3] == 'loop')
+    population.steps(num)
   else:
     k = int(argv[3]) if len(argv) > 3 else 5000
     dataset = cases.synthetic_dataset(config, num_train=128, num_eval=num)
