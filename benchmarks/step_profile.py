@@ -7,6 +7,11 @@ process (medians over rounds, milliseconds per step):
 - `loss + gradients`: jitted value_and_grad of steps.batch_loss on a fixed
   batch (model, likelihood, KL, the reparameterization draws);
 - `optimizer`: the Adam update and its application to the parameters;
+- `network alone`: forward and backward of the encoder and decoder only
+  (x → posterior mean → decoder output, a fixed random cotangent on the
+  output): no sampling, no likelihood, no KL;
+- `likelihood + gradient`: the Bernoulli log-likelihood of the batch and its
+  gradient with respect to the logits, alone (784 or 4096 pixels per example);
 - `dense matmuls alone` (MLP cases): the step's GEMMs, forward, input and
   weight gradients of every Dense layer, on random arrays of their shapes;
   their GFLOP/s are the most the step's matmul work can reach on this
@@ -24,7 +29,7 @@ import optax
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer, STEPS_PER_ROUND
 from vae_jax import data as data_lib
-from vae_jax import parallel, steps
+from vae_jax import likelihoods, parallel, steps
 
 
 def _dense_sizes(config, image_shape: tuple) -> list:
@@ -94,6 +99,20 @@ def _parts(case: str, num: int) -> tuple:
     updated.append(state.replace(params=params_, opt_state=opt_state_))
     return params_
 
+  cotangent = jax.random.normal(jax.random.key(1), x.shape[1:])
+
+  def network_loss(p):
+    def one(x_, y_):
+      encode, decode = steps.model_fns(spec, p, y_)
+      out = decode(encode(x_)[0])
+      return jnp.vdot(next(iter(out.values())), cotangent)
+    return jnp.mean(jax.vmap(one)(x, y))
+
+  network = jax.jit(jax.value_and_grad(network_loss))
+  logits = jax.random.normal(jax.random.key(2), x.shape)
+  likelihood = jax.jit(jax.value_and_grad(
+      lambda l: jnp.mean(jax.vmap(likelihoods.bernoulli_log_prob)(x, l))))
+
   def repeat(fn):
     def run():
       for _ in range(num):
@@ -106,9 +125,13 @@ def _parts(case: str, num: int) -> tuple:
       'data': repeat(lambda: get_batch(dataset.spec, dataset.arrays, 'train', indices, key)),
       'loss + gradients': repeat(lambda: grad_fn(params)),
       'optimizer': repeat(optimizer),
+      'network alone': repeat(lambda: network(params)),
   }
-  flops = {'train step': cases.train_flops(config, dataset.spec.image_shape),
-           'loss + gradients': cases.train_flops(config, dataset.spec.image_shape)}
+  if config.model.likelihood == 'bernoulli':
+    parts['likelihood + gradient'] = repeat(lambda: likelihood(logits))
+  model_flops = cases.train_flops(config, dataset.spec.image_shape)
+  flops = {'train step': model_flops, 'loss + gradients': model_flops,
+           'network alone': model_flops}
   if config.model.architecture == 'mlp':
     parts['dense matmuls alone'], flops['dense matmuls alone'] = _matmuls_alone(
         config, dataset.spec.image_shape, num)
