@@ -236,9 +236,10 @@ def loop_members(mode: str, spec: StepSpec) -> bool:
   weight gradients a transposed layout that it then copies, at every step
   (a population of ONE 1200-unit MLP runs at half a single run's speed), and
   the members, each already filling the cores, gain little from sharing a
-  program: looped, 8 members of the β sweep run at 1.01× the speed of 8 runs
-  one after another, vmapped at 0.55× (`python -m benchmarks.sweep_speedup`);
-  the 18-member beta_sweep.py trains 2.4× faster looped than vmapped.
+  program: looped, 8 members of the β sweep run at 0.96–1.01× the speed of 8
+  runs one after another, vmapped at 0.49–0.55× (`python -m
+  benchmarks.sweep_speedup`, two runs);
+  the 18-member beta_sweep.py trains ~2× faster looped than vmapped.
   Conv models keep vmap (their unrolled steps would compile M times over);
   accelerators keep vmap (one member leaves them mostly idle).
   """
