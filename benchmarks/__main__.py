@@ -1,6 +1,6 @@
 """Runs the benchmarks, prints their tables, writes benchmarks/results.json.
 
-    python -m benchmarks            # everything (≈15 min on 2 CPU cores)
+    python -m benchmarks            # everything (≈10–15 min on 2 CPU cores)
     python -m benchmarks --quick    # a few steps of each: checks they still run
     python -m benchmarks --only=train_step,sweep_speedup
 
