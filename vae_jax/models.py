@@ -20,6 +20,7 @@ Architectures:
           a form whose forward and backward passes XLA runs fast on CPU.
 """
 
+import functools
 import math
 from typing import Optional, Sequence
 
@@ -27,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vae_jax import conv
+from vae_jax import conv, likelihoods
 from vae_jax.errors import ConfigError
 
 ACTIVATIONS = {'relu': nn.relu, 'tanh': jnp.tanh, 'elu': nn.elu, 'gelu': nn.gelu,
@@ -137,3 +138,39 @@ def build(model_config, image_shape: Sequence[int], num_classes: int) -> VAE:
                     likelihood=model_config.likelihood,
                     gaussian_scale=model_config.gaussian_scale)
   return VAE(encoder=encoder, decoder=decoder)
+
+
+# --- Calling a model: the one way, used by training, evaluation and pictures --
+#
+# `encode_one` / `decode_one` apply the model to ONE example (the per-example
+# ELBO is written with them and vmapped); `encode`, `decode` and
+# `decode_mean` are their batched, jitted forms (params an argument, the
+# module static) for every caller outside the train step.
+
+
+def encode_one(model: VAE, params, x: jax.Array, y: jax.Array):
+  """(mu, logvar), each [D], of ONE image x [H, W, C] with label y (int scalar)."""
+  return model.apply(params, x, y, method=VAE.encode)
+
+
+def decode_one(model: VAE, params, z: jax.Array, y: jax.Array) -> dict:
+  """Likelihood parameters, each [H, W, C], of ONE latent z [D] with label y."""
+  return model.apply(params, z, y, method=VAE.decode)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def encode(model: VAE, params, x: jax.Array, y: jax.Array):
+  """(mu, logvar), each [N, D], of images x [N, H, W, C] with labels y [N]."""
+  return jax.vmap(encode_one, in_axes=(None, None, 0, 0))(model, params, x, y)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def decode(model: VAE, params, z: jax.Array, y: jax.Array) -> dict:
+  """Likelihood parameters, each [N, H, W, C], of latents z [N, D] with labels y [N]."""
+  return jax.vmap(decode_one, in_axes=(None, None, 0, 0))(model, params, z, y)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def decode_mean(model: VAE, params, z: jax.Array, y: jax.Array) -> jax.Array:
+  """E[x|z], [N, H, W, C]: the pictures that latents z [N, D] (labels y [N]) stand for."""
+  return likelihoods.mean(model.decoder.likelihood, decode(model, params, z, y))
