@@ -142,3 +142,6 @@ def sample_factors(key: jax.Array, num: int) -> jax.Array:
   """Samples int32 [num, 6] factor classes, each uniform and independent."""
   indices = jax.random.randint(key, (num,), 0, NUM_IMAGES, dtype=jnp.int32)
   return index_to_factors(indices)
+
+
+render_batch = jax.jit(jax.vmap(render))  # factor classes int [B, 6] → images f32 [B, 64, 64, 1]
