@@ -1,24 +1,31 @@
-"""The pictures a run writes at each evaluation, as `images/<kind>_<step>.png`.
+"""Pictures of a model: the grids, GIF and ground truth a run writes.
 
-kinds: samples (prior; not for the autoencoder), reconstructions (inputs,
-decoded posterior means, then posterior samples), conditional (CVAE: row k =
-class k), traversals (one row per latent, ±3 prior σ around an encoded input,
-rows sorted by KL), interpolations (between encoded test inputs), scatter
-(first two latent dims of the posterior means, coloured by label) and
-rate_distortion (the run's held-out (kl, recon) at each evaluation so far).
-At the final evaluation also `traversals_<step>.gif` (every shown latent
-swept back and forth, sorted by KL) and, for dSprites, `factors.png`: the
-ground-truth factor traversals to compare the learned ones with.
+Grids are float [rows, cols, H, W, C] in [0, 1] (made into uint8 pictures by
+`vae_jax.figures`) of a `models.VAE` and its params: prior samples,
+reconstructions, the class-conditional grid, latent traversals and
+interpolations; `traversal_gif` animates the traversals; the dSprites
+ground-truth factor grid shows what the latents should find. The model is
+called only through `models.encode` / `models.decode_mean`; its likelihood,
+latent size and labels come from the model itself.
+
+`make_pictures` gives one evaluation's {kind: picture}, which the caller
+writes as `images/<kind>_<step>.png` (kinds: samples, reconstructions,
+conditional, traversals, interpolations, scatter, rate_distortion);
+`write_final_animations` writes the final `traversals_<step>.gif` and, for
+dSprites, `factors_0.png`.
 """
 
 import math
 import os
+from typing import Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import data as data_lib
-from vae_jax import animate, steps, visualize
+from vae_jax import figures, models, plots, steps
+from vae_jax.data import dsprites
 
 RECON_SAMPLES = 3  # posterior samples per input in the reconstruction pictures
 MAX_TRAVERSAL_ROWS = 10  # latents shown in a traversal (those with most KL)
@@ -26,74 +33,307 @@ INTERPOLATION_PAIRS = 4
 SCATTER_POINTS = 5_000
 
 
+def prior_samples(model: models.VAE, params, key: jax.Array, rows: int,
+                  cols: int) -> np.ndarray:
+  """Decoder means of z ~ N(0, I): [rows, cols, H, W, C]."""
+  z = jax.random.normal(key, (rows * cols, model.encoder.latent_dim))
+  y = jnp.zeros((rows * cols,), jnp.int32)
+  x = models.decode_mean(model, params, z, y)
+  return np.asarray(x).reshape(rows, cols, *x.shape[1:])
+
+
+def reconstructions(model: models.VAE, params, key: jax.Array, x: jax.Array, y: jax.Array,
+                    num_samples: int, stochastic: bool) -> np.ndarray:
+  """Row 0: the inputs x [N, H, W, C]; row 1: decoded posterior means; further rows: z ~ q(z|x).
+
+  Several posterior samples per input show the "multiple plausible outputs"
+  of a VAE; a deterministic autoencoder has only the one reconstruction.
+  Returns [2 + num_samples (2 if not stochastic), N, H, W, C].
+  """
+  mu, logvar = models.encode(model, params, x, y)
+  rows = [np.asarray(x), np.asarray(models.decode_mean(model, params, mu, y))]
+  if stochastic:
+    for key_i in jax.random.split(key, num_samples):
+      z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key_i, mu.shape)
+      rows.append(np.asarray(models.decode_mean(model, params, z, y)))
+  return np.stack(rows)
+
+
+def conditional_grid(model: models.VAE, params, key: jax.Array, cols: int) -> np.ndarray:
+  """CVAE: row k decodes the same `cols` prior draws with label k; [K, cols, H, W, C]."""
+  num_classes = model.encoder.num_classes
+  z = jax.random.normal(key, (cols, model.encoder.latent_dim))
+  z_all = jnp.tile(z, (num_classes, 1))
+  y_all = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), cols)
+  x = models.decode_mean(model, params, z_all, y_all)
+  return np.asarray(x).reshape(num_classes, cols, *x.shape[1:])
+
+
+# --- Latent traversals and interpolations ------------------------------------
+
+def traversal_offsets(num_steps: int = 11, span: float = 3.0) -> np.ndarray:
+  """The [num_steps] offsets s ∈ linspace(−span, span) in prior standard deviations."""
+  return np.linspace(-span, span, num_steps, dtype=np.float32)
+
+
+def _dims(order: Optional[Sequence[int]], latent_dim: int) -> np.ndarray:
+  """The latent dims to show, int [R]; `order` checked against latent_dim."""
+  dims = np.arange(latent_dim) if order is None else np.asarray(order, np.int32)
+  if dims.ndim != 1 or dims.size == 0 or np.any(dims < 0) or np.any(dims >= latent_dim):
+    raise ValueError(f'order must list dims in [0, {latent_dim}), got {order!r}')
+  return dims
+
+
+def dim_labels(dims: Sequence[int], kl_per_dim: Optional[np.ndarray] = None) -> list[str]:
+  """Labels "z3", or "z3 (KL 2.1)" given kl_per_dim [latent_dim] in nats."""
+  if kl_per_dim is None:
+    return [f'z{d}' for d in dims]
+  kl = np.asarray(kl_per_dim, np.float64)
+  return [f'z{d} (KL {kl[d]:.1f})' for d in dims]
+
+
+def _swept(model: models.VAE, params, x: jax.Array, y: jax.Array, dims: Sequence[int],
+           offsets: np.ndarray) -> np.ndarray:
+  """Decoded [R, S, H, W, C]: dim dims[r] of mu(x) moved by offsets[s], the rest at mu."""
+  latent_dim = model.encoder.latent_dim
+  y = jnp.asarray(y, jnp.int32)
+  mu = models.encode(model, params, x[None], y[None])[0][0]  # [D]
+  one_hot = jax.nn.one_hot(jnp.asarray(dims), latent_dim, dtype=mu.dtype)  # [R, D]
+  s = jnp.asarray(offsets, mu.dtype)  # [S]
+  z = mu[None, None, :] + one_hot[:, None, :] * s[None, :, None]  # [R, S, D]
+  rows, cols = z.shape[:2]
+  labels = jnp.full((rows * cols,), y, jnp.int32)
+  decoded = models.decode_mean(model, params, z.reshape(-1, latent_dim), labels)
+  return np.asarray(decoded).reshape(rows, cols, *decoded.shape[1:])
+
+
+def traversals(model: models.VAE, params, x: jax.Array, y: jax.Array, *,
+               num_steps: int = 11, span: float = 3.0,
+               order: Optional[Sequence[int]] = None,
+               kl_per_dim: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[str]]:
+  """Latent traversals of ONE input x [H, W, C] (label y: int scalar).
+
+  Row i sweeps dimension d = order[i] (default: every latent dim; a subset
+  such as the top dims by KL is fine): z = mu with z_d = mu_d + s·σ_prior
+  (σ_prior = 1) for s in `traversal_offsets(num_steps, span)`, decoded to
+  E[x|z]. Returns (grid [len(order), num_steps, H, W, C], row labels "z3"
+  or, given kl_per_dim [latent_dim] in nats, "z3 (KL 2.1)").
+  """
+  dims = _dims(order, model.encoder.latent_dim)
+  grid = _swept(model, params, x, y, dims, traversal_offsets(num_steps, span))
+  return grid, dim_labels(dims, kl_per_dim)
+
+
+def interpolations(model: models.VAE, params, x_pairs: jax.Array,
+                   y_pairs: Optional[jax.Array] = None, num_steps: int = 10) -> np.ndarray:
+  """Decoded straight lines between posterior means of input pairs.
+
+  x_pairs [P, 2, H, W, C], y_pairs [P, 2] int (None: label 0). Row p decodes
+  (1 − t)·mu_a + t·mu_b for t in linspace(0, 1, num_steps), so the first and
+  last columns are the decoded posterior means of the endpoints. A CVAE
+  encodes each input with its own label and decodes the whole row with the
+  first input's label. Returns [P, num_steps, H, W, C].
+  """
+  num_pairs = x_pairs.shape[0]
+  if y_pairs is None:
+    y_pairs = jnp.zeros((num_pairs, 2), jnp.int32)
+  y_pairs = jnp.asarray(y_pairs, jnp.int32)
+  mu, _ = models.encode(model, params, x_pairs.reshape(-1, *x_pairs.shape[2:]),
+                        y_pairs.reshape(-1))
+  mu = mu.reshape(num_pairs, 2, -1)  # [P, 2, D]
+  t = jnp.linspace(0.0, 1.0, num_steps, dtype=mu.dtype)[None, :, None]  # [1, T, 1]
+  z = (1.0 - t) * mu[:, 0:1, :] + t * mu[:, 1:2, :]  # [P, T, D]
+  labels = jnp.repeat(y_pairs[:, 0], num_steps)
+  decoded = models.decode_mean(model, params, z.reshape(num_pairs * num_steps, -1), labels)
+  return np.asarray(decoded).reshape(num_pairs, num_steps, *decoded.shape[1:])
+
+
+# --- Animated traversals -----------------------------------------------------
+
+def gif_offsets(num_frames: int = 24, span: float = 3.0) -> np.ndarray:
+  """Ping-pong offsets [num_frames]: −span → +span → back, at constant speed.
+
+  Frame t has s_t = span·(1 − 4·|t/num_frames − 1/2|), so s_0 = −span, the
+  middle frame (even num_frames) is +span, s_t = s_{num_frames−t}, and the
+  step from the last frame back to the first equals every other step.
+  """
+  if num_frames < 2:
+    raise ValueError(f'num_frames must be at least 2, got {num_frames}')
+  phase = np.arange(num_frames, dtype=np.float64) / num_frames
+  return (span * (1.0 - 4.0 * np.abs(phase - 0.5))).astype(np.float32)
+
+
+def gif_cells(model: models.VAE, params, x: jax.Array, y: jax.Array, dims: Sequence[int],
+              offsets: np.ndarray) -> np.ndarray:
+  """Decoded cells [T, R, H, W, C]: frame t, dim dims[r] at mu + offsets[t].
+
+  mu is the posterior mean of the one input x [H, W, C] (label y); the other
+  dims stay at mu. Same decoding as `traversals`.
+  """
+  return _swept(model, params, x, y, dims, offsets).swapaxes(0, 1)
+
+
+def traversal_gif(model: models.VAE, params, x: jax.Array, y: jax.Array, path: str, *,
+                  order: Optional[Sequence[int]] = None,
+                  kl_per_dim: Optional[np.ndarray] = None, num_frames: int = 24,
+                  span: float = 3.0, frame_ms: int = 80,
+                  cols: Optional[int] = None) -> str:
+  """Writes an animated, looping GIF of latent traversals of ONE input; returns path.
+
+  One cell per dim d in `order` (default every latent dim; e.g. dims sorted
+  by decreasing KL), labelled "z3" or "z3 (KL 2.1)" given kl_per_dim. Frame t
+  decodes z = mu with z_d = mu_d + s_t for s_t = `gif_offsets(num_frames,
+  span)` (−span → +span → −span), so every cell moves at once. Cells are laid
+  out `cols` to a row (default: a near-square grid, ceil(sqrt(#dims));
+  cols=len(order) gives a single row); frames are `figures.labelled_cells`
+  pictures. A decoder that ignores every shown dim gives a one-frame GIF.
+  """
+  dims = _dims(order, model.encoder.latent_dim)
+  cols = math.ceil(math.sqrt(len(dims))) if cols is None else cols
+  if cols < 1:
+    raise ValueError(f'cols must be positive, got {cols}')
+  cells = gif_cells(model, params, x, y, dims, gif_offsets(num_frames, span))
+  labels = dim_labels(dims, kl_per_dim)
+  frames = [figures.labelled_cells(c, labels, cols) for c in cells]
+  return figures.write_gif(path, frames, frame_ms)
+
+
+# --- dSprites ground truth ---------------------------------------------------
+
+TRAVERSED_FACTORS: tuple[str, ...] = ('shape', 'scale', 'orientation', 'pos_x', 'pos_y')
+# A heart (the only shape without rotational symmetry, so every orientation
+# class looks different), scale 1.0, orientation 0, at the centre.
+DEFAULT_BASE_FACTORS: tuple[int, ...] = (0, 2, 5, 0, 16, 16)
+
+
+def factor_classes(name: str, num_steps: int) -> np.ndarray:
+  """num_steps evenly spaced classes int [num_steps] over factor `name`'s range."""
+  size = dsprites.FACTOR_SIZES[dsprites.FACTOR_NAMES.index(name)]
+  return np.linspace(0, size - 1, num_steps).round().astype(np.int32)
+
+
+def factor_traversal_factors(num_steps: int = 10,
+                             base_factors: Optional[Sequence[int]] = None) -> np.ndarray:
+  """Factor classes int [5, num_steps, 6]: row i varies TRAVERSED_FACTORS[i] alone."""
+  base = np.asarray(DEFAULT_BASE_FACTORS if base_factors is None else base_factors,
+                    np.int32)
+  sizes = np.asarray(dsprites.FACTOR_SIZES)
+  if base.shape != sizes.shape or np.any(base < 0) or np.any(base >= sizes):
+    raise ValueError(f'base_factors must be 6 classes below {tuple(sizes)}, '
+                     f'got {base_factors!r}')
+  if num_steps < 1:
+    raise ValueError(f'num_steps must be positive, got {num_steps}')
+  factors = np.tile(base, (len(TRAVERSED_FACTORS), num_steps, 1))
+  for row, name in enumerate(TRAVERSED_FACTORS):
+    factors[row, :, dsprites.FACTOR_NAMES.index(name)] = factor_classes(name, num_steps)
+  return factors
+
+
+def factor_traversal_grid(num_steps: int = 10, base_factors: Optional[Sequence[int]] = None
+                          ) -> tuple[np.ndarray, list[str]]:
+  """Ground-truth dSprites traversals: (grid [5, num_steps, 64, 64, 1], row labels).
+
+  Row i renders the sprite of `base_factors` (6 classes in FACTOR_NAMES order;
+  default DEFAULT_BASE_FACTORS) with factor TRAVERSED_FACTORS[i] set to
+  `factor_classes(name, num_steps)` (shape has 3 classes, so it repeats).
+  Pixels are floats in {0, 1}; row labels are the factor names.
+  """
+  factors = factor_traversal_factors(num_steps, base_factors)
+  images = dsprites.render_batch(jnp.asarray(factors.reshape(-1, 6)))
+  grid = np.asarray(images, np.float32).reshape(*factors.shape[:2], *images.shape[1:])
+  return grid, list(TRAVERSED_FACTORS)
+
+
+def factor_traversal_picture(num_steps: int = 10) -> np.ndarray:
+  """`factor_traversal_grid` as a labelled uint8 [H, W, 3] picture."""
+  grid, labels = factor_traversal_grid(num_steps)
+  return figures.labelled_grid(grid, row_labels=labels,
+                               title='dSprites ground-truth factors')
+
+
+# --- The pictures of an evaluation -------------------------------------------
+
 # Gathers (and binarizes) a few evaluation examples in one compiled call.
 _eval_batch = jax.jit(data_lib.get_batch, static_argnums=(0, 2))
 
 
-def _traversal_order(metrics: dict, mu: np.ndarray, stochastic: bool):
-  """(latents to show, most informative first; their KL or None)."""
+def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The (samples, reconstructions, data) keys of a run's pictures."""
+  key = jax.random.fold_in(jax.random.key(seed), steps.IMAGE_STREAM)
+  return tuple(jax.random.split(key, 3))
+
+
+def traversal_order(metrics: dict, mu: np.ndarray,
+                    stochastic: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """(latents to show, most informative first, int [≤ MAX_TRAVERSAL_ROWS]; KL [D] or None).
+
+  Ranked by metrics['kl_per_dim'] when the model is stochastic and has it,
+  else by the variance of the posterior means mu [N, D].
+  """
   kl_per_dim = metrics.get('kl_per_dim') if stochastic else None
   ranking = np.asarray(kl_per_dim) if kl_per_dim is not None else np.var(mu, axis=0)
   kl = None if kl_per_dim is None else np.asarray(kl_per_dim)
   return np.argsort(-ranking)[:MAX_TRAVERSAL_ROWS], kl
 
 
-def write_final_animations(run, state: steps.TrainState, step: int, metrics: dict,
-                           moments, images_dir: str) -> list:
-  """The traversal GIF of the final model (and dSprites' factors.png); their paths."""
-  spec, dataset = run.spec, run.dataset
-  key = jax.random.fold_in(jax.random.key(run.config.seed), steps.IMAGE_STREAM)
-  data_key = jax.random.split(key, 3)[2]
-  x, y = _eval_batch(spec.data, dataset.arrays, 'eval', dataset.eval_ids[:1],
-                            data_key)
-  order, kl = _traversal_order(metrics, moments[0], run.config.objective.name != 'ae')
+def write_final_animations(model: models.VAE, params, dataset: data_lib.Dataset, *,
+                           seed: int, stochastic: bool, step: int, metrics: dict, moments,
+                           images_dir: str) -> list[str]:
+  """The traversal GIF of the final model (and dSprites' factors_0.png); their paths.
+
+  moments: (mu [N, D], logvar [N, D], labels [N]) of the evaluation examples.
+  """
+  data_key = _keys(seed)[2]
+  x, y = _eval_batch(dataset.spec, dataset.arrays, 'eval', dataset.eval_ids[:1], data_key)
+  order, kl = traversal_order(metrics, moments[0], stochastic)
   os.makedirs(images_dir, exist_ok=True)
-  paths = [animate.traversal_gif(spec.model, state.params, spec.likelihood, x[0], y[0],
-                                 run.config.model.latent_dim,
-                                 os.path.join(images_dir, f'traversals_{step}.gif'),
-                                 order=order, kl_per_dim=kl)]
-  if spec.data.name == 'dsprites':
-    paths.append(visualize.save_png(images_dir, 'factors', 0,
-                                    animate.factor_traversal_picture()))
+  paths = [traversal_gif(model, params, x[0], y[0],
+                         os.path.join(images_dir, f'traversals_{step}.gif'),
+                         order=order, kl_per_dim=kl)]
+  if dataset.spec.name == 'dsprites':
+    paths.append(figures.save_png(images_dir, 'factors', 0, factor_traversal_picture()))
   return paths
 
 
-def make_pictures(run, state: steps.TrainState, step: int, metrics: dict,
-                  moments, history: list) -> dict:
-  """{kind: uint8 HWC picture} for one evaluation of `run` (see module doc)."""
-  cfg, spec, dataset = run.config, run.spec, run.dataset
-  params, likelihood, model = state.params, spec.likelihood, spec.model
-  key = jax.random.fold_in(jax.random.key(cfg.seed), steps.IMAGE_STREAM)
-  sample_key, recon_key, data_key = jax.random.split(key, 3)
-  latent_dim, n = cfg.model.latent_dim, cfg.eval.num_images
-  cols = max(1, min(int(math.sqrt(n)), dataset.num_eval))
-  stochastic = cfg.objective.name != 'ae'
-  names = data_lib.class_names(spec.data)
-  where = f'{spec.data.name}, step {step}'
+def make_pictures(model: models.VAE, params, dataset: data_lib.Dataset, *, seed: int,
+                  num_images: int, stochastic: bool, step: int, metrics: dict, moments,
+                  history: list) -> dict[str, np.ndarray]:
+  """{kind: uint8 [H, W, 3] picture} of one evaluation of the model at `step`.
+
+  samples (prior; only if stochastic), reconstructions (inputs, decoded
+  posterior means, then posterior samples), conditional (CVAE: row k = class
+  k), traversals (one row per latent, ±3 prior σ around an encoded input, rows
+  sorted by KL), interpolations (between encoded test inputs), scatter (z0, z1
+  of the posterior means, coloured by label) and rate_distortion (held-out
+  (kl, recon) of `history` and now; only if stochastic). moments: (mu [N, D],
+  logvar [N, D], labels [N]) of the evaluation examples; history: earlier
+  held-out records with 'step', 'kl' and 'recon'.
+  """
+  spec = dataset.spec
+  sample_key, recon_key, data_key = _keys(seed)
+  cols = max(1, min(int(math.sqrt(num_images)), dataset.num_eval))
+  names = data_lib.class_names(spec)
+  where = f'{spec.name}, step {step}'
   pictures = {}
 
   if stochastic:
-    grid = visualize.prior_samples(model, params, likelihood, sample_key,
-                                   max(1, n // cols), cols, latent_dim)
-    pictures['samples'] = visualize.labelled_grid(grid, title=f'prior samples ({where})')
+    grid = prior_samples(model, params, sample_key, max(1, num_images // cols), cols)
+    pictures['samples'] = figures.labelled_grid(grid, title=f'prior samples ({where})')
   ids = dataset.eval_ids[:cols]
-  x, y = _eval_batch(spec.data, dataset.arrays, 'eval', ids, data_key)
-  grid = visualize.reconstructions(model, params, likelihood, recon_key, x, y,
-                                   RECON_SAMPLES, stochastic)
+  x, y = _eval_batch(spec, dataset.arrays, 'eval', ids, data_key)
+  grid = reconstructions(model, params, recon_key, x, y, RECON_SAMPLES, stochastic)
   rows = ['input', 'from mean z'] + [f'z ~ q(z|x) #{i + 1}' for i in range(len(grid) - 2)]
-  pictures['reconstructions'] = visualize.labelled_grid(
+  pictures['reconstructions'] = figures.labelled_grid(
       grid, row_labels=rows, title=f'reconstructions ({where})')
-  if cfg.model.conditional:
-    grid = visualize.conditional_grid(model, params, likelihood, sample_key,
-                                      spec.data.num_classes, cols, latent_dim)
-    pictures['conditional'] = visualize.labelled_grid(
+  if model.encoder.num_classes > 0:
+    grid = conditional_grid(model, params, sample_key, cols)
+    pictures['conditional'] = figures.labelled_grid(
         grid, row_labels=list(names), title=f'same z, one row per class ({where})')
 
-  order, kl = _traversal_order(metrics, moments[0], stochastic)
-  grid, row_labels = visualize.traversals(model, params, likelihood, x[0], y[0], latent_dim,
-                                          order=order, kl_per_dim=kl)
-  offsets = [f'{s:+.1f}' for s in visualize.traversal_offsets(grid.shape[1])]
-  pictures['traversals'] = visualize.labelled_grid(
+  order, kl = traversal_order(metrics, moments[0], stochastic)
+  grid, row_labels = traversals(model, params, x[0], y[0], order=order, kl_per_dim=kl)
+  offsets = [f'{s:+.1f}' for s in traversal_offsets(grid.shape[1])]
+  pictures['traversals'] = figures.labelled_grid(
       grid, row_labels=row_labels, col_labels=offsets,
       title=f'latent traversals, offsets in prior std ({where})')
 
@@ -101,15 +341,15 @@ def make_pictures(run, state: steps.TrainState, step: int, metrics: dict,
   if pairs:
     x_pairs = np.stack([np.asarray(x[:pairs]), np.asarray(x[pairs:2 * pairs])], axis=1)
     y_pairs = np.stack([np.asarray(y[:pairs]), np.asarray(y[pairs:2 * pairs])], axis=1)
-    grid = visualize.interpolations(model, params, likelihood, x_pairs, y_pairs)
-    pictures['interpolations'] = visualize.labelled_grid(
+    grid = interpolations(model, params, x_pairs, y_pairs)
+    pictures['interpolations'] = figures.labelled_grid(
         grid, title=f'interpolations between encoded inputs ({where})')
 
   mu, _, labels = moments
-  if latent_dim >= 2:
+  if model.encoder.latent_dim >= 2:
     shown = slice(0, SCATTER_POINTS)
-    class_names = list(names) if spec.data.num_classes else None
-    pictures['scatter'] = visualize.latent_scatter(
+    class_names = list(names) if spec.num_classes else None
+    pictures['scatter'] = plots.latent_scatter(
         mu[shown], labels[shown], class_names=class_names,
         title=f'posterior means z0, z1 ({where})')
 
@@ -118,6 +358,6 @@ def make_pictures(run, state: steps.TrainState, step: int, metrics: dict,
                'group': 'held-out, by step'} for r in history]
     points.append({'kl': metrics['kl'], 'recon': metrics['recon'], 'label': str(step),
                    'group': 'held-out, by step'})
-    pictures['rate_distortion'] = visualize.rate_distortion_plot(
+    pictures['rate_distortion'] = plots.rate_distortion_plot(
         points, title=f'rate–distortion, nats ({where})')
   return pictures

@@ -29,7 +29,7 @@ import tqdm
 from absl import logging
 
 from vae_jax import checkpoints, configs, parallel, pictures, steps
-from vae_jax import visualize
+from vae_jax import figures
 from vae_jax import data as data_lib
 from vae_jax import evaluate as evaluate_lib
 from vae_jax import workdir as workdir_lib
@@ -151,9 +151,12 @@ class Run:
     """Every picture of `pictures.make_pictures`, to images/ and TensorBoard."""
     history = [r for r in workdir_lib.read_metrics(self.workdir)
                if r['split'] == 'eval' and 0 < r['step'] < step and r.get('kl') is not None]
-    for kind, picture in pictures.make_pictures(self, state, step, metrics, moments,
-                                                history).items():
-      visualize.save_png(self.images_dir, kind, step, picture)
+    for kind, picture in pictures.make_pictures(
+        self.spec.model, state.params, self.dataset, seed=self.config.seed,
+        num_images=self.config.eval.num_images,
+        stochastic=self.config.objective.name != 'ae', step=step, metrics=metrics,
+        moments=moments, history=history).items():
+      figures.save_png(self.images_dir, kind, step, picture)
       writer.image(step, kind, picture)
 
   def write_summary(self, step: int, metrics: dict) -> None:
@@ -323,7 +326,10 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
   metrics, moments = run.evaluate(state, final=final)
   run.write_images(state, step, metrics, moments, writer)
   if final:
-    pictures.write_final_animations(run, state, step, metrics, moments, run.images_dir)
+    pictures.write_final_animations(
+        run.spec.model, state.params, run.dataset, seed=run.config.seed,
+        stochastic=run.config.objective.name != 'ae', step=step, metrics=metrics,
+        moments=moments, images_dir=run.images_dir)
   if record:
     writer.write(step, 'eval', metrics)
   logging.info('eval at step %d: %s', step, '  '.join(
