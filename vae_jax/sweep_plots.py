@@ -1,4 +1,4 @@
-"""Plots of a sweep's results (matplotlib, written as PNG).
+"""Plots of a sweep's results (`plots.figure`s, written as PNG).
 
 - `metrics_vs_<axis>.png`: each final metric against the swept values of one
   axis; one line per combination of the other non-seed axes; points are the
@@ -10,13 +10,9 @@
 import collections
 import os
 
-import matplotlib
 import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from vae_jax import disentanglement  # pylint: disable=wrong-import-position
+from vae_jax import disentanglement, plots
 
 METRICS = ('nelbo', 'recon', 'kl', 'nll_iw', 'active_units') + disentanglement.SCORE_KEYS
 SEED_KEY = 'seed'
@@ -73,7 +69,8 @@ def plot_metrics_vs_axis(path: str, records: list, axis: str, axes: list) -> boo
   all_xs = [_hashable(r[axis]) for r in records]
   cols = min(3, len(metrics))
   rows = -(-len(metrics) // cols)
-  fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  fig = plots.figure(4.2 * cols, 3.2 * rows, layout='tight')
+  grid = fig.subplots(rows, cols, squeeze=False)
   for ax, metric in zip(grid.ravel(), metrics):
     for line, (xs, means, stds) in sorted(seed_statistics(records, axis, metric,
                                                           others).items()):
@@ -94,9 +91,7 @@ def plot_metrics_vs_axis(path: str, records: list, axis: str, axes: list) -> boo
     grid.ravel()[0].legend(fontsize=7)
   seeds = ' (mean ± std over seeds)' if SEED_KEY in axes else ''
   fig.suptitle(f'final held-out metrics vs {_label(axis)}{seeds}')
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  fig.savefig(path, dpi=plots.FIGURE_DPI)
   return True
 
 
@@ -109,7 +104,8 @@ def plot_rate_distortion(path: str, records: list, axes: list) -> bool:
   for record in records:
     if record.get('kl') is not None and record.get('recon') is not None:
       cells[tuple(_text(record[k]) for k in settings)].append((record['kl'], record['recon']))
-  fig, ax = plt.subplots(figsize=(5.5, 4.2))
+  fig = plots.figure(5.5, 4.2, layout='tight')
+  ax = fig.subplots()
   for setting, points in sorted(cells.items()):
     kl, recon = np.asarray(points, np.float64).T
     ax.errorbar(kl.mean(), recon.mean(), xerr=kl.std(), yerr=recon.std(), marker='o',
@@ -121,9 +117,7 @@ def plot_rate_distortion(path: str, records: list, axes: list) -> bool:
   ax.set_ylabel('distortion: recon (nats)')
   ax.set_title('rate–distortion of the sweep (held-out)')
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  fig.savefig(path, dpi=plots.FIGURE_DPI)
   return True
 
 
