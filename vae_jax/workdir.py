@@ -6,7 +6,7 @@ Layout (DESIGN.md, public):
     metrics.jsonl    {"step": int, "split": "train"|"eval", ...} one per line
     events.*         TensorBoard scalars and images (tensorboardX)
     checkpoints/     Orbax checkpoints (vae_jax.checkpoints)
-    images/          <kind>_<step>.png (vae_jax.visualize)
+    images/          <kind>_<step>.png (vae_jax.pictures)
     summary.json     final held-out metrics
 """
 
