@@ -29,7 +29,7 @@ import optax
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer, STEPS_PER_ROUND
 from vae_jax import data as data_lib
-from vae_jax import likelihoods, parallel, steps
+from vae_jax import likelihoods, models, parallel, steps
 
 
 def _dense_sizes(config, image_shape: tuple) -> list:
@@ -103,8 +103,8 @@ def _parts(case: str, num: int) -> tuple:
 
   def network_loss(p):
     def one(x_, y_):
-      encode, decode = steps.model_fns(spec, p, y_)
-      out = decode(encode(x_)[0])
+      mu, _ = models.encode_one(spec.model, p, x_, y_)
+      out = models.decode_one(spec.model, p, mu, y_)
       return jnp.vdot(next(iter(out.values())), cotangent)
     return jnp.mean(jax.vmap(one)(x, y))
 

@@ -29,7 +29,7 @@ class Population:
 
   def __init__(self, configs, dataset, loop_members: bool = False):
     self.configs, self.dataset, self.loop_members = configs, dataset, loop_members
-    self.spec = steps.make_spec(configs[0], dataset)
+    self.spec = steps.make_spec(configs[0], dataset.spec)
     self.hparams = steps.stack([steps.make_hparams(c, dataset.num_train) for c in configs])
     self.state = steps.stack([steps.init_state(self.spec, c.seed) for c in configs])
     self.step_index = 0

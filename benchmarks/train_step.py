@@ -29,7 +29,7 @@ class JaxTrainer:
 
   def __init__(self, config, dataset):
     self.config, self.dataset = config, dataset
-    self.spec = steps.make_spec(config, dataset)
+    self.spec = steps.make_spec(config, dataset.spec)
     self.hparams = steps.make_hparams(config, dataset.num_train)
     self.state = steps.init_state(self.spec, config.seed)
     self.step_index = 0

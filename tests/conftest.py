@@ -48,7 +48,7 @@ def write_fake_mnist(directory: str, num_train: int = 256, num_test: int = 64,
 
 def final_state(workdir: str, config):
   """The newest checkpointed TrainState of the run in `workdir`."""
-  run = train.Run(config, workdir)
+  run = train.build_run(config, workdir)
   ckpt = checkpoints.Checkpointer(workdir)
   state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
   ckpt.close()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae_jax import configs, evaluate, models, objectives, steps
+from vae_jax import configs, diagnostics, evaluate, gaussian, iw_bound, models, objectives, steps
 from vae_jax import data as data_lib
 
 NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
@@ -65,7 +65,7 @@ def _wrong_q(w, b, x):
 def _iw_nll_over_keys(encode, decode, x, num_samples: int, num_keys: int, seed: int = 1):
   """nll_iw(k) of the same x for `num_keys` independent keys (float64 numpy)."""
   keys = jax.random.split(jax.random.key(seed), num_keys)
-  fn = lambda key: evaluate.iw_nll_from_log_weights(evaluate.log_importance_weights(
+  fn = lambda key: iw_bound.iw_nll_from_log_weights(iw_bound.log_importance_weights(
       encode, decode, 'gaussian_fixed', jnp.asarray(x), key, num_samples))
   return np.asarray(jax.jit(jax.vmap(fn))(keys), np.float64)
 
@@ -73,10 +73,10 @@ def _iw_nll_over_keys(encode, decode, x, num_samples: int, num_keys: int, seed: 
 def test_iw_nll_from_log_weights_by_hand():
   log_w = jnp.log(jnp.array([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]))
   # −log mean(w): −log 2 and −log 0.5.
-  np.testing.assert_allclose(np.asarray(evaluate.iw_nll_from_log_weights(log_w)),
+  np.testing.assert_allclose(np.asarray(iw_bound.iw_nll_from_log_weights(log_w)),
                              [-np.log(2.0), np.log(2.0)], rtol=1e-6)
   # Stable far outside float range: log w ≈ −1000 shifts the answer by +1000.
-  far = evaluate.iw_nll_from_log_weights(jnp.log(jnp.array([1.0, 2.0, 3.0])) - 1000.0)
+  far = iw_bound.iw_nll_from_log_weights(jnp.log(jnp.array([1.0, 2.0, 3.0])) - 1000.0)
   np.testing.assert_allclose(float(far), 1000.0 - np.log(2.0), rtol=1e-6)
 
 
@@ -87,7 +87,7 @@ def test_log_weights_are_exact_at_the_true_posterior():
     post_mean, post_cov = _posterior(w, b, x)
     np.testing.assert_allclose(post_cov, np.diag(np.diag(post_cov)), atol=1e-12)
     encode, decode = _model(w, b, post_mean, np.log(np.diag(post_cov)))
-    log_w = evaluate.log_importance_weights(encode, decode, 'gaussian_fixed',
+    log_w = iw_bound.log_importance_weights(encode, decode, 'gaussian_fixed',
                                             jnp.asarray(x), jax.random.key(0), 100)
     assert log_w.shape == (100,) and log_w.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(log_w), _log_evidence(w, b, x), rtol=1e-12)
@@ -99,10 +99,10 @@ def test_log_weight_matches_scipy_densities():
     mu, logvar = _wrong_q(w, b, x)
     encode, decode = _model(w, b, mu, logvar)
     key = jax.random.key(3)
-    log_w = np.asarray(evaluate.log_importance_weights(encode, decode, 'gaussian_fixed',
+    log_w = np.asarray(iw_bound.log_importance_weights(encode, decode, 'gaussian_fixed',
                                                        jnp.asarray(x), key, 4))
     # Sample i is the reparameterized draw of fold_in(key, i).
-    z = np.stack([np.asarray(objectives.reparameterize(jax.random.fold_in(key, i),
+    z = np.stack([np.asarray(gaussian.reparameterize(jax.random.fold_in(key, i),
                                                        jnp.asarray(mu), jnp.asarray(logvar)))
                   for i in range(4)])
     expected = (stats.norm.logpdf(x[None, :], z @ w.T + b, SIGMA).sum(1)
@@ -133,7 +133,7 @@ def test_single_sample_bound_is_the_nelbo_in_expectation():
     keys = jax.random.split(jax.random.key(2), 20_000)
     terms = jax.vmap(lambda k: objectives.example_terms(
         encode, decode, 'gaussian_fixed', jnp.asarray(x), k))(keys)
-    nelbo = np.asarray(terms['nelbo'])
+    nelbo = np.asarray(terms.nelbo)
     # Closed form: −E_q[log p(x|z)] + KL(q || p(z)).
     var = np.exp(logvar)
     exact = (-stats.norm.logpdf(x, w @ mu + b, SIGMA).sum()
@@ -151,14 +151,14 @@ def test_iw_bound_decreases_with_k():
     w, b, x = _linear_gaussian()
     encode, decode = _model(w, b, *_wrong_q(w, b, x))
     keys = jax.random.split(jax.random.key(1), 256)
-    log_w = jax.jit(jax.vmap(lambda key: evaluate.log_importance_weights(
+    log_w = jax.jit(jax.vmap(lambda key: iw_bound.log_importance_weights(
         encode, decode, 'gaussian_fixed', jnp.asarray(x), key, 1000)))(keys)
     # Sample i comes from fold_in(key, i): the first k of 1000 draws ARE the k-sample
     # draws (checked once, to rounding), so every k uses the same keys and differences are paired.
-    first_10 = evaluate.log_importance_weights(encode, decode, 'gaussian_fixed',
+    first_10 = iw_bound.log_importance_weights(encode, decode, 'gaussian_fixed',
                                                jnp.asarray(x), keys[0], 10)
     np.testing.assert_allclose(np.asarray(first_10), np.asarray(log_w[0, :10]), rtol=1e-12)
-    nll = {k: np.asarray(evaluate.iw_nll_from_log_weights(log_w[:, :k]))
+    nll = {k: np.asarray(iw_bound.iw_nll_from_log_weights(log_w[:, :k]))
            for k in (1, 10, 100, 1000)}
     neg_log_px = -_log_evidence(w, b, x)
     for small, large in ((1, 10), (10, 100), (100, 1000)):
@@ -175,10 +175,10 @@ def test_chunked_example_nll_equals_unchunked():
     w, b, x = _linear_gaussian()
     encode, decode = _model(w, b, *_wrong_q(w, b, x))
     key = jax.random.key(7)
-    full = evaluate.iw_nll_from_log_weights(evaluate.log_importance_weights(
+    full = iw_bound.iw_nll_from_log_weights(iw_bound.log_importance_weights(
         encode, decode, 'gaussian_fixed', jnp.asarray(x), key, 50))
     for chunk in (16, 64):  # 50 = 3·16 + 2: the last chunk is masked; 64 > k
-      chunked = evaluate.example_iw_nll(encode, decode, 'gaussian_fixed', jnp.asarray(x),
+      chunked = iw_bound.example_iw_nll(encode, decode, 'gaussian_fixed', jnp.asarray(x),
                                         key, 50, chunk)
       np.testing.assert_allclose(float(chunked), float(full), rtol=1e-12)
 
@@ -221,7 +221,7 @@ def _config(objective: str = 'elbo'):
 def tiny_fixture():
   """(dataset, spec, state) with a z-sensitive decoder: q(z|x) is far from p(z|x)."""
   dataset = _dataset()
-  spec = steps.make_spec(_config(), dataset)
+  spec = steps.make_spec(_config(), dataset.spec)
   state = steps.init_state(spec, SEED)
   params = jax.tree.map(lambda p: p, state.params)
   dense0 = params['params']['decoder']['Dense_0']
@@ -236,11 +236,17 @@ def _iw(tiny, num_samples, chunk_size, batch_size=EVAL_BATCH):
                                           chunk_size=chunk_size)
 
 
+def _nelbo(tiny, batch_size: int) -> float:
+  dataset, spec, state = tiny
+  terms = evaluate.elbo_terms(state.params, spec, dataset, seed=SEED, batch_size=batch_size)
+  return float(np.mean(terms['nelbo'], dtype=np.float64))
+
+
 def test_iw_nll_of_a_model_is_below_its_nelbo(tiny):
   dataset, spec, state = tiny
   nll = _iw(tiny, 64, 64)
   assert nll.shape == (NUM_EVAL,) and np.all(np.isfinite(nll))
-  nelbo = steps.evaluate(state, dataset, spec, EVAL_BATCH)['nelbo']
+  nelbo = _nelbo(tiny, EVAL_BATCH)
   assert nll.mean() <= nelbo + 1e-3, (nll.mean(), nelbo)
   assert nll.mean() > 0.0
 
@@ -254,7 +260,7 @@ def test_model_nll_uses_the_eval_key_convention(tiny):
   # Example 5's binarization and samples are keyed by its index alone.
   dataset, spec, state = tiny
   nll = _iw(tiny, 64, 24)  # compiled by the test above
-  data_key, sample_key = jax.random.split(steps.eval_key(SEED))
+  data_key, sample_key = jax.random.split(evaluate.eval_key(SEED))
   x5, y5 = data_lib.gather(dataset.spec, dataset.arrays, 'eval', jnp.asarray([5], jnp.int32))
   x = jax.random.bernoulli(jax.random.fold_in(data_key, 5), x5).astype(jnp.float32)
   y = jnp.concatenate([y5, y5])
@@ -264,9 +270,9 @@ def test_model_nll_uses_the_eval_key_convention(tiny):
   model = spec.model
   encode = lambda x_: model.apply(state.params, x_, y[1], method=models.VAE.encode)
   decode = lambda z: model.apply(state.params, z, y[1], method=models.VAE.decode)
-  log_w = jax.jit(lambda x_, key_: evaluate.log_importance_weights(
+  log_w = jax.jit(lambda x_, key_: iw_bound.log_importance_weights(
       encode, decode, spec.likelihood, x_, key_, 64))(x[1], key)
-  np.testing.assert_allclose(nll[5], float(evaluate.iw_nll_from_log_weights(log_w)),
+  np.testing.assert_allclose(nll[5], float(iw_bound.iw_nll_from_log_weights(log_w)),
                              rtol=1e-5)
   # posterior_moments sees the same binarized x.
   mu, logvar, labels = evaluate.posterior_moments(state.params, spec, dataset, seed=SEED,
@@ -280,7 +286,7 @@ def test_model_nll_uses_the_eval_key_convention(tiny):
 
 def test_autoencoder_has_no_iw_nll(tiny):
   dataset = tiny[0]
-  spec = steps.make_spec(_config('ae'), dataset)
+  spec = steps.make_spec(_config('ae'), dataset.spec)
   with pytest.raises(ValueError, match="'ae'"):
     evaluate.importance_weighted_nll(tiny[2].params, spec, dataset, 10, seed=SEED,
                                      batch_size=EVAL_BATCH)
@@ -293,11 +299,11 @@ def test_active_units_counts_varying_means():
   rng = np.random.default_rng(0)
   scale = np.array([1.0, 0.01, 1.0, 0.01, 0.01])  # variances 1 and 1e-4
   mu = rng.normal(size=(5000, 5)) * scale[None, :]
-  count, activity = evaluate.active_units(mu)
+  count, activity = diagnostics.active_units(mu)
   assert count == 2
   assert activity.shape == (5,)
   np.testing.assert_allclose(activity, scale**2, rtol=0.1)
-  assert evaluate.active_units(mu, threshold=2.0)[0] == 0
+  assert diagnostics.active_units(mu, threshold=2.0)[0] == 0
 
 
 def test_aggregate_posterior_matching_the_prior():
@@ -305,7 +311,7 @@ def test_aggregate_posterior_matching_the_prior():
   rng = np.random.default_rng(1)
   mu = rng.normal(scale=np.sqrt(0.5), size=(20_000, 4))
   logvar = np.full((20_000, 4), np.log(0.5))
-  stats_ = evaluate.aggregate_posterior_stats(mu, logvar)
+  stats_ = diagnostics.aggregate_posterior_stats(mu, logvar)
   np.testing.assert_allclose(stats_['variance'], 1.0, atol=0.03)
   np.testing.assert_allclose(stats_['mean'], 0.0, atol=0.03)
   np.testing.assert_allclose(stats_['mean_posterior_variance'], 0.5, rtol=1e-12)
@@ -319,7 +325,7 @@ def test_aggregate_posterior_shifted_closed_form():
   shift, spread, post_var = np.array([1.0, -2.0, 0.0]), np.array([0.5, 1.0, 0.1]), 0.2
   mu = shift + spread * rng.normal(size=(50_000, 3))
   logvar = np.full_like(mu, np.log(post_var))
-  stats_ = evaluate.aggregate_posterior_stats(mu, logvar)
+  stats_ = diagnostics.aggregate_posterior_stats(mu, logvar)
   # Law of total variance with the sample moments: exact.
   m, v = mu.mean(0), post_var + mu.var(0)
   np.testing.assert_allclose(stats_['variance'], v, rtol=1e-12)
@@ -337,19 +343,19 @@ def test_aggregate_posterior_shifted_closed_form():
 
 def test_auroc_known_cases():
   labels = np.array([0, 0, 0, 1, 1])
-  assert evaluate.auroc(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels) == 1.0
-  assert evaluate.auroc(-np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels) == 0.0
+  assert diagnostics.auroc(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels) == 1.0
+  assert diagnostics.auroc(-np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels) == 0.0
   # Pairs (anomaly, normal): 0.35 > 0.1, 0.35 < 0.4, 0.8 > both → 3/4.
-  assert evaluate.auroc(np.array([0.1, 0.4, 0.35, 0.8]),
+  assert diagnostics.auroc(np.array([0.1, 0.4, 0.35, 0.8]),
                         np.array([0, 0, 1, 1])) == pytest.approx(0.75)
   # A tie counts one half: 1 of 1 pairs tied.
-  assert evaluate.auroc(np.array([0.5, 0.5]), np.array([False, True])) == 0.5
+  assert diagnostics.auroc(np.array([0.5, 0.5]), np.array([False, True])) == 0.5
   # Equals the Mann–Whitney statistic on random scores.
   rng = np.random.default_rng(0)
   scores, is_anomaly = rng.normal(size=40), np.arange(40) % 3 == 0
   pos, neg = scores[is_anomaly], scores[~is_anomaly]
   expected = np.mean(pos[:, None] > neg[None, :])
-  assert evaluate.auroc(scores, is_anomaly) == pytest.approx(expected)
+  assert diagnostics.auroc(scores, is_anomaly) == pytest.approx(expected)
 
 
 def test_held_out_numbers_do_not_depend_on_the_batch_size(tiny):
@@ -359,6 +365,6 @@ def test_held_out_numbers_do_not_depend_on_the_batch_size(tiny):
   b = evaluate.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,
                                        batch_size=EVAL_BATCH, chunk_size=16)
   np.testing.assert_allclose(a, b, rtol=1e-5)
-  nelbo_a = steps.evaluate(state, dataset, spec, 3)['nelbo']
-  nelbo_b = steps.evaluate(state, dataset, spec, EVAL_BATCH)['nelbo']
+  nelbo_a = _nelbo(tiny, 3)
+  nelbo_b = _nelbo(tiny, EVAL_BATCH)
   assert nelbo_a == pytest.approx(nelbo_b, rel=1e-5)

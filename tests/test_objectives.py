@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from vae_jax import likelihoods, objectives
+from vae_jax import gaussian, likelihoods, objectives
 
 NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
 
@@ -37,7 +37,7 @@ def _random_gaussian(seed: int, dim: int):
 
 
 def test_gaussian_kl_is_zero_at_the_prior():
-  kl = objectives.gaussian_kl(jnp.zeros(7), jnp.zeros(7))
+  kl = gaussian.kl_to_standard(jnp.zeros(7), jnp.zeros(7))
   assert kl.shape == (7,)
   np.testing.assert_array_equal(np.asarray(kl), np.zeros(7))
 
@@ -49,7 +49,7 @@ def test_gaussian_kl_matches_multivariate_closed_form(seed):
   _, logdet = np.linalg.slogdet(cov)
   # KL(N(mu, S) || N(0, I)) = ½(tr S + muᵀmu − d − log det S).
   expected = 0.5 * (np.trace(cov) + mu @ mu.astype(np.float64) - 6 - logdet)
-  kl = float(jnp.sum(objectives.gaussian_kl(mu, logvar)))
+  kl = float(jnp.sum(gaussian.kl_to_standard(mu, logvar)))
   np.testing.assert_allclose(kl, expected, rtol=1e-5)
   assert kl > 0.0
 
@@ -61,7 +61,7 @@ def test_gaussian_kl_matches_monte_carlo():
   z = mu[None, :] + scale[None, :] * eps
   log_q = stats.norm.logpdf(z, mu[None, :], scale[None, :]).sum(axis=1)
   log_p = stats.norm.logpdf(z).sum(axis=1)
-  kl = float(jnp.sum(objectives.gaussian_kl(mu, logvar)))
+  kl = float(jnp.sum(gaussian.kl_to_standard(mu, logvar)))
   _mc_close(log_q - log_p, kl)
 
 
@@ -153,7 +153,7 @@ def test_reparameterize_has_the_right_mean_and_std():
   mu = jnp.array([0.5, -1.0, 2.0])
   logvar = jnp.array([0.0, -2.0, 1.0])
   keys = jax.random.split(jax.random.key(0), 100_000)
-  z = np.asarray(jax.vmap(objectives.reparameterize, in_axes=(0, None, None))(
+  z = np.asarray(jax.vmap(gaussian.reparameterize, in_axes=(0, None, None))(
       keys, mu, logvar), np.float64)
   std = np.exp(0.5 * np.asarray(logvar))
   _mc_close(z, np.asarray(mu))
@@ -164,7 +164,7 @@ def test_reparameterize_has_the_right_mean_and_std():
 
 def _mc_grads(f, mu, logvar, num: int = 100_000):
   """Per-key gradients of f(reparameterize(key, mu, logvar)) w.r.t. (mu, logvar)."""
-  loss = lambda m, lv, key: f(objectives.reparameterize(key, m, lv))
+  loss = lambda m, lv, key: f(gaussian.reparameterize(key, m, lv))
   grad = jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(None, None, 0))
   return grad(mu, logvar, jax.random.split(jax.random.key(1), num))
 
@@ -246,7 +246,7 @@ def test_elbo_is_a_strict_lower_bound_away_from_the_posterior():
     w, b, x = _linear_gaussian(orthogonal=False)
     mu, logvar = np.zeros(LATENT), np.full(LATENT, -1.0)  # not the posterior
     terms, _ = _nelbo_samples(w, b, x, mu, logvar, 50_000)
-    elbo = -np.asarray(terms['nelbo'])
+    elbo = -np.asarray(terms.nelbo)
     log_px = _log_evidence(w, b, x)
     # The gap is KL(q || p(z|x)) for Gaussians, computed independently.
     post_mean, post_cov = _posterior(w, b, x)
@@ -274,23 +274,24 @@ def test_elbo_is_tight_at_the_true_posterior():
     # Analytic-KL ELBO: exact in expectation (checked in closed form and by MC).
     np.testing.assert_allclose(_closed_form_elbo(w, b, x, mu, logvar), log_px,
                                rtol=1e-10)
-    np.testing.assert_allclose(float(jnp.sum(terms['kl'][0])),
+    np.testing.assert_allclose(float(jnp.sum(terms.kl[0])),
                                0.5 * np.sum(mu * mu + np.exp(logvar) - 1 - logvar),
                                rtol=1e-12)
-    _mc_close(-np.asarray(terms['nelbo']), log_px)
+    _mc_close(-np.asarray(terms.nelbo), log_px)
     # Per sample: log p(x|z) + log p(z) − log q(z) = log p(x), zero variance.
-    z = jax.vmap(objectives.reparameterize, in_axes=(0, None, None))(
+    z = jax.vmap(gaussian.reparameterize, in_axes=(0, None, None))(
         keys, jnp.asarray(mu), jnp.asarray(logvar))
     z = np.asarray(z)
     log_q = stats.norm.logpdf(z, mu[None, :], np.exp(0.5 * logvar)[None, :]).sum(1)
     log_p = stats.norm.logpdf(z).sum(1)
-    per_sample = -np.asarray(terms['recon']) + log_p - log_q
+    per_sample = -np.asarray(terms.recon) + log_p - log_q
     np.testing.assert_allclose(per_sample, np.full(len(z), log_px), rtol=1e-10)
 
 
 # ------------------------------------------------------------------- objectives
 
-TERMS = {'recon': jnp.asarray(100.0), 'kl': jnp.asarray(12.0)}
+TERMS = objectives.Terms(recon=jnp.asarray(100.0), kl=jnp.asarray(12.0), kl_per_dim=None,
+                         z=None, mu=None, logvar=None)
 HPARAMS = {'beta': jnp.asarray(4.0), 'gamma': jnp.asarray(10.0),
            'capacity_max': jnp.asarray(20.0), 'capacity_steps': jnp.asarray(1000.0)}
 
@@ -336,16 +337,17 @@ def test_autoencoder_terms_are_deterministic_and_kl_free():
   runs = [objectives.example_terms(encode, decode, 'bernoulli', x, jax.random.key(k),
                                    stochastic=False) for k in (0, 1)]
   for name in ('recon', 'kl', 'nelbo', 'kl_per_dim'):
-    np.testing.assert_array_equal(np.asarray(runs[0][name]), np.asarray(runs[1][name]))
-  np.testing.assert_array_equal(np.asarray(runs[0]['kl_per_dim']), np.zeros(2))
-  assert float(runs[0]['kl']) == 0.0
+    np.testing.assert_array_equal(np.asarray(getattr(runs[0], name)),
+                                  np.asarray(getattr(runs[1], name)))
+  np.testing.assert_array_equal(np.asarray(runs[0].kl_per_dim), np.zeros(2))
+  assert float(runs[0].kl) == 0.0
   expected = -_numpy_bernoulli(x, np.asarray(w @ mu))  # z = mu, not a sample
-  np.testing.assert_allclose(float(runs[0]['recon']), expected, rtol=1e-6)
+  np.testing.assert_allclose(float(runs[0].recon), expected, rtol=1e-6)
   assert float(objectives.objective_loss('ae', runs[0], HPARAMS, jnp.asarray(0))) == (
       pytest.approx(expected))
   # The stochastic terms do depend on the key, and carry the KL.
   noisy = [objectives.example_terms(encode, decode, 'bernoulli', x, jax.random.key(k))
            for k in (0, 1)]
-  assert float(noisy[0]['recon']) != float(noisy[1]['recon'])
-  np.testing.assert_allclose(float(noisy[0]['kl']),
-                             float(jnp.sum(objectives.gaussian_kl(mu, logvar))), rtol=1e-6)
+  assert float(noisy[0].recon) != float(noisy[1].recon)
+  np.testing.assert_allclose(float(noisy[0].kl),
+                             float(jnp.sum(gaussian.kl_to_standard(mu, logvar))), rtol=1e-6)

@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent('''
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
 
     # 1. A whole run (loop, evaluation, checkpoints) on the 8-device mesh ...
-    run = train.Run(config, workdir + '/dp')
+    run = train.build_run(config, workdir + '/dp')
     assert run.mesh is not None and run.mesh.shape == {'data': 8}
     sharded = parallel.shard_batch(np.arange(8, dtype=np.int32), run.mesh)
     assert len(sharded.sharding.device_set) == 8 and sharded.addressable_shards[0].data.shape == (1,)
@@ -50,7 +50,7 @@ SCRIPT = textwrap.dedent('''
     member.objective.beta = 4.0
     state = steps.init_state(run.spec, config.seed)
     hparams = steps.make_hparams(member, run.dataset.num_train)
-    spec = steps.make_spec(member, run.dataset)
+    spec = steps.make_spec(member, run.dataset.spec)
     for step in range(config.train.num_steps):
       indices = run.dataset.train_indices(config.seed, step, config.data.batch_size)
       state, _ = steps.train_step(state, run.dataset.arrays, indices, hparams, spec=spec)
@@ -60,7 +60,7 @@ SCRIPT = textwrap.dedent('''
     bad = copy.deepcopy(config)
     bad.data.batch_size = 12
     try:
-      train.Run(bad, workdir + '/bad')
+      train.build_run(bad, workdir + '/bad')
       raise AssertionError('batch 12 on 8 devices was accepted')
     except ConfigError as e:
       assert 'config.data.batch_size=12' in str(e) and 'multiple of 8' in str(e), e

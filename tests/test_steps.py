@@ -54,7 +54,7 @@ def setup_fixture():
   """(config, dataset, spec, hparams) of a plain ELBO run on the tiny data."""
   config = _config()
   dataset = _dataset()
-  return config, dataset, steps.make_spec(config, dataset), steps.make_hparams(config)
+  return config, dataset, steps.make_spec(config, dataset.spec), steps.make_hparams(config)
 
 
 def _host(tree):
@@ -95,7 +95,7 @@ def test_batch_loss_equals_hand_written_batch(setup, objective, beta):
   dataset = setup[1]
   config = _config(objective)
   config.objective.beta = beta
-  spec = steps.make_spec(config, dataset)
+  spec = steps.make_spec(config, dataset.spec)
   hparams = steps.make_hparams(config)
   params = steps.init_state(spec, SEED).params
   x, y = _batch(dataset, [3, 0, 7, 12])
@@ -120,7 +120,7 @@ def test_batch_loss_equals_hand_written_batch(setup, objective, beta):
 def test_train_step_compiles_once(monkeypatch):
   config = _config('beta')
   dataset = _dataset()
-  spec = steps.make_spec(config, dataset)
+  spec = steps.make_spec(config, dataset.spec)
   hparams = steps.make_hparams(config)
   traces = []
   original = steps.batch_loss
@@ -203,7 +203,7 @@ def _three_steps(spec, hparams, dataset, seed):
 def test_same_seed_is_bit_identical_and_seeds_differ():
   config = _config()
   dataset = _dataset(binarize='dynamic')  # the data key matters too
-  spec = steps.make_spec(config, dataset)
+  spec = steps.make_spec(config, dataset.spec)
   hparams = steps.make_hparams(config)
   run_a = _three_steps(spec, hparams, dataset, seed=0)
   run_b = _three_steps(spec, hparams, dataset, seed=0)

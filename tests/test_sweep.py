@@ -34,7 +34,7 @@ def trained_alone():
   base = load_experiment('test')
   dataset = data_lib.load(base.data)
   member_configs = [_member_config(base, *m) for m in MEMBERS]
-  spec = steps.make_spec(member_configs[0], dataset)
+  spec = steps.make_spec(member_configs[0], dataset.spec)
   hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
   alone = []
   for config, h in zip(member_configs, hparams):
@@ -66,10 +66,10 @@ def test_population_step_equals_each_member_trained_alone(trained_alone):
   spec, dataset, member_configs, hparams, alone = trained_alone
   population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
   for step in range(NUM_STEPS):
-    population, metrics = steps.population_train_step(
-        population, dataset.arrays, _population_indices(dataset, member_configs, step),
+    population, metrics = steps.population_train_steps(
+        population, dataset.arrays, _population_indices(dataset, member_configs, step)[None],
         steps.stack(hparams), spec=spec)
-  assert metrics['loss'].shape == (len(MEMBERS),)
+  assert metrics['loss'].shape == (1, len(MEMBERS))
   _assert_members_equal_alone(population, alone)
 
 

@@ -76,9 +76,7 @@ def test_beta_tc_loss_adds_beta_minus_one_times_tc():
   data_spec = DataSpec(name='toy', procedural=False, image_shape=(4, 4, 1), num_classes=0,
                        binarize='none')
   model = models.build(config.model, (4, 4, 1), 0)
-  spec = steps.StepSpec(model=model, data=data_spec, objective='beta_tc',
-                        likelihood='bernoulli', lr_schedule='constant',
-                        optimizer=steps.make_optimizer(config.train), tc_estimator='mws')
+  spec = steps.make_spec(config, data_spec)
   x = jax.random.uniform(jax.random.key(0), (8, 4, 4, 1))
   y = jnp.zeros((8,), jnp.int32)
   params = model.init(jax.random.key(1), x[0], y[0])

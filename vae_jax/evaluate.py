@@ -1,127 +1,114 @@
-"""Evaluation maths: the importance-weighted bound, latent diagnostics, AUROC.
+"""Held-out evaluation: the inputs, ONE loop over the evaluation set, a run's metrics.
 
-Importance-weighted NLL (Burda et al. 2015). For one example x and
-z_i ~ q(z|x), i = 1..k (reparameterized, z_i = mu + σ·eps_i):
+Every held-out number goes through `over_eval_set`: the evaluation examples in
+padded batches of a fixed size (the padding dropped, never an example), one
+jitted call per batch returning per-example outputs. Every random draw in
+it (the dynamic binarization of x, the posterior samples) is keyed by the
+example's index (`eval_inputs`), so held-out numbers do not depend on the
+batch size and every evaluation of a run sees the same binarized test set.
 
-    log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x)
-    nll_iw  = −(logsumexp_i log w_i − log k)
-
-E[nll_iw] is the negative ELBO at k = 1 (with a sampled KL), decreases with k
-and tends to −log p(x) as k → ∞. Sample i of an example with key `key` is
-drawn from `fold_in(key, i)`, so the samples do not depend on how the k
-draws are split into chunks (and the first k of k' > k draws are shared).
-
-Held-out loops follow `steps.evaluate`: inputs come from `steps.eval_inputs`,
-whose random draws are keyed by each example's index (the same binarized
-test set in every evaluation, whatever the batch size); the last batch is
-padded and the padding dropped. The importance-weighted loop uses its own
-small batch (config.eval.iw_batch_size) so that batch × chunk decoder passes
-fit in memory even for conv decoders on 64×64 images.
-
-Latent diagnostics: active units (Burda et al. 2015), A_u = Var_x(E_q[z_u|x]),
-and the moments of the aggregate posterior q(z) = mean_x q(z|x).
+- `elbo_terms`: recon, kl (+ per dimension), nelbo and the posterior moments
+  (mu, logvar) of every example, in one pass;
+- `importance_weighted_nll`: the k-sample bound (vae_jax.iw_bound), with its
+  own small batch (config.eval.iw_batch_size) so that batch × chunk decoder
+  passes fit in memory even for conv decoders on 64×64 images;
+- `evaluate`: everything a run reports at an evaluation (see its docstring).
+Reductions to means and the nats → bits/dim conversion happen here, once.
 """
 
+import dataclasses
 import functools
-import math
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from vae_jax import diagnostics, iw_bound, models, objectives, steps
 from vae_jax import data as data_lib
-from vae_jax import likelihoods, models, steps
 
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-# ------------------------------------------------------------ one example
+UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the AE
 
 
-def standard_normal_log_density(z: jax.Array) -> jax.Array:
-  """log N(z; 0, I) = Σ_d −½z_d² − ½log 2π, over the last axis."""
-  return jnp.sum(-0.5 * z * z - _HALF_LOG_2PI, axis=-1)
+def eval_key(seed: int) -> jax.Array:
+  """The one key of every evaluation of a run: fold_in(key(seed), EVAL_STREAM)."""
+  return jax.random.fold_in(jax.random.key(seed), steps.EVAL_STREAM)
 
 
-def _flatten_like(params: dict, shape: tuple) -> dict:
-  """Decoder outputs of x's shape reshaped to [-1]; others (a scalar log σ) kept."""
-  return {name: v.reshape(-1) if v.shape == shape else v for name, v in params.items()}
+def eval_inputs(spec: steps.StepSpec, arrays: dict, indices: jax.Array, key: jax.Array):
+  """(x, y, per-example sampling keys) of the evaluation examples `indices`."""
+  data_key, sample_key = jax.random.split(key)
+  per_example = lambda k: jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k, indices)
+  x, y = data_lib.gather(spec.data, arrays, 'eval', indices)
+  if spec.data.binarize == 'dynamic':
+    bernoulli = lambda k, p: jax.random.bernoulli(k, p).astype(jnp.float32)
+    x = jax.vmap(bernoulli)(per_example(data_key), x)
+  return x, y, per_example(sample_key)
 
 
-def log_importance_weight(decode: Callable, likelihood: str, x: jax.Array,
-                          mu: jax.Array, logvar: jax.Array, key: jax.Array) -> jax.Array:
-  """log p(x|z) + log p(z) − log q(z|x) at z = mu + exp(logvar/2)·eps, eps ~ N(0, I).
-
-  log q(z|x) = log N(eps; 0, I) − ½Σ logvar, evaluated from eps itself (exact,
-  no division by σ). The likelihood is summed over flattened pixels: the same
-  value, but XLA on CPU reduces a flat [H·W·C] about twice as fast as [H, W, C].
-  """
-  eps = jax.random.normal(key, mu.shape, mu.dtype)
-  z = mu + jnp.exp(0.5 * logvar) * eps
-  log_q = standard_normal_log_density(eps) - 0.5 * jnp.sum(logvar)
-  log_lik = likelihoods.log_prob(likelihood, x.reshape(-1),
-                                 _flatten_like(decode(z), x.shape))
-  return log_lik + standard_normal_log_density(z) - log_q
+def eval_batches(dataset: data_lib.Dataset, batch_size: int):
+  """Yields (indices [B] padded with 0, number valid) over the evaluation set."""
+  ids = dataset.eval_ids
+  batch_size = min(batch_size, len(ids))
+  for start in range(0, len(ids), batch_size):
+    chunk = ids[start:start + batch_size]
+    indices = np.zeros(batch_size, np.int32)
+    indices[:len(chunk)] = chunk
+    yield indices, len(chunk)
 
 
-def _log_weights_at(decode: Callable, likelihood: str, x: jax.Array, mu: jax.Array,
-                    logvar: jax.Array, key: jax.Array, sample_ids: jax.Array) -> jax.Array:
-  """log w_i for the samples i in `sample_ids`, sample i drawn from fold_in(key, i)."""
-  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, sample_ids)
-  return jax.vmap(lambda k: log_importance_weight(decode, likelihood, x, mu, logvar, k))(keys)
+@functools.partial(jax.jit, static_argnames=('spec', 'fn', 'options'))
+def _call(params, arrays: dict, indices: jax.Array, key: jax.Array, spec: steps.StepSpec,
+          fn: Callable, options: tuple) -> dict:
+  x, y, keys = eval_inputs(spec, arrays, indices, key)
+  return fn(params, x, y, keys, spec, *options)
 
 
-def log_importance_weights(encode: Callable, decode: Callable, likelihood: str,
-                           x: jax.Array, key: jax.Array, num_samples: int) -> jax.Array:
-  """[num_samples] log w_i of ONE example (encode(x) → (mu, logvar), decode(z) → params)."""
-  mu, logvar = encode(x)
-  return _log_weights_at(decode, likelihood, x, mu, logvar, key, jnp.arange(num_samples))
+def over_eval_set(fn: Callable, params, spec: steps.StepSpec, dataset: data_lib.Dataset,
+                  *, seed: int, batch_size: int, options: tuple = ()) -> dict:
+  """THE loop: {name: per-example array [num_eval, ...]} of
+  `fn(params, x, y, keys, spec, *options)` (a module-level function returning
+  a dict of [B, ...] arrays; jitted once per fn, spec, options and batch shape)."""
+  parts = []
+  key = eval_key(seed)
+  for indices, valid in eval_batches(dataset, batch_size):
+    out = jax.device_get(_call(params, dataset.arrays, indices, key, spec, fn, options))
+    parts.append({k: np.asarray(v)[:valid] for k, v in out.items()})
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def iw_nll_from_log_weights(log_w: jax.Array) -> jax.Array:
-  """nll_iw = −(logsumexp_i log w_i − log k), over the last axis (k = its length)."""
-  return -(jax.nn.logsumexp(log_w, axis=-1) - jnp.log(log_w.shape[-1]))
+def _elbo_terms_batch(params, x, y, keys, spec: steps.StepSpec) -> dict:
+  terms = jax.vmap(steps.example_terms, in_axes=(None, 0, 0, 0, None))(
+      params, x, y, keys, spec)
+  return {'recon': terms.recon, 'kl': terms.kl, 'nelbo': terms.nelbo,
+          'kl_per_dim': terms.kl_per_dim, 'mu': terms.mu, 'logvar': terms.logvar,
+          'labels': y}
 
 
-def example_iw_nll(encode: Callable, decode: Callable, likelihood: str, x: jax.Array,
-                   key: jax.Array, num_samples: int, chunk_size: int) -> jax.Array:
-  """nll_iw of ONE example with the k samples taken `chunk_size` at a time.
-
-  A `lax.scan` over ⌈k / chunk_size⌉ chunks keeps the running
-  L ← logaddexp(L, logsumexp(chunk)); draws past k in the last chunk get
-  log w = −inf. Equals iw_nll_from_log_weights(log_importance_weights(...)).
-  """
-  mu, logvar = encode(x)
-  chunk_size = min(chunk_size, num_samples)
-  num_chunks = -(-num_samples // chunk_size)
-
-  def body(total: jax.Array, chunk: jax.Array):
-    ids = chunk * chunk_size + jnp.arange(chunk_size)
-    log_w = _log_weights_at(decode, likelihood, x, mu, logvar, key, ids)
-    log_w = jnp.where(ids < num_samples, log_w, -jnp.inf)
-    return jnp.logaddexp(total, jax.nn.logsumexp(log_w).astype(total.dtype)), None
-
-  start = jnp.full((), -jnp.inf, mu.dtype)
-  total, _ = jax.lax.scan(body, start, jnp.arange(num_chunks))
-  return -(total - jnp.log(jnp.asarray(num_samples, total.dtype)))
+def elbo_terms(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *, seed: int,
+               batch_size: int) -> dict:
+  """Per-example recon, kl, nelbo [N], kl_per_dim, mu, logvar [N, D], labels [N]."""
+  return over_eval_set(_elbo_terms_batch, params, spec, dataset, seed=seed,
+                       batch_size=batch_size)
 
 
-# ------------------------------------------------------------ held-out loops
+def posterior_moments(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *,
+                      seed: int,
+                      batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(mu [N, D], logvar [N, D], labels [N]) of q(z|x) over the evaluation set."""
+  out = elbo_terms(params, spec, dataset, seed=seed, batch_size=batch_size)
+  return out['mu'], out['logvar'], out['labels']
 
 
-@functools.partial(jax.jit, static_argnames=('spec', 'num_samples', 'chunk_size'))
-def _iw_nll_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
-                  spec: steps.StepSpec, num_samples: int, chunk_size: int) -> jax.Array:
-  """[B] nll_iw of an eval batch (inputs and keys as in steps.eval_step)."""
-  x, y, keys = steps.eval_inputs(spec, arrays, indices, key)
-
+def _iw_nll_batch(params, x, y, keys, spec: steps.StepSpec, num_samples: int,
+                  chunk_size: int) -> dict:
   def one(x_, y_, key_):
-    encode, decode = steps.model_fns(spec, params, y_)
-    return example_iw_nll(encode, decode, spec.likelihood, x_, key_, num_samples,
-                          chunk_size)
-
-  return jax.vmap(one)(x, y, keys)
+    encode = lambda v: models.encode_one(spec.model, params, v, y_)
+    decode = lambda z: models.decode_one(spec.model, params, z, y_)
+    return iw_bound.example_iw_nll(encode, decode, spec.likelihood, x_, key_, num_samples,
+                                   chunk_size)
+  return {'nll_iw': jax.vmap(one)(x, y, keys)}
 
 
 def importance_weighted_nll(params, spec: steps.StepSpec, dataset: data_lib.Dataset,
@@ -132,96 +119,105 @@ def importance_weighted_nll(params, spec: steps.StepSpec, dataset: data_lib.Data
   Peak memory is about batch_size × chunk_size decoder passes (activations and
   likelihood parameters), whatever `num_samples` is.
   """
-  if spec.objective == 'ae':
-    raise ValueError("the importance-weighted NLL is undefined for objective 'ae' "
-                     '(a deterministic autoencoder has no q(z|x)); skip it')
+  if not objectives.get(spec.objective).stochastic:
+    raise ValueError(f'the importance-weighted NLL is undefined for objective '
+                     f'{spec.objective!r} (no q(z|x)); skip it')
   if num_samples < 1 or chunk_size < 1:
     raise ValueError(f'num_samples and chunk_size must be positive, got '
                      f'{num_samples} and {chunk_size}')
-  chunk_size = min(chunk_size, num_samples)
-  out = []
-  key = steps.eval_key(seed)
-  for indices, valid in steps.eval_batches(dataset, batch_size):
-    nll = _iw_nll_batch(params, dataset.arrays, indices, key, spec, num_samples,
-                        chunk_size)
-    out.append(np.asarray(nll)[:valid])
-  return np.concatenate(out)
+  options = (num_samples, min(chunk_size, num_samples))
+  return over_eval_set(_iw_nll_batch, params, spec, dataset, seed=seed,
+                       batch_size=batch_size, options=options)['nll_iw']
 
 
-@functools.partial(jax.jit, static_argnames='spec')
-def _moments_batch(params, arrays: dict, indices: jax.Array, key: jax.Array,
-                   spec: steps.StepSpec):
-  """(mu [B, D], logvar [B, D], y [B]) of q(z|x) for an eval batch."""
-  x, y, _ = steps.eval_inputs(spec, arrays, indices, key)
-  encode = lambda x_, y_: steps.model_fns(spec, params, y_)[0](x_)
-  mu, logvar = jax.vmap(encode)(x, y)
-  return mu, logvar, y
+def bits_per_dim(nats: float, spec: steps.StepSpec) -> Optional[float]:
+  """nats per image → bits per pixel; None unless the pixels are binary (Bernoulli):
+  a Gaussian density on [0, 1] intensities is not comparable to published bits/dim."""
+  if spec.likelihood != 'bernoulli':
+    return None
+  return nats / (int(np.prod(spec.data.image_shape)) * np.log(2.0))
 
 
-def posterior_moments(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *,
-                      seed: int,
-                      batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(mu [N, D], logvar [N, D], labels [N]) of q(z|x) over the evaluation set."""
-  parts = []
-  key = steps.eval_key(seed)
-  for indices, valid in steps.eval_batches(dataset, batch_size):
-    batch = jax.device_get(_moments_batch(params, dataset.arrays, indices, key, spec))
-    parts.append([np.asarray(a)[:valid] for a in batch])
-  mu, logvar, labels = (np.concatenate(p) for p in zip(*parts))
-  return mu, logvar, labels
-
-
-# ------------------------------------------------------------ latent diagnostics
-
-
-def active_units(mu: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarray]:
-  """(number of u with A_u > threshold, A [D]); A_u = Var_x(E_q[z_u|x]) = Var over N of mu[:, u]."""
-  activity = np.var(np.asarray(mu, np.float64), axis=0)
-  return int(np.sum(activity > threshold)), activity
-
-
-def moment_matched_kl(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-  """Per-dim KL(N(m, v) || N(0, 1)) = ½(v + m² − 1 − log v)."""
-  return 0.5 * (var + mean * mean - 1.0 - np.log(var))
-
-
-def aggregate_posterior_stats(mu: np.ndarray, logvar: np.ndarray) -> dict:
-  """Moments of q(z) = mean_x q(z|x): mean m = E[mu], Var = E[exp(logvar)] + Var(mu).
-
-  `kl_moment_matched` = KL(N(m, diag(Var)) || N(0, I)), 0 when q(z) has the
-  prior's first two moments. Plain floats / lists (JSON-ready).
-  """
-  mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
-  mean = mu.mean(axis=0)
-  posterior_var = np.exp(logvar).mean(axis=0)
-  var = posterior_var + mu.var(axis=0)
-  kl = moment_matched_kl(mean, var)
-  return {'mean': mean.tolist(), 'variance': var.tolist(),
-          'mean_posterior_variance': posterior_var.tolist(),
-          'kl_moment_matched_per_dim': kl.tolist(),
-          'kl_moment_matched': float(np.sum(kl))}
-
-
-# ------------------------------------------------------------ anomaly detection
-
-
-def auroc(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
-  """Area under the ROC curve, higher score = more anomalous (sklearn roc_auc_score)."""
-  from sklearn import metrics  # pylint: disable=g-import-not-at-top  (slow import: only here)
-  return float(metrics.roc_auc_score(np.asarray(is_anomaly).astype(bool),
-                                     np.asarray(scores)))
-
-
-# ------------------------------------------------------------ representations
-
-
-def encoder_mean_fn(params, spec: steps.StepSpec) -> Callable[[np.ndarray], np.ndarray]:
-  """images float32 [B, H, W, C] → posterior means [B, D] (the representation
-  the disentanglement scores use); compiled once per batch shape."""
-  encode = jax.jit(jax.vmap(
-      lambda x: spec.model.apply(params, x, None, method=models.VAE.encode)[0]))
-
+def representation_fn(params, model: models.VAE) -> Callable[[np.ndarray], np.ndarray]:
+  """images float32 [B, H, W, C] → posterior means [B, D]: the representation
+  the disentanglement scores use."""
   def representation(images: np.ndarray) -> np.ndarray:
-    return np.asarray(encode(jnp.asarray(images, jnp.float32)))
-
+    labels = jnp.zeros((len(images),), jnp.int32)
+    return np.asarray(models.encode(model, params, jnp.asarray(images, jnp.float32),
+                                    labels)[0])
   return representation
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """What one evaluation of a run measured."""
+  metrics: dict  # JSON-ready held-out metrics (`public`)
+  mu: np.ndarray  # [N, D] posterior means of the evaluation examples
+  logvar: np.ndarray  # [N, D]
+  labels: np.ndarray  # [N]
+  nll_iw: Optional[np.ndarray] = None  # [N] at final evaluations of stochastic models
+
+
+def evaluate(params, config: ml_collections.ConfigDict, spec: steps.StepSpec,
+             dataset: data_lib.Dataset, *, final: bool, factor_source=None) -> Evaluation:
+  """Every held-out metric of one evaluation.
+
+  Always: nelbo, recon, kl (+ per dimension), bits/dim, active units,
+  aggregate-posterior moments and, given a `factor_source`, the five
+  disentanglement scores (periodic evaluations with ≥ 10× fewer samples).
+  The final one (end of training, --mode=eval) adds the importance-weighted
+  bound nll_iw with k = config.eval.iw_samples and, when classes were held
+  out of training (data.exclude_classes with eval.anomaly), the AUROC of
+  those classes against the rest, scored by nll_iw.
+  """
+  ev, seed = config.eval, config.seed
+  stochastic = objectives.get(spec.objective).stochastic
+  terms = elbo_terms(params, spec, dataset, seed=seed, batch_size=ev.batch_size)
+  result = {k: float(np.mean(terms[k], dtype=np.float64)) for k in ('nelbo', 'recon', 'kl')}
+  result['bits_per_dim'] = bits_per_dim(result['nelbo'], spec)
+  result['kl_per_dim'] = np.mean(terms['kl_per_dim'], axis=0, dtype=np.float64)
+  result['active_units'], result['unit_activity'] = diagnostics.active_units(terms['mu'])
+  if stochastic:
+    aggregate = diagnostics.aggregate_posterior_stats(terms['mu'], terms['logvar'])
+    result['aggregate_kl_moment_matched'] = aggregate['kl_moment_matched']
+    result['aggregate_variance'] = aggregate['variance']
+  if factor_source is not None:
+    divisor = ev.disentanglement_divisor if final else max(10, ev.disentanglement_divisor)
+    from vae_jax import disentanglement  # pylint: disable=g-import-not-at-top  (sklearn: slow import)
+    result.update(disentanglement.all_scores(representation_fn(params, spec.model),
+                                             factor_source, seed, divisor=divisor))
+    result['disentanglement_sample_divisor'] = divisor  # 1 = the reference protocol
+  nll = None
+  if final and stochastic:
+    nll = importance_weighted_nll(params, spec, dataset, ev.iw_samples, seed=seed,
+                                  batch_size=ev.iw_batch_size, chunk_size=ev.iw_chunk_size)
+    result['nll_iw'] = float(np.mean(nll, dtype=np.float64))
+    result['iw_samples'] = ev.iw_samples
+    if spec.likelihood == 'bernoulli':
+      result['nll_iw_bits_per_dim'] = bits_per_dim(result['nll_iw'], spec)
+    excluded = tuple(config.data.exclude_classes)
+    if ev.anomaly and excluded:
+      is_anomaly = np.isin(terms['labels'], np.asarray(excluded))
+      result.update({'anomaly_classes': list(excluded),
+                     'anomaly_auroc': diagnostics.auroc(nll, is_anomaly),
+                     'anomaly_nll_iw': float(np.mean(nll[is_anomaly])),
+                     'normal_nll_iw': float(np.mean(nll[~is_anomaly]))})
+  return Evaluation(metrics=public(result, stochastic), mu=terms['mu'],
+                    logvar=terms['logvar'], labels=terms['labels'], nll_iw=nll)
+
+
+def public(metrics: dict, stochastic: bool = True) -> dict:
+  """JSON-ready plain values; without q(z|x) (the autoencoder) the ELBO terms are null."""
+  out = {k: _plain(v) for k, v in metrics.items()}
+  if not stochastic:
+    out.update({k: None for k in UNDEFINED_FOR_AE if k in out})
+  return out
+
+
+def _plain(value):
+  """A JSON-ready copy: None, int, str, float or a list of floats."""
+  if value is None or isinstance(value, (int, str)):
+    return value
+  if np.ndim(value) == 0:
+    return float(value)
+  return [float(v) for v in np.ravel(value)]

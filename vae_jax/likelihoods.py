@@ -9,14 +9,12 @@ parameters for one example (same shape as `x`) and returns a scalar.
   "σ-VAE" of Rybkin et al. 2021, whose optimum is the reconstruction RMSE).
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 
-LIKELIHOODS = ('bernoulli', 'gaussian_fixed', 'gaussian_learned')
+from vae_jax import gaussian
 
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+LIKELIHOODS = ('bernoulli', 'gaussian_fixed', 'gaussian_learned')
 
 
 def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
@@ -31,9 +29,7 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
 def gaussian_log_prob(x: jax.Array, mean: jax.Array,
                       log_scale: jax.Array) -> jax.Array:
   """Σ_d log N(x_d; mean_d, exp(log_scale)²); log_scale broadcasts to x."""
-  log_scale = jnp.broadcast_to(log_scale, x.shape)
-  z = (x - mean) * jnp.exp(-log_scale)
-  return jnp.sum(-0.5 * z * z - log_scale - _HALF_LOG_2PI)
+  return jnp.sum(gaussian.log_density(x, mean, jnp.broadcast_to(log_scale, x.shape)))
 
 
 def log_prob(likelihood: str, x: jax.Array, params: dict) -> jax.Array:

@@ -1,4 +1,4 @@
-"""ELBO terms for ONE example and the objectives built from them, in nats.
+"""ELBO terms for ONE example and the registry of objectives built from them, in nats.
 
 For an example x (label y for a CVAE), encoder q(z|x) = N(mu, diag(exp(logvar)))
 and prior p(z) = N(0, I):
@@ -15,38 +15,57 @@ Objectives (the `loss` actually minimized, chosen by config.objective.name):
     ae        −log p(x|z=mu): deterministic autoencoder, no sampling, no KL
     beta_tc   recon + kl + (β − 1)·TC                   (β-TCVAE, Chen et al. 2018)
 
-TC = KL(q(z) || Π_d q(z_d)) is the total correlation of the aggregate
-posterior q(z) = E_x q(z|x). It needs the whole minibatch (q(z_i) is
-estimated from the posteriors of every example in the batch), so it is the
-one term computed per batch, by `total_correlation`, after the per-example
-terms. Since kl = MI + TC + dimension-wise KL, this weights TC by β and the
-other two parts of the KL by 1.
+Each objective is ONE `Objective` entry of `OBJECTIVES`: its per-example loss,
+its batch term if it has one, the `config.objective` fields that enter the
+train step as arrays, its static settings, and its extra train metrics. The
+config's objective section, its validation, the step's hyperparameters and
+the sweep's vmapped keys are all derived from this registry, so a new
+objective is one entry here (and its fields in `FIELDS`) plus an experiment.
 
-Everything here is per example; `jax.vmap` maps it over a batch and the caller
+Everything per example is `jax.vmap`ped over a batch by the caller, which
 reduces once (mean over the batch).
 """
 
-from typing import Callable
+import dataclasses
+from typing import Callable, Optional
 
+import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import likelihoods
-
-OBJECTIVES = ('elbo', 'beta', 'capacity', 'ae', 'beta_tc')
-TC_ESTIMATORS = ('mws', 'mss')
-BATCH_OBJECTIVES = ('beta_tc',)  # objectives with a term that couples the batch
+from vae_jax import gaussian, likelihoods
+from vae_jax.total_correlation import TC_ESTIMATORS, total_correlation
 
 
-def reparameterize(key: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
-  """z = mu + exp(logvar/2)·eps with eps ~ N(0, I) drawn from `key`."""
-  eps = jax.random.normal(key, mu.shape, mu.dtype)
-  return mu + jnp.exp(0.5 * logvar) * eps
+@flax.struct.dataclass
+class Terms:
+  """ELBO terms of ONE example in nats (vmapped: a leading batch axis on each)."""
+  recon: jax.Array  # −log p(x|z) at the sampled z
+  kl: jax.Array  # KL(q(z|x) || p(z)), summed over latents
+  kl_per_dim: jax.Array  # [D]
+  z: jax.Array  # [D] the latent sample (mu for the autoencoder)
+  mu: jax.Array  # [D]
+  logvar: jax.Array  # [D]
+
+  @property
+  def nelbo(self) -> jax.Array:
+    return self.recon + self.kl
 
 
-def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
-  """Per-dimension KL(N(mu, exp(logvar)) || N(0, 1)) = ½(mu² + e^logvar − 1 − logvar)."""
-  return 0.5 * (mu * mu + jnp.exp(logvar) - 1.0 - logvar)
+def example_terms(encode: Callable, decode: Callable, likelihood: str,
+                  x: jax.Array, key: jax.Array, *, stochastic: bool = True) -> Terms:
+  """ELBO terms of one example.
+
+  `encode(x) -> (mu, logvar)` and `decode(z) -> likelihood params` are the
+  model's functions for this example (labels already bound for a CVAE).
+  With `stochastic=False` (the autoencoder) z = mu and the KL terms are zero.
+  """
+  mu, logvar = encode(x)
+  z = gaussian.reparameterize(key, mu, logvar) if stochastic else mu
+  recon = -likelihoods.log_prob(likelihood, x, decode(z))
+  kl_per_dim = gaussian.kl_to_standard(mu, logvar) if stochastic else jnp.zeros_like(mu)
+  return Terms(recon=recon, kl=jnp.sum(kl_per_dim), kl_per_dim=kl_per_dim, z=z, mu=mu,
+               logvar=logvar)
 
 
 def capacity(step: jax.Array, capacity_max: jax.Array,
@@ -56,69 +75,89 @@ def capacity(step: jax.Array, capacity_max: jax.Array,
   return capacity_max * frac
 
 
-def example_terms(encode: Callable, decode: Callable, likelihood: str,
-                  x: jax.Array, key: jax.Array, *, stochastic: bool = True) -> dict:
-  """ELBO terms of one example: recon, kl (total and per dimension), nelbo.
+# --- config.objective fields -------------------------------------------------
 
-  `encode(x) -> (mu, logvar)` and `decode(z) -> likelihood params` are the
-  model's functions for this example (labels already bound for a CVAE).
-  With `stochastic=False` (the autoencoder) z = mu and the KL terms are zero.
-  The latent sample `z` and `mu`, `logvar` are returned too (for batch terms).
-  """
-  mu, logvar = encode(x)
-  z = reparameterize(key, mu, logvar) if stochastic else mu
-  recon = -likelihoods.log_prob(likelihood, x, decode(z))
-  kl_per_dim = gaussian_kl(mu, logvar) if stochastic else jnp.zeros_like(mu)
-  kl = jnp.sum(kl_per_dim)
-  return {'recon': recon, 'kl': kl, 'nelbo': recon + kl, 'kl_per_dim': kl_per_dim,
-          'z': z, 'mu': mu, 'logvar': logvar}
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """A config.objective field: default, the rule its value must satisfy, a comment."""
+  default: object
+  rule: Callable[[object], bool]
+  requirement: str
+  comment: str
 
 
-def objective_loss(name: str, terms: dict, hparams: dict,
-                   step: jax.Array) -> jax.Array:
-  """The minimized loss of one example from its terms; hparams are arrays."""
-  recon, kl = terms['recon'], terms['kl']
-  if name in ('elbo', 'beta_tc'):  # beta_tc adds its batch term in `total_correlation`
-    return recon + kl
-  if name == 'beta':
-    return recon + hparams['beta'] * kl
-  if name == 'capacity':
-    target = capacity(step, hparams['capacity_max'], hparams['capacity_steps'])
-    return recon + hparams['gamma'] * jnp.abs(kl - target)
-  if name == 'ae':
-    return recon
-  raise ValueError(f'unknown objective {name!r}; choose one of {OBJECTIVES}')
+def _non_negative(value) -> bool:
+  return isinstance(value, (int, float)) and value >= 0
 
 
-def gaussian_log_density(z: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
-  """Elementwise log N(z; mu, exp(logvar)) = −½(log 2π + logvar + (z − mu)²/e^logvar)."""
-  return -0.5 * (jnp.log(2.0 * jnp.pi) + logvar + (z - mu) ** 2 * jnp.exp(-logvar))
+FIELDS = {
+    'beta': Field(1.0, _non_negative, 'non-negative',
+                  "'beta': recon + β·kl; 'beta_tc': recon + kl + (β−1)·TC"),
+    'tc_estimator': Field('mws', lambda v: v in TC_ESTIMATORS, f'one of {TC_ESTIMATORS}',
+                          "'beta_tc': 'mws' (as published) | 'mss'"),
+    'gamma': Field(1000.0, _non_negative, 'non-negative',
+                   "'capacity': loss = recon + γ·|kl − C(step)|"),
+    'capacity_max': Field(25.0, _non_negative, 'non-negative',
+                          "'capacity': C_max in nats"),
+    'capacity_steps': Field(100_000, _non_negative, 'non-negative',
+                            "'capacity': steps over which C ramps 0 → C_max"),
+}
 
 
-def total_correlation(z: jax.Array, mu: jax.Array, logvar: jax.Array,
-                      dataset_size: jax.Array, estimator: str = 'mws') -> jax.Array:
-  """Per-example TC estimates [M] = log q(z_i) − Σ_d log q(z_id) for a batch.
+# --- the registry ------------------------------------------------------------
 
-  z, mu, logvar: [M, D], z_i ~ q(z|x_i). With ℓ_ijd = log q(z_id|x_j), the
-  aggregate density is estimated from the batch as
-      log q(z_i)    ≈ logsumexp_j (Σ_d ℓ_ijd + log w_ij)
-      log q(z_id)   ≈ logsumexp_j (ℓ_ijd + log w_ij)
-  with N = dataset_size and weights (Chen et al. 2018, appendix C):
-      'mws' (minibatch weighted sampling): w_ij = 1/(N·M) for all j — the
-            published β-TCVAE objective; biased by a roughly constant offset.
-      'mss' (minibatch stratified sampling): w_ii = 1/N, w_ij = (N−1)/(N(M−1))
-            for j ≠ i — consistent: → the true TC as M grows.
-  """
-  num = z.shape[0]
-  log_q = gaussian_log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # [M, M, D]
-  if estimator == 'mws':
-    log_w = jnp.full((num, num), -jnp.log(dataset_size * num))
-  elif estimator == 'mss':
-    own = -jnp.log(dataset_size)
-    other = jnp.log(dataset_size - 1.0) - jnp.log(dataset_size) - jnp.log(num - 1.0)
-    log_w = jnp.where(jnp.eye(num, dtype=bool), own, other)
-  else:
-    raise ValueError(f'unknown TC estimator {estimator!r}; choose one of {TC_ESTIMATORS}')
-  log_qz = jax.nn.logsumexp(jnp.sum(log_q, axis=2) + log_w, axis=1)
-  log_qz_marginals = jnp.sum(jax.nn.logsumexp(log_q + log_w[:, :, None], axis=1), axis=1)
-  return log_qz - log_qz_marginals
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """One objective: everything the step, the config and the sweeps need to know."""
+  name: str
+  # (terms of ONE example, hparams, step) → that example's loss.
+  example_loss: Callable[[Terms, dict, jax.Array], jax.Array]
+  # config.objective fields entering the step as float32 arrays (vmappable).
+  hparams: tuple[str, ...] = ()
+  # config.objective fields fixed at compile time (StepSpec.settings).
+  settings: tuple[str, ...] = ()
+  # (batched terms [B], hparams, settings dict) → (per-example loss added [B],
+  # batch-mean metrics): for a term that couples the examples of a batch.
+  batch_term: Optional[Callable[[Terms, dict, dict], tuple]] = None
+  # (step, hparams) → extra train metrics (scalars).
+  metrics: Optional[Callable[[jax.Array, dict], dict]] = None
+  stochastic: bool = True  # False: z = mu, no KL (no ELBO, no nll_iw)
+  min_batch_size: int = 1
+
+
+def _beta_tc_term(terms: Terms, hparams: dict, settings: dict) -> tuple:
+  tc = total_correlation(terms.z, terms.mu, terms.logvar, hparams['dataset_size'],
+                         settings['tc_estimator'])
+  return (hparams['beta'] - 1.0) * tc, {'tc': jnp.mean(tc)}
+
+
+def _capacity_loss(terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
+  target = capacity(step, hparams['capacity_max'], hparams['capacity_steps'])
+  return terms.recon + hparams['gamma'] * jnp.abs(terms.kl - target)
+
+
+OBJECTIVES = {o.name: o for o in (
+    Objective('elbo', lambda t, h, s: t.recon + t.kl),
+    Objective('beta', lambda t, h, s: t.recon + h['beta'] * t.kl, hparams=('beta',)),
+    Objective('capacity', _capacity_loss, hparams=('gamma', 'capacity_max', 'capacity_steps'),
+              metrics=lambda step, h: {'capacity': capacity(step, h['capacity_max'],
+                                                            h['capacity_steps'])}),
+    Objective('ae', lambda t, h, s: t.recon, stochastic=False),
+    Objective('beta_tc', lambda t, h, s: t.recon + t.kl, hparams=('beta',),
+              settings=('tc_estimator',), batch_term=_beta_tc_term, min_batch_size=2),
+)}
+
+# Every config.objective field that enters a step as an array (some objective's).
+ARRAY_FIELDS = tuple(sorted({k for o in OBJECTIVES.values() for k in o.hparams}))
+
+
+def get(name: str) -> Objective:
+  """The registered objective `name`; ValueError naming the choices otherwise."""
+  if name not in OBJECTIVES:
+    raise ValueError(f'unknown objective {name!r}; choose one of {tuple(OBJECTIVES)}')
+  return OBJECTIVES[name]
+
+
+def objective_loss(name: str, terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
+  """The minimized loss of ONE example from its terms (batch terms excluded)."""
+  return get(name).example_loss(terms, hparams, step)

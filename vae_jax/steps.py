@@ -1,6 +1,6 @@
-"""Train state and the jitted train and eval steps (the loop is in train.py).
+"""Train state, the step's static spec and hyperparameters, and the jitted train steps.
 
-Rules (see DESIGN.md):
+The loop is in train.py, evaluation in evaluate.py. Rules (docs/design.md):
 1. Every random number comes from `fold_in(key(seed), step)`; nothing is
    split in the Python loop, so a resumed run draws what an uninterrupted one
    would.
@@ -28,6 +28,9 @@ from vae_jax import models, objectives
 # fold_in streams of key(seed) that no train step (0 <= step < 2**31 - 3) uses.
 INIT_STREAM, EVAL_STREAM, IMAGE_STREAM = 2**31 - 1, 2**31 - 2, 2**31 - 3
 
+# config.train fields that enter the step as arrays (with the objective's own).
+TRAIN_HPARAMS = ('learning_rate', 'warmup_steps', 'num_steps')
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -43,27 +46,41 @@ class StepSpec:
   model: models.VAE
   data: data_lib.DataSpec
   objective: str
-  likelihood: str
   lr_schedule: str
-  optimizer: optax.GradientTransformation
-  tc_estimator: str = 'mws'  # beta_tc only: see objectives.total_correlation
+  adam: tuple  # (b1, b2, eps, grad_clip_norm): see `make_optimizer`
+  settings: tuple = ()  # the objective's static settings, ((name, value), ...)
+
+  @property
+  def likelihood(self) -> str:
+    return self.model.decoder.likelihood
+
+  @property
+  def optimizer(self) -> optax.GradientTransformation:
+    return _optimizer(*self.adam)
+
+
+def _adam_settings(train_config: ml_collections.ConfigDict) -> tuple:
+  return tuple(float(train_config[k]) for k in ('adam_b1', 'adam_b2', 'adam_eps',
+                                                'grad_clip_norm'))
 
 
 def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam's scaling (optionally after global-norm clipping); the step applies −lr."""
-  return _optimizer(float(train_config.adam_b1), float(train_config.adam_b2),
-                    float(train_config.adam_eps), float(train_config.grad_clip_norm))
+  return _optimizer(*_adam_settings(train_config))
 
 
-@functools.lru_cache(maxsize=None)
 def _optimizer(b1: float, b2: float, eps: float,
                clip_norm: float) -> optax.GradientTransformation:
-  # Cached: equal settings give the same object, so equal StepSpecs reuse the
-  # compiled steps (runs in one process, tests, sweep groups).
   scale = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
   if clip_norm > 0:
     return optax.chain(optax.clip_by_global_norm(clip_norm), scale)
   return scale
+
+
+def hparam_keys(objective: str) -> tuple[str, ...]:
+  """The dotted config keys whose values enter the step of `objective` as arrays."""
+  return (tuple(f'train.{k}' for k in TRAIN_HPARAMS) +
+          tuple(f'objective.{k}' for k in objectives.get(objective).hparams))
 
 
 def make_hparams(config: ml_collections.ConfigDict, dataset_size: int = 1) -> dict:
@@ -72,26 +89,20 @@ def make_hparams(config: ml_collections.ConfigDict, dataset_size: int = 1) -> di
   `dataset_size` (the number of training examples) enters the β-TCVAE
   total-correlation estimate only.
   """
-  values = {
-      'learning_rate': config.train.learning_rate,
-      'warmup_steps': config.train.warmup_steps,
-      'num_steps': config.train.num_steps,
-      'beta': config.objective.beta,
-      'gamma': config.objective.gamma,
-      'capacity_max': config.objective.capacity_max,
-      'capacity_steps': config.objective.capacity_steps,
-      'dataset_size': dataset_size,
-  }
+  values = {key.split('.')[1]: config[key.split('.')[0]][key.split('.')[1]]
+            for key in hparam_keys(config.objective.name)}
+  values['dataset_size'] = dataset_size
   return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
 
 
-def make_spec(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> StepSpec:
-  model = models.build(config.model, dataset.spec.image_shape, dataset.spec.num_classes)
-  return StepSpec(model=model, data=dataset.spec, objective=config.objective.name,
-                  likelihood=config.model.likelihood,
+def make_spec(config: ml_collections.ConfigDict, data_spec: data_lib.DataSpec) -> StepSpec:
+  """The StepSpec of `config` for data described by `data_spec`."""
+  model = models.build(config.model, data_spec.image_shape, data_spec.num_classes)
+  objective = objectives.get(config.objective.name)
+  return StepSpec(model=model, data=data_spec, objective=objective.name,
                   lr_schedule=config.train.lr_schedule,
-                  optimizer=make_optimizer(config.train),
-                  tc_estimator=config.objective.tc_estimator)
+                  adam=_adam_settings(config.train),
+                  settings=tuple((k, config.objective[k]) for k in objective.settings))
 
 
 @functools.partial(jax.jit, static_argnames='spec')
@@ -124,39 +135,34 @@ def step_keys(seed: jax.Array, step: jax.Array):
   return data_key, sample_key
 
 
-def model_fns(spec: StepSpec, params, y: jax.Array):
-  """(encode(x) -> (mu, logvar), decode(z) -> likelihood params) for ONE example, label y bound."""
+def example_terms(params, x, y, key, spec: StepSpec) -> objectives.Terms:
+  """ELBO terms of ONE example, in nats."""
   model = spec.model
-  encode = lambda x: model.apply(params, x, y, method=models.VAE.encode)
-  decode = lambda z: model.apply(params, z, y, method=models.VAE.decode)
-  return encode, decode
-
-
-def example_terms(params, x, y, key, spec: StepSpec) -> dict:
-  """ELBO terms of ONE example (recon, kl, nelbo, kl_per_dim), in nats."""
-  encode, decode = model_fns(spec, params, y)
+  encode = lambda x_: models.encode_one(model, params, x_, y)
+  decode = lambda z: models.decode_one(model, params, z, y)
   return objectives.example_terms(encode, decode, spec.likelihood, x, key,
-                                  stochastic=spec.objective != 'ae')
-
-
-def example_loss(params, x, y, key, hparams, step, spec: StepSpec):
-  """(loss, terms) of ONE example, in nats."""
-  terms = example_terms(params, x, y, key, spec)
-  return objectives.objective_loss(spec.objective, terms, hparams, step), terms
+                                  stochastic=objectives.get(spec.objective).stochastic)
 
 
 def batch_loss(params, x, y, key, hparams, step, spec: StepSpec):
-  """Batch mean of the per-example loss (vmapped), with the mean terms."""
+  """(batch mean of the loss, batch means of the terms and the objective's metrics).
+
+  The per-example loss is vmapped over the batch; an objective with a batch
+  term (β-TC) adds it per example before the one mean.
+  """
+  objective = objectives.get(spec.objective)
   keys = jax.random.split(key, x.shape[0])
-  per_example = jax.vmap(example_loss, in_axes=(None, 0, 0, 0, None, None, None))
-  loss, terms = per_example(params, x, y, keys, hparams, step, spec)
-  z, mu, logvar = terms.pop('z'), terms.pop('mu'), terms.pop('logvar')
-  if spec.objective == 'beta_tc':
-    tc = objectives.total_correlation(z, mu, logvar, hparams['dataset_size'],
-                                      spec.tc_estimator)
-    loss = loss + (hparams['beta'] - 1.0) * tc
-    terms['tc'] = tc
-  return jnp.mean(loss), jax.tree.map(lambda t: jnp.mean(t, axis=0), terms)
+  per_example = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))
+  terms = per_example(params, x, y, keys, spec)
+  loss = jax.vmap(objective.example_loss, in_axes=(0, None, None))(terms, hparams, step)
+  metrics = {'recon': terms.recon, 'kl': terms.kl, 'nelbo': terms.nelbo,
+             'kl_per_dim': terms.kl_per_dim}
+  metrics = {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
+  if objective.batch_term is not None:
+    extra_loss, extra_metrics = objective.batch_term(terms, hparams, dict(spec.settings))
+    loss = loss + extra_loss
+    metrics.update(extra_metrics)
+  return jnp.mean(loss), metrics
 
 
 def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dict,
@@ -169,14 +175,11 @@ def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: di
   updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
   lr = learning_rate(spec.lr_schedule, state.step, hparams)
   params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
-  metrics = {'loss': loss, 'recon': terms['recon'], 'kl': terms['kl'],
-             'nelbo': terms['nelbo'], 'grad_norm': optax.tree.norm(grads),
-             'learning_rate': lr}
-  if spec.objective == 'beta_tc':
-    metrics['tc'] = terms['tc']
-  if spec.objective == 'capacity':
-    metrics['capacity'] = objectives.capacity(
-        state.step, hparams['capacity_max'], hparams['capacity_steps'])
+  metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads), 'learning_rate': lr,
+             **{k: v for k, v in terms.items() if k != 'kl_per_dim'}}
+  extra = objectives.get(spec.objective).metrics
+  if extra is not None:
+    metrics.update(extra(state.step, hparams))
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
   return new_state, metrics
 
@@ -193,21 +196,13 @@ def train_steps(state: TrainState, arrays: dict, indices: jax.Array, hparams: di
   return _scan(step, state, indices, spec)
 
 
-@functools.partial(jax.jit, static_argnames='spec', donate_argnames='states')
-def population_train_step(states: TrainState, arrays: dict, indices: jax.Array,
-                          hparams: dict, spec: StepSpec):
-  """`train_step` of M runs at once: states, indices [M, B] and hparams stacked
-  on a leading member axis, the data shared; one compiled program (sweeps)."""
-  step = functools.partial(_train_step, spec=spec)
-  return jax.vmap(step, in_axes=(0, None, 0, 0))(states, arrays, indices, hparams)
-
-
 @functools.partial(jax.jit, static_argnames=('spec', 'loop_members'),
                    donate_argnames='states')
 def population_train_steps(states: TrainState, arrays: dict, indices: jax.Array,
                            hparams: dict, spec: StepSpec, loop_members: bool = False):
-  """`population_train_step` for each row of indices [K, M, B]: K updates of
-  the M runs in one dispatch; metrics stacked [K, M].
+  """`train_steps` of M runs at once: states, indices [K, M, B] and hparams
+  stacked on a member axis, the data shared; one compiled program (sweeps)
+  makes K updates of the M runs in one dispatch; metrics stacked [K, M].
 
   loop_members=False vmaps the step over the members (the accelerator form);
   True writes the M members' steps one after another into the one program
@@ -233,13 +228,9 @@ def loop_members(mode: str, spec: StepSpec) -> bool:
   """Whether a population (config.train.population = `mode`) loops over its members.
 
   'auto' loops for dense models on CPU. There XLA gives the vmapped step's
-  weight gradients a transposed layout that it then copies, at every step
-  (a population of ONE 1200-unit MLP runs at half a single run's speed), and
-  the members, each already filling the cores, gain little from sharing a
-  program: looped, 8 members of the β sweep run at 0.96–1.01× the speed of 8
-  runs one after another, vmapped at 0.49–0.55× (`python -m
-  benchmarks.sweep_speedup`, two runs);
-  the 18-member beta_sweep.py trains ~2× faster looped than vmapped.
+  weight gradients a transposed layout that it then copies, at every step,
+  and the members, each already filling the cores, gain little from sharing
+  a program (`python -m benchmarks.sweep_speedup` measures both forms).
   Conv models keep vmap (their unrolled steps would compile M times over);
   accelerators keep vmap (one member leaves them mostly idle).
   """
@@ -251,16 +242,13 @@ def loop_members(mode: str, spec: StepSpec) -> bool:
 def _scan(step, state, indices: jax.Array, spec: StepSpec):
   """lax.scan of `step` over the rows of indices: a loop, unrolled for conv models.
 
-  XLA's CPU backend runs a convolution inside a while loop ~40× slower than
-  the same convolution at top level (conv β-VAE, batch 64, 2 cores: 0.4 vs
-  15.7 steps/s; 10 steps unrolled: 20 steps/s), so conv models unroll (the
-  compile time grows with K, hence a small K: train.MAX_STEPS_PER_CALL).
-  Dense models keep the loop, two steps per iteration: fully unrolled code
-  runs slower (the 1200-unit MLP: 22 vs 30 steps/s), and with one step per
-  iteration XLA's copy insertion copies the weights the backward pass reads
-  (four weight-sized copies per step, 37 MB, in the 1200-unit MLP); two steps
-  per iteration have none: +6% steps/s (1200-unit MLP), +12% (MLP VAE,
-  batch 128), ±0 (batch 1024), measured side by side.
+  XLA's CPU backend runs a convolution inside a while loop far slower than
+  the same convolution at top level, so conv models unroll (the compile time
+  grows with K, hence a small K: train.MAX_STEPS_PER_CALL). Dense models
+  keep the loop, two steps per iteration: fully unrolled code runs slower,
+  and with one step per iteration XLA's copy insertion copies the weights
+  the backward pass reads at every step; with two per iteration it does not
+  (README "Performance" has the measurements).
   """
   unroll = True if spec.model.encoder.conv_channels else 2
   return jax.lax.scan(step, state, indices, unroll=unroll)
@@ -274,70 +262,3 @@ def stack(trees: list):
 def member(stacked, index: int):
   """The `index`-th pytree of a `stack`ed one."""
   return jax.tree.map(lambda leaf: leaf[index], stacked)
-
-
-@functools.partial(jax.jit, static_argnames='spec')
-def eval_step(params, arrays: dict, indices: jax.Array, mask: jax.Array,
-              key: jax.Array, spec: StepSpec) -> dict:
-  """Sums over the unmasked examples of recon, kl, nelbo and per-dim KL."""
-  x, y, keys = eval_inputs(spec, arrays, indices, key)
-  terms = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))(params, x, y, keys, spec)
-  weights = mask.astype(jnp.float32)
-  return {name: jnp.tensordot(weights, terms[name], axes=1)
-          for name in ('recon', 'kl', 'nelbo', 'kl_per_dim')}
-
-
-def eval_key(seed: int) -> jax.Array:
-  """The one key of every evaluation of a run: fold_in(key(seed), EVAL_STREAM)."""
-  return jax.random.fold_in(jax.random.key(seed), EVAL_STREAM)
-
-
-def eval_inputs(spec: StepSpec, arrays: dict, indices: jax.Array, key: jax.Array):
-  """(x, y, per-example sampling keys) of the evaluation examples `indices`.
-
-  Every random draw (the dynamic binarization of x, the posterior samples) is
-  keyed by the example's index, so held-out numbers do not depend on the
-  batch size and every evaluation of a run sees the same binarized test set.
-  """
-  data_key, sample_key = jax.random.split(key)
-  per_example = lambda k: jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k, indices)
-  x, y = data_lib.gather(spec.data, arrays, 'eval', indices)
-  if spec.data.binarize == 'dynamic':
-    bernoulli = lambda k, p: jax.random.bernoulli(k, p).astype(jnp.float32)
-    x = jax.vmap(bernoulli)(per_example(data_key), x)
-  return x, y, per_example(sample_key)
-
-
-def eval_batches(dataset: data_lib.Dataset, batch_size: int):
-  """Yields (indices [B] padded with 0, number valid) over the evaluation set."""
-  ids = dataset.eval_ids
-  batch_size = min(batch_size, len(ids))
-  for start in range(0, len(ids), batch_size):
-    chunk = ids[start:start + batch_size]
-    indices = np.zeros(batch_size, np.int32)
-    indices[:len(chunk)] = chunk
-    yield indices, len(chunk)
-
-
-def evaluate(state: TrainState, dataset: data_lib.Dataset, spec: StepSpec,
-             batch_size: int) -> dict:
-  """Held-out per-example means (nats) over the whole evaluation set.
-
-  The last batch is padded and masked, never dropped.
-  """
-  sums = None
-  key = eval_key(int(state.seed))
-  for indices, valid in eval_batches(dataset, batch_size):
-    mask = np.arange(len(indices)) < valid
-    out = eval_step(state.params, dataset.arrays, indices, mask, key, spec)
-    sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
-  num_eval = dataset.num_eval
-  means = {k: np.asarray(v) / num_eval for k, v in jax.device_get(sums).items()}
-  num_pixels = int(np.prod(spec.data.image_shape))
-  result = {k: float(means[k]) for k in ('nelbo', 'recon', 'kl')}
-  # Bits per dimension are defined for discrete (binary) pixels only; a Gaussian
-  # density on [0, 1] intensities is not comparable to published bits/dim.
-  result['bits_per_dim'] = (result['nelbo'] / (num_pixels * np.log(2.0))
-                            if spec.likelihood == 'bernoulli' else None)
-  result['kl_per_dim'] = [float(v) for v in means['kl_per_dim']]
-  return result

@@ -33,14 +33,16 @@ import os
 import ml_collections
 from absl import logging
 
-from vae_jax import report, sweep_plots, train
+from vae_jax import objectives, report, steps, sweep_plots, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, WorkdirError
 
-# Keys that enter the train step as arrays (steps.make_hparams, the seed):
-# members differing only in these share one compiled, vmapped step.
-VMAPPED_KEYS = ('seed', 'train.learning_rate', 'train.warmup_steps', 'objective.beta',
-                'objective.gamma', 'objective.capacity_max', 'objective.capacity_steps')
+# Keys that enter the train step as arrays (the seed, steps.make_hparams of
+# any objective): members differing only in these share one compiled step.
+# train.num_steps enters it too but also sets the loop's length: it splits groups.
+VMAPPED_KEYS = (('seed',) + tuple(f'train.{k}' for k in steps.TRAIN_HPARAMS
+                                  if k != 'num_steps') +
+                tuple(f'objective.{k}' for k in objectives.ARRAY_FIELDS))
 
 
 def load(path_arg: str):
@@ -156,7 +158,7 @@ def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str) -> li
     runs = []
     for name, _, config in group:
       workdir = os.path.join(sweep_dir, name)
-      runs.append(train.Run(config, workdir, shares=runs[0] if runs else None))
+      runs.append(train.build_run(config, workdir, shares=runs[0] if runs else None))
       workdirs.append(workdir)
     logging.info('sweep group %d/%d: %d members trained as one population (%s)', g + 1,
                  len(member_groups), len(runs), ', '.join(n for n, _, _ in group))

@@ -8,7 +8,7 @@ dispatch, as `steps.train_steps` for one run; the members vmapped or looped
 over, config.train.population); each member keeps its own
 workdir, written exactly as a single run's.
 
-Resume rules:
+Resume rules (docs/design.md):
 1. A workdir with checkpoints is resumed from its newest readable checkpoint.
 2. Its saved config.json must equal the current config except `train.num_steps`.
 3. Records in metrics.jsonl past the restored step (written by a run killed
@@ -18,9 +18,11 @@ Resume rules:
 """
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
+from typing import Optional
 
 import jax
 import ml_collections
@@ -28,8 +30,7 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, configs, parallel, pictures, steps
-from vae_jax import figures
+from vae_jax import checkpoints, configs, figures, objectives, parallel, pictures, steps
 from vae_jax import data as data_lib
 from vae_jax import evaluate as evaluate_lib
 from vae_jax import workdir as workdir_lib
@@ -37,147 +38,106 @@ from vae_jax.data import factors
 from vae_jax.errors import ConfigError, NonFiniteError, WorkdirError
 
 LOSS_TERMS = ('loss', 'recon', 'kl')  # checked for non-finite values at every log step
-UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the AE
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
 class Run:
-  """A run's pieces, built once: data on the device, compiled-step spec, writer."""
+  """A run's pieces, built once by `build_run`: a plain record."""
+  config: ml_collections.ConfigDict
+  workdir: str
+  mesh: Optional[jax.sharding.Mesh]  # None on one device
+  dataset: data_lib.Dataset
+  train_arrays: dict  # dataset.arrays, replicated over the mesh
+  factor_source: Optional[factors.FactorSource]  # eval.disentanglement's, else None
+  spec: steps.StepSpec
+  hparams: dict
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str,
-               free_keys: tuple = workdir_lib.RUN_LENGTH_KEYS, shares: 'Run' = None):
-    """`shares`: a Run with the same data settings whose dataset, factor
-    source and train arrays this one reuses (the members of a sweep)."""
-    configs.validate(config)
-    workdir_lib.check_config_matches(workdir, config, free_keys)
-    self.config, self.workdir = config, workdir
-    if shares is None:
-      self.mesh = parallel.data_mesh(config.data.batch_size)
-      self.dataset = data_lib.load(config.data)
-      self.train_arrays = parallel.replicate(self.dataset.arrays, self.mesh)
-      self.factor_source = self._factor_source()
-    else:
-      self.mesh, self.dataset = shares.mesh, shares.dataset
-      self.train_arrays, self.factor_source = shares.train_arrays, shares.factor_source
-    if config.model.conditional and self.dataset.spec.num_classes == 0:
-      raise ConfigError(f'config.model.conditional=True needs labels, but '
-                        f'{config.data.name} has none; use a labelled dataset')
-    self.spec = steps.make_spec(config, self.dataset)
-    self.hparams = steps.make_hparams(config, self.dataset.num_train)
-    self.images_dir = os.path.join(workdir, 'images')
+  @property
+  def images_dir(self) -> str:
+    return os.path.join(self.workdir, 'images')
 
-  def _factor_source(self):
-    """The ground-truth factor source of eval.disentanglement (else None)."""
-    config = self.config
-    if not config.eval.disentanglement:
-      return None
-    source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
-    shape = tuple(source.images(source.sample_factors(np.random.default_rng(0), 1)).shape[1:])
-    if shape != tuple(self.dataset.spec.image_shape):
-      raise ConfigError(f'config.eval.factor_source={config.eval.factor_source!r} gives '
-                        f'{shape} images but the model is trained on '
-                        f'{self.dataset.spec.image_shape}; train on that data')
-    return source
-
-  def public_metrics(self, metrics: dict) -> dict:
-    """Plain floats; for the autoencoder the ELBO terms are undefined (null)."""
-    out = {k: _plain(v) for k, v in metrics.items()}
-    if self.config.objective.name == 'ae':
-      out.update({k: None for k in UNDEFINED_FOR_AE if k in out})
-    return out
-
-  def evaluate(self, state: steps.TrainState, *, final: bool):
-    """(public held-out metrics, (mu, logvar, labels) of q(z|x) on the eval set).
-
-    Every evaluation: nelbo, recon, kl (+ per dimension), bits/dim, active
-    units, aggregate-posterior moments and, with eval.disentanglement, the
-    five disentanglement scores. The final one (end of training,
-    --mode=eval) adds the importance-weighted bound nll_iw with
-    k = config.eval.iw_samples and, when classes were held out of training,
-    the anomaly AUROC of those classes vs the rest scored by nll_iw.
-    """
-    cfg, seed = self.config, self.config.seed
-    batch_size = cfg.eval.batch_size
-    if self.mesh is not None:
-      state = parallel.to_one_device(state)
-    result = steps.evaluate(state, self.dataset, self.spec, batch_size)
-    moments = evaluate_lib.posterior_moments(state.params, self.spec, self.dataset,
-                                             seed=seed, batch_size=batch_size)
-    mu, logvar, labels = moments
-    result['active_units'], activity = evaluate_lib.active_units(mu)
-    result['unit_activity'] = activity
-    stochastic = cfg.objective.name != 'ae'
-    if stochastic:
-      aggregate = evaluate_lib.aggregate_posterior_stats(mu, logvar)
-      result['aggregate_kl_moment_matched'] = aggregate['kl_moment_matched']
-      result['aggregate_variance'] = aggregate['variance']
-    if self.factor_source is not None:
-      # Periodic evaluations use ≥ 10x fewer samples; the final one the reference counts.
-      representation = evaluate_lib.encoder_mean_fn(state.params, self.spec)
-      divisor = cfg.eval.disentanglement_divisor if final else max(
-          10, cfg.eval.disentanglement_divisor)
-      from vae_jax import disentanglement  # pylint: disable=g-import-not-at-top  (sklearn: slow import)
-      result.update(disentanglement.all_scores(representation, self.factor_source, seed,
-                                               divisor=divisor))
-      result['disentanglement_sample_divisor'] = divisor  # 1 = the reference protocol
-    if final and stochastic:
-      nll = evaluate_lib.importance_weighted_nll(
-          state.params, self.spec, self.dataset, cfg.eval.iw_samples, seed=seed,
-          batch_size=cfg.eval.iw_batch_size, chunk_size=cfg.eval.iw_chunk_size)
-      result['nll_iw'] = float(np.mean(nll))
-      result['iw_samples'] = cfg.eval.iw_samples
-      if self.spec.likelihood == 'bernoulli':
-        num_pixels = int(np.prod(self.spec.data.image_shape))
-        result['nll_iw_bits_per_dim'] = result['nll_iw'] / (num_pixels * np.log(2.0))
-      if cfg.eval.anomaly:
-        result.update(self._anomaly_report(nll, labels))
-    return self.public_metrics(result), moments
-
-  def _anomaly_report(self, nll: np.ndarray, labels: np.ndarray) -> dict:
-    """Writes anomaly_scores.npz (score = nll_iw per eval example); AUROC of
-    the classes excluded from training vs the rest, if any were."""
-    np.savez(os.path.join(self.workdir, 'anomaly_scores.npz'), nll_iw=nll, labels=labels,
-             eval_ids=self.dataset.eval_ids)
-    excluded = tuple(self.config.data.exclude_classes)
-    if not excluded:
-      return {}
-    is_anomaly = np.isin(labels, np.asarray(excluded))
-    return {'anomaly_classes': list(excluded),
-            'anomaly_auroc': evaluate_lib.auroc(nll, is_anomaly),
-            'anomaly_nll_iw': float(np.mean(nll[is_anomaly])),
-            'normal_nll_iw': float(np.mean(nll[~is_anomaly]))}
-
-  def write_images(self, state: steps.TrainState, step: int, metrics: dict, moments,
-                   writer) -> None:
-    """Every picture of `pictures.make_pictures`, to images/ and TensorBoard."""
-    history = [r for r in workdir_lib.read_metrics(self.workdir)
-               if r['split'] == 'eval' and 0 < r['step'] < step and r.get('kl') is not None]
-    for kind, picture in pictures.make_pictures(
-        self.spec.model, state.params, self.dataset, seed=self.config.seed,
-        num_images=self.config.eval.num_images,
-        stochastic=self.config.objective.name != 'ae', step=step, metrics=metrics,
-        moments=moments, history=history).items():
-      figures.save_png(self.images_dir, kind, step, picture)
-      writer.image(step, kind, picture)
-
-  def write_summary(self, step: int, metrics: dict) -> None:
-    summary = {'step': step, 'dataset': self.dataset.spec.name,
-               'eval_examples': self.dataset.num_eval, 'data_source': self.dataset.source,
-               **metrics}
-    workdir_lib.write_json(os.path.join(self.workdir, 'summary.json'), summary)
+  @property
+  def stochastic(self) -> bool:
+    return objectives.get(self.spec.objective).stochastic
 
 
-def _plain(value):
-  """A JSON-ready copy: None, int, str, float or a list of floats."""
-  if value is None or isinstance(value, (int, str)):
-    return value
-  if np.ndim(value) == 0:
-    return float(value)
-  return [float(v) for v in np.ravel(value)]
+def build_run(config: ml_collections.ConfigDict, workdir: str,
+              free_keys: tuple = workdir_lib.RUN_LENGTH_KEYS, shares: Run = None) -> Run:
+  """Checks `config` (and the workdir's saved one) and builds the run's pieces.
+
+  `shares`: a Run with the same data settings whose dataset, factor source
+  and train arrays this one reuses (the members of a sweep).
+  """
+  configs.validate(config)
+  workdir_lib.check_config_matches(workdir, config, free_keys)
+  if shares is None:
+    mesh = parallel.data_mesh(config.data.batch_size)
+    dataset = data_lib.load(config.data)
+    train_arrays = parallel.replicate(dataset.arrays, mesh)
+    factor_source = _factor_source(config, dataset)
+  else:
+    mesh, dataset = shares.mesh, shares.dataset
+    train_arrays, factor_source = shares.train_arrays, shares.factor_source
+  if config.model.conditional and dataset.spec.num_classes == 0:
+    raise ConfigError(f'config.model.conditional=True needs labels, but '
+                      f'{config.data.name} has none; use a labelled dataset')
+  return Run(config=config, workdir=workdir, mesh=mesh, dataset=dataset,
+             train_arrays=train_arrays, factor_source=factor_source,
+             spec=steps.make_spec(config, dataset.spec),
+             hparams=steps.make_hparams(config, dataset.num_train))
+
+
+def _factor_source(config: ml_collections.ConfigDict, dataset: data_lib.Dataset):
+  """The ground-truth factor source of eval.disentanglement (else None)."""
+  if not config.eval.disentanglement:
+    return None
+  source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
+  shape = tuple(source.images(source.sample_factors(np.random.default_rng(0), 1)).shape[1:])
+  if shape != tuple(dataset.spec.image_shape):
+    raise ConfigError(f'config.eval.factor_source={config.eval.factor_source!r} gives '
+                      f'{shape} images but the model is trained on '
+                      f'{dataset.spec.image_shape}; train on that data')
+  return source
+
+
+def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
+  """`evaluate.evaluate` of the run's state (on one device); writes
+  anomaly_scores.npz (per-example nll_iw) when eval.anomaly asks for it."""
+  if run.mesh is not None:
+    state = parallel.to_one_device(state)
+  result = evaluate_lib.evaluate(state.params, run.config, run.spec, run.dataset,
+                                 final=final, factor_source=run.factor_source)
+  if run.config.eval.anomaly and result.nll_iw is not None:
+    np.savez(os.path.join(run.workdir, 'anomaly_scores.npz'), nll_iw=result.nll_iw,
+             labels=result.labels, eval_ids=run.dataset.eval_ids)
+  return result
+
+
+def _write_images(run: Run, state, step: int, result: evaluate_lib.Evaluation,
+                  writer) -> None:
+  """Every picture of `pictures.make_pictures`, to images/ and TensorBoard."""
+  history = [r for r in workdir_lib.read_metrics(run.workdir)
+             if r['split'] == 'eval' and 0 < r['step'] < step and r.get('kl') is not None]
+  made = pictures.make_pictures(
+      run.spec.model, state.params, run.dataset, seed=run.config.seed,
+      num_images=run.config.eval.num_images, stochastic=run.stochastic, step=step,
+      metrics=result.metrics, moments=(result.mu, result.logvar, result.labels),
+      history=history)
+  for kind, picture in made.items():
+    figures.save_png(run.images_dir, kind, step, picture)
+    writer.image(step, kind, picture)
+
+
+def _write_summary(run: Run, step: int, metrics: dict) -> None:
+  summary = {'step': step, 'dataset': run.dataset.spec.name,
+             'eval_examples': run.dataset.num_eval, 'data_source': run.dataset.source,
+             **metrics}
+  workdir_lib.write_json(os.path.join(run.workdir, 'summary.json'), summary)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the final held-out metrics."""
-  return train_group([Run(config, workdir)])[0]
+  return train_group([build_run(config, workdir)])[0]
 
 
 def train_group(runs: list) -> list:
@@ -209,7 +169,7 @@ def train_group(runs: list) -> list:
     state = states[0] if len(runs) == 1 else steps.stack(states)
     state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers)
     for run, member_metrics in zip(runs, metrics):
-      run.write_summary(int(state.step.ravel()[0]), member_metrics)
+      _write_summary(run, int(state.step.ravel()[0]), member_metrics)
     return metrics
 
 
@@ -245,7 +205,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
     metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
                for run, s, writer in zip(runs, members(state), writers)]
   elif start >= num_steps:  # already finished: re-evaluate for the summaries only
-    metrics = [run.evaluate(s, final=True)[0] for run, s in zip(runs, members(state))]
+    metrics = [_evaluate(run, s, final=True).metrics for run, s in zip(runs, members(state))]
   history, last_log_time, last_log_step = [], time.perf_counter(), start
   # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
   bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
@@ -290,10 +250,9 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
 
 
 # Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
-# host round trips, +4% (MLP VAE, batch 128) to +30% (1200-unit MLP and conv
-# β-VAE) steps/s on 2 CPU cores. A call never crosses a log, eval or
-# checkpoint step, and its end is a function of the absolute step, so a resumed
-# run makes the same calls.
+# host round trips (README "Performance"). A call never crosses a log, eval or
+# checkpoint step, and its end is a function of the absolute step, so a
+# resumed run makes the same calls.
 MAX_STEPS_PER_CALL = 10
 
 
@@ -311,7 +270,7 @@ def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
                 name=name)
   mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
   mean['steps_per_sec'] = steps_per_sec
-  public = run.public_metrics(mean)
+  public = evaluate_lib.public(mean, run.stochastic)
   writer.write(done, 'train', public)
   logging.info('%sstep %d/%d  %s', f'{name}: ' if name else '', done,
                run.config.train.num_steps, '  '.join(
@@ -323,13 +282,14 @@ def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
 def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
                         record: bool = True) -> dict:
   """Held-out metrics (to metrics.jsonl unless `record` is False) and pictures."""
-  metrics, moments = run.evaluate(state, final=final)
-  run.write_images(state, step, metrics, moments, writer)
+  result = _evaluate(run, state, final=final)
+  metrics = result.metrics
+  _write_images(run, state, step, result, writer)
   if final:
     pictures.write_final_animations(
         run.spec.model, state.params, run.dataset, seed=run.config.seed,
-        stochastic=run.config.objective.name != 'ae', step=step, metrics=metrics,
-        moments=moments, images_dir=run.images_dir)
+        stochastic=run.stochastic, step=step, metrics=metrics,
+        moments=(result.mu, result.logvar, result.labels), images_dir=run.images_dir)
   if record:
     writer.write(step, 'eval', metrics)
   logging.info('eval at step %d: %s', step, '  '.join(
@@ -337,7 +297,7 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
   return metrics
 
 
-def _check_finite(history: list, first_step: int, last_checkpoint, name: str = '') -> list:
+def _check_finite(history: list, first_step: int, last_checkpoint, name: str = '') -> None:
   """Raises NonFiniteError naming the first step and term that is not finite
   (and the sweep member `name`, if given)."""
   for offset, values in enumerate(history):
@@ -349,7 +309,6 @@ def _check_finite(history: list, first_step: int, last_checkpoint, name: str = '
             f'non-finite {term} ({float(values[term])}) at step {first_step + offset}{where} '
             f'({others}); lower train.learning_rate or set train.grad_clip_norm, '
             f'then resume from the last checkpoint (step {last_checkpoint})')
-  return history
 
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -361,7 +320,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '
                        'of a trained run')
-  run = Run(config, workdir, free_keys=workdir_lib.EVAL_MODE_FREE_KEYS)
+  run = build_run(config, workdir, free_keys=workdir_lib.EVAL_MODE_FREE_KEYS)
   ckpt = checkpoints.Checkpointer(workdir)
   writer = workdir_lib.MetricWriter(workdir)
   try:
@@ -370,7 +329,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
       raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')
     metrics = _evaluate_and_write(run, state, int(state.step), writer, final=True,
                                   record=False)
-    run.write_summary(int(state.step), metrics)
+    _write_summary(run, int(state.step), metrics)
     return metrics
   finally:
     ckpt.close()

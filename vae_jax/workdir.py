@@ -1,6 +1,6 @@
 """The run's directory: config.json, run.json, metrics.jsonl, events, summary.json.
 
-Layout (DESIGN.md, public):
+Layout (a public contract, docs/design.md):
     config.json      the fully resolved config
     run.json         versions, devices, git commit, command line, seed
     metrics.jsonl    {"step": int, "split": "train"|"eval", ...} one per line
