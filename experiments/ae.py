@@ -15,8 +15,9 @@ alone; no importance-weighted evaluation); held-out recon 205.86 nats.
 from vae_jax import configs
 
 
-def get_config():
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('tiny',))
   config = configs.get_config()  # the plain VAE of vae.py
   config.train.num_steps = 20_000
   config.objective.name = 'ae'
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config

@@ -20,10 +20,11 @@ the known failure of likelihood-based out-of-distribution detection
 from vae_jax import configs
 
 
-def get_config():
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('tiny',))
   config = configs.get_config()  # the plain VAE of vae.py
   config.train.num_steps = 20_000
   config.data.exclude_classes = (1,)
   config.eval.anomaly = True
   config.eval.iw_samples = 1_000
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config

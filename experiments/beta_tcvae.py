@@ -20,9 +20,10 @@ constant offset (vae_jax.objectives.total_correlation).
 from vae_jax import configs
 
 
-def get_config(variant: str = 'conv'):
-  config = configs.dsprites_experiment(variant)
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('conv', 'fc', 'tiny'))
+  config = configs.dsprites_experiment(configs.choose(switches, ('conv', 'fc')))
   config.objective.name = 'beta_tc'
   config.objective.beta = 6.0
   config.objective.tc_estimator = 'mws'
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config

@@ -30,8 +30,9 @@ kl 11.96); BetaVAE 0.810, FactorVAE 0.671, MIG 0.304, DCI disentanglement 0.445.
 from vae_jax import configs
 
 
-def get_config(variant: str = 'conv'):
-  config = configs.dsprites_experiment(variant)
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('conv', 'fc', 'tiny'))
+  config = configs.dsprites_experiment(configs.choose(switches, ('conv', 'fc')))
   config.objective.name = 'beta'
   config.objective.beta = 4.0
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config

@@ -19,10 +19,13 @@ leaves the reconstruction far behind beta_vae.py's (77.08).
 from vae_jax import configs
 
 
-def get_config(variant: str = 'conv'):
-  config = configs.dsprites_experiment(variant)
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('conv', 'fc', 'tiny'))
+  config = configs.dsprites_experiment(configs.choose(switches, ('conv', 'fc')))
+  if 'tiny' in switches:
+    configs.make_tiny(config)
   config.objective.name = 'capacity'
   config.objective.gamma = 1000.0
   config.objective.capacity_max = 25.0
-  config.objective.capacity_steps = config.train.num_steps
+  config.objective.capacity_steps = config.train.num_steps  # the ramp spans the run
   return config

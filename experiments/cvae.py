@@ -14,8 +14,9 @@ final evaluation with k = 5000 ≈ 5–11 min. Held-out nelbo 235.05 nats
 from vae_jax import configs
 
 
-def get_config():
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('tiny',))
   config = configs.get_config()  # the plain VAE of vae.py
   config.train.num_steps = 20_000
   config.model.conditional = True
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config

@@ -18,7 +18,8 @@ step 0 and 246.72 after 2,000 steps.
 from vae_jax import configs
 
 
-def get_config():
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('tiny',))
   config = configs.get_config()
   config.data.name = 'fashion_mnist'
   config.data.binarize = 'dynamic'
@@ -29,4 +30,4 @@ def get_config():
   config.objective.name = 'elbo'
   config.train.num_steps = 20_000
   config.train.learning_rate = 1e-3
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config

@@ -121,6 +121,46 @@ def dsprites_experiment(variant: str = 'conv') -> ml_collections.ConfigDict:
   return config
 
 
+def parse_arg(arg: str, allowed: tuple) -> set:
+  """The switches of a config argument 'a,b' (FILE:a,b); ConfigError for one not in `allowed`."""
+  switches = {switch.strip() for switch in arg.split(',') if switch.strip()}
+  unknown = sorted(switches - set(allowed))
+  if unknown:
+    raise ConfigError(f'unknown config argument {unknown[0]!r}; this file takes a '
+                      f'comma-separated subset of {", ".join(allowed)} (e.g. FILE.py:'
+                      f'{",".join(allowed[-2:])})')
+  return switches
+
+
+def choose(switches: set, choices: tuple) -> str:
+  """The one of `choices` among the switches (choices[0] if none); ConfigError if several."""
+  chosen = [choice for choice in choices if choice in switches]
+  if len(chosen) > 1:
+    raise ConfigError(f'config arguments {" and ".join(chosen)} exclude each other; pick one')
+  return chosen[0] if chosen else choices[0]
+
+
+def make_tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks an experiment in place to a CI-sized run (as experiments/test.py) and returns it."""
+  config.data.batch_size = 8
+  config.data.eval_size = 24  # dSprites' held-out sample
+  config.model.hidden_dims = (16,)
+  config.model.decoder_hidden_dims = ()
+  if config.model.architecture == 'conv':
+    config.model.conv_channels = (8, 8)
+  config.model.latent_dim = 3
+  config.train.num_steps = 6
+  config.train.log_every_steps = 2
+  config.train.eval_every_steps = 3
+  config.train.checkpoint_every_steps = 3
+  config.eval.batch_size = 16
+  config.eval.num_images = 4
+  config.eval.iw_samples = 8
+  if config.eval.disentanglement:
+    config.eval.disentanglement_divisor = 200  # 50 reference points instead of 10,000
+  return config
+
+
 def _check(ok: bool, key: str, requirement: str, value) -> None:
   if not ok:
     raise ConfigError(f'config.{key} must be {requirement}, got {value!r}')
