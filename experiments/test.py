@@ -2,7 +2,7 @@
 
     python -m vae_jax.main --config=experiments/test.py --workdir=/tmp/vae_test
 
-Runs in seconds on a 2-core CPU; its numbers mean nothing (a smoke test).
+Its numbers mean nothing (a smoke test).
 """
 
 from vae_jax import configs
