@@ -1,13 +1,12 @@
 """The benchmarked set-ups: experiment configs and data that need no download."""
 
-import importlib.util
-import math
 import os
 
 import jax
 import ml_collections
 import numpy as np
 
+from vae_jax import configs
 from vae_jax import data as data_lib
 from vae_jax.data import dsprites
 
@@ -25,10 +24,7 @@ STEP_CASES = {
 def experiment(name: str, variant=None) -> ml_collections.ConfigDict:
   """get_config() of experiments/<name>.py (with its variant argument)."""
   path = os.path.join(REPO, 'experiments', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'bench_experiment_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config() if variant is None else module.get_config(variant)
+  return configs.load_config(path if variant is None else f'{path}:{variant}')
 
 
 def step_config(case: str) -> ml_collections.ConfigDict:

@@ -1,6 +1,5 @@
 """Shared fixtures: strict numpy semantics, tiny local datasets, config loading."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import checkpoints, steps, train
+from vae_jax import checkpoints, configs, steps, train
 from vae_jax.data import idx
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -18,12 +17,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_experiment(name: str, arg=None):
-  """get_config() of experiments/<name>.py (with its optional variant arg)."""
+  """get_config() of experiments/<name>.py (with its optional argument, e.g. 'fc,tiny')."""
   path = os.path.join(REPO, 'experiments', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'experiment_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config() if arg is None else module.get_config(arg)
+  return configs.load_config(path if arg is None else f'{path}:{arg}')
 
 
 def cli(*args: str, cwd: str = REPO, env: dict = None):

@@ -3,8 +3,15 @@
 Every field is overridable on the command line, e.g.
 `--config.objective.beta=4 --config.train.num_steps=500`. The config is
 locked: an unknown key is an error, and `validate` checks every value before
-anything is compiled.
+anything is compiled. `load_config` reads an experiment file
+('experiments/x.py[:ARG]') and refuses one that adds a key the base lacks.
 """
+
+import importlib.util
+import os
+import re
+import types
+from typing import Callable
 
 import ml_collections
 
@@ -86,16 +93,13 @@ def dsprites_experiment(variant: str = 'conv') -> ml_collections.ConfigDict:
   disentanglement scores at every evaluation. `variant` picks the network:
   'conv' — 4 conv layers (32 ch, 4×4, stride 2) → FC 256 → FC 256 (Burgess et
   al.), 30,000 steps; 'fc' — the 1200-unit MLP of the β-VAE paper (encoder
-  4096-1200-1200, decoder 1200-1200-1200-4096), 10,000 steps, 1.6× the conv
-  net's steps/s on a 2-core CPU (README "Performance").
+  4096-1200-1200, decoder 1200-1200-1200-4096), 10,000 steps.
   """
   config = get_config()
   config.data.name = 'dsprites'
   config.data.batch_size = 64
   config.model.latent_dim = 10
-  config.model.likelihood = 'bernoulli'
-  if variant == 'fc':
-    config.model.architecture = 'mlp'
+  if variant == 'fc':  # the base 'mlp' architecture
     config.model.hidden_dims = (1200, 1200)
     config.model.decoder_hidden_dims = (1200, 1200, 1200)
     config.train.num_steps = 10_000
@@ -115,85 +119,187 @@ def dsprites_experiment(variant: str = 'conv') -> ml_collections.ConfigDict:
   return config
 
 
-def _check(ok: bool, key: str, requirement: str, value) -> None:
-  if not ok:
-    raise ConfigError(f'config.{key} must be {requirement}, got {value!r}')
+def parse_arg(arg: str, allowed: tuple) -> set:
+  """The switches of a config argument 'a,b' (FILE:a,b); ConfigError for one not in `allowed`."""
+  switches = {switch.strip() for switch in arg.split(',') if switch.strip()}
+  unknown = sorted(switches - set(allowed))
+  if unknown:
+    raise ConfigError(f'unknown config argument {unknown[0]!r}; this file takes a '
+                      f'comma-separated subset of {", ".join(allowed)} (e.g. FILE.py:'
+                      f'{",".join(allowed[-2:])})')
+  return switches
+
+
+def choose(switches: set, choices: tuple) -> str:
+  """The one of `choices` among the switches (choices[0] if none); ConfigError if several."""
+  chosen = [choice for choice in choices if choice in switches]
+  if len(chosen) > 1:
+    raise ConfigError(f'config arguments {" and ".join(chosen)} exclude each other; pick one')
+  return chosen[0] if chosen else choices[0]
+
+
+def make_tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks an experiment in place to a CI-sized run (as experiments/test.py) and returns it."""
+  config.data.batch_size = 8
+  config.data.eval_size = 24  # dSprites' held-out sample
+  config.model.hidden_dims = (16,)
+  config.model.decoder_hidden_dims = ()
+  if config.model.architecture == 'conv':
+    config.model.conv_channels = (8, 8)
+  config.model.latent_dim = 3
+  config.train.num_steps = 6
+  config.train.log_every_steps = 2
+  config.train.eval_every_steps = 3
+  config.train.checkpoint_every_steps = 3
+  config.eval.batch_size = 16
+  config.eval.num_images = 4
+  config.eval.iw_samples = 8
+  if config.eval.disentanglement:
+    config.eval.disentanglement_divisor = 200  # 50 reference points instead of 10,000
+  return config
+
+
+class Whole:
+  """Marks a rule's predicate as one of the whole config (a cross-field rule)."""
+
+  def __init__(self, predicate: Callable[[ml_collections.ConfigDict], bool]):
+    self.predicate = predicate
 
 
 def _positive_ints(values) -> bool:
   return all(isinstance(v, int) and v > 0 for v in values)
 
 
+def _positive(value) -> bool:
+  return value > 0
+
+
+def _non_negative(value) -> bool:
+  return value >= 0
+
+
+# (key, predicate of the field's value or Whole(predicate of the config),
+#  requirement): 'config.KEY must be REQUIREMENT, got VALUE', checked in order.
+OBJECTIVE_RULES = (
+    ('objective.name', lambda v: v in objectives.OBJECTIVES,
+     f'one of {objectives.OBJECTIVES}'),
+    ('objective.tc_estimator', lambda v: v in objectives.TC_ESTIMATORS,
+     f'one of {objectives.TC_ESTIMATORS}'),
+    ('data.batch_size', Whole(lambda c: c.objective.name != 'beta_tc' or c.data.batch_size >= 2),
+     "at least 2 for objective 'beta_tc' (TC is estimated from the batch)"),
+    *((f'objective.{key}', _non_negative, 'non-negative')
+      for key in ('beta', 'gamma', 'capacity_max', 'capacity_steps')),
+)
+
+RULES = (
+    ('seed', _non_negative, 'a non-negative integer'),
+    ('data.name', bool, f'a dataset name ({", ".join(DATASETS)} or a TFDS image dataset)'),
+    ('data.batch_size', _positive, 'a positive integer'),
+    ('data.binarize', lambda v: v in BINARIZE, f'one of {BINARIZE}'),
+    ('data.eval_size', _positive, 'a positive integer'),
+    ('data.exclude_classes', lambda v: all(isinstance(c, int) and c >= 0 for c in v),
+     'a tuple of class labels (non-negative integers)'),
+    ('model.architecture', lambda v: v in ARCHITECTURES, f'one of {ARCHITECTURES}'),
+    ('model.hidden_dims', _positive_ints, 'a tuple of positive integers'),
+    ('model.decoder_hidden_dims', _positive_ints,
+     'a tuple of positive integers (or () to mirror the encoder)'),
+    ('model.conv_channels', Whole(lambda c: _positive_ints(c.model.conv_channels) and (
+        c.model.architecture != 'conv' or len(c.model.conv_channels) > 0)),
+     'a non-empty tuple of positive integers'),
+    ('model.activation', lambda v: v in models.ACTIVATIONS,
+     f'one of {tuple(models.ACTIVATIONS)}'),
+    ('model.latent_dim', _positive, 'a positive integer'),
+    ('model.likelihood', lambda v: v in likelihoods.LIKELIHOODS,
+     f'one of {likelihoods.LIKELIHOODS}'),
+    ('model.gaussian_scale', _positive, 'positive'),
+    *OBJECTIVE_RULES,
+    ('train.num_steps', _non_negative, 'a non-negative integer'),
+    ('train.learning_rate', _positive, 'positive'),
+    ('train.lr_schedule', lambda v: v in LR_SCHEDULES, f'one of {LR_SCHEDULES}'),
+    ('train.population', lambda v: v in POPULATION_MODES, f'one of {POPULATION_MODES}'),
+    ('train.warmup_steps', _non_negative, 'non-negative'),
+    ('train.grad_clip_norm', _non_negative, 'non-negative (0 = off)'),
+    ('train.adam_b1', lambda v: 0 <= v < 1, 'in [0, 1)'),
+    ('train.adam_b2', lambda v: 0 <= v < 1, 'in [0, 1)'),
+    ('train.adam_eps', _positive, 'positive'),
+    *((f'train.{key}', _positive, 'a positive integer')
+      for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps')),
+    ('eval.batch_size', _positive, 'a positive integer'),
+    ('eval.iw_samples', lambda v: v >= 1, 'a positive integer'),
+    ('eval.iw_batch_size', lambda v: v >= 1, 'a positive integer'),
+    ('eval.iw_chunk_size', lambda v: v >= 1, 'a positive integer'),
+    ('eval.num_images', _positive, 'a positive integer'),
+    ('eval.disentanglement_divisor', lambda v: v >= 1, 'a positive integer'),
+    ('eval.factor_source', lambda v: v in FACTOR_SOURCES, f'one of {FACTOR_SOURCES}'),
+    ('eval.disentanglement', Whole(lambda c: not (c.eval.disentanglement and
+                                                  c.model.conditional)),
+     'False for a conditional model (the scores use the unconditional encoder mean)'),
+    ('eval.anomaly', Whole(lambda c: not c.eval.anomaly or c.objective.name != 'ae'),
+     "False for objective 'ae' (anomaly scores are nll_iw, undefined without q(z|x))"),
+)
+
+
+def _field(config: ml_collections.ConfigDict, key: str):
+  for part in key.split('.'):
+    config = config[part]
+  return config
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the first invalid field."""
-  data, model, obj, train, ev = (config.data, config.model, config.objective,
-                                 config.train, config.eval)
-  _check(config.seed >= 0, 'seed', 'a non-negative integer', config.seed)
-  _check(bool(data.name), 'data.name', f'a dataset name ({", ".join(DATASETS)} '
-         'or a TFDS image dataset)', data.name)
-  _check(data.batch_size > 0, 'data.batch_size', 'a positive integer', data.batch_size)
-  _check(data.binarize in BINARIZE, 'data.binarize', f'one of {BINARIZE}', data.binarize)
-  _check(data.eval_size > 0, 'data.eval_size', 'a positive integer', data.eval_size)
-  _check(all(isinstance(c, int) and c >= 0 for c in data.exclude_classes),
-         'data.exclude_classes', 'a tuple of class labels (non-negative integers)',
-         data.exclude_classes)
-  _check(model.architecture in ARCHITECTURES, 'model.architecture',
-         f'one of {ARCHITECTURES}', model.architecture)
-  _check(_positive_ints(model.hidden_dims), 'model.hidden_dims',
-         'a tuple of positive integers', model.hidden_dims)
-  _check(_positive_ints(model.decoder_hidden_dims), 'model.decoder_hidden_dims',
-         'a tuple of positive integers (or () to mirror the encoder)',
-         model.decoder_hidden_dims)
-  _check(_positive_ints(model.conv_channels) and
-         (model.architecture != 'conv' or len(model.conv_channels) > 0),
-         'model.conv_channels', 'a non-empty tuple of positive integers',
-         model.conv_channels)
-  _check(model.activation in models.ACTIVATIONS, 'model.activation',
-         f'one of {tuple(models.ACTIVATIONS)}', model.activation)
-  _check(model.latent_dim > 0, 'model.latent_dim', 'a positive integer', model.latent_dim)
-  _check(model.likelihood in likelihoods.LIKELIHOODS, 'model.likelihood',
-         f'one of {likelihoods.LIKELIHOODS}', model.likelihood)
-  _check(model.gaussian_scale > 0, 'model.gaussian_scale', 'positive',
-         model.gaussian_scale)
-  _check(obj.name in objectives.OBJECTIVES, 'objective.name',
-         f'one of {objectives.OBJECTIVES}', obj.name)
-  _check(obj.tc_estimator in objectives.TC_ESTIMATORS, 'objective.tc_estimator',
-         f'one of {objectives.TC_ESTIMATORS}', obj.tc_estimator)
-  _check(obj.name != 'beta_tc' or data.batch_size >= 2, 'data.batch_size',
-         "at least 2 for objective 'beta_tc' (TC is estimated from the batch)",
-         data.batch_size)
-  for key in ('beta', 'gamma', 'capacity_max', 'capacity_steps'):
-    _check(obj[key] >= 0, f'objective.{key}', 'non-negative', obj[key])
-  _check(train.num_steps >= 0, 'train.num_steps', 'a non-negative integer',
-         train.num_steps)
-  _check(train.learning_rate > 0, 'train.learning_rate', 'positive', train.learning_rate)
-  _check(train.lr_schedule in LR_SCHEDULES, 'train.lr_schedule',
-         f'one of {LR_SCHEDULES}', train.lr_schedule)
-  _check(train.population in POPULATION_MODES, 'train.population',
-         f'one of {POPULATION_MODES}', train.population)
-  _check(train.warmup_steps >= 0, 'train.warmup_steps', 'non-negative',
-         train.warmup_steps)
-  _check(train.grad_clip_norm >= 0, 'train.grad_clip_norm', 'non-negative (0 = off)',
-         train.grad_clip_norm)
-  _check(0 <= train.adam_b1 < 1, 'train.adam_b1', 'in [0, 1)', train.adam_b1)
-  _check(0 <= train.adam_b2 < 1, 'train.adam_b2', 'in [0, 1)', train.adam_b2)
-  _check(train.adam_eps > 0, 'train.adam_eps', 'positive', train.adam_eps)
-  for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps'):
-    _check(train[key] > 0, f'train.{key}', 'a positive integer', train[key])
-  _check(ev.batch_size > 0, 'eval.batch_size', 'a positive integer', ev.batch_size)
-  _check(ev.iw_samples >= 1, 'eval.iw_samples', 'a positive integer', ev.iw_samples)
-  _check(ev.iw_batch_size >= 1, 'eval.iw_batch_size', 'a positive integer',
-         ev.iw_batch_size)
-  _check(ev.iw_chunk_size >= 1, 'eval.iw_chunk_size', 'a positive integer',
-         ev.iw_chunk_size)
-  _check(ev.num_images > 0, 'eval.num_images', 'a positive integer', ev.num_images)
-  _check(ev.disentanglement_divisor >= 1, 'eval.disentanglement_divisor',
-         'a positive integer', ev.disentanglement_divisor)
-  _check(ev.factor_source in FACTOR_SOURCES, 'eval.factor_source',
-         f'one of {FACTOR_SOURCES}', ev.factor_source)
-  _check(not (ev.disentanglement and model.conditional), 'eval.disentanglement',
-         'False for a conditional model (the scores use the unconditional encoder mean)',
-         ev.disentanglement)
-  _check(not ev.anomaly or obj.name != 'ae', 'eval.anomaly',
-         "False for objective 'ae' (anomaly scores are nll_iw, undefined without q(z|x))",
-         ev.anomaly)
+  """Raises ConfigError naming the first field that breaks a rule of RULES."""
+  for key, predicate, requirement in RULES:
+    value = _field(config, key)
+    ok = predicate.predicate(config) if isinstance(predicate, Whole) else predicate(value)
+    if not ok:
+      raise ConfigError(f'config.{key} must be {requirement}, got {value!r}')
+
+
+def flat_keys(config: ml_collections.ConfigDict, prefix: str = '') -> list:
+  """The dotted leaf keys of a config ('train.num_steps', ...), in order."""
+  keys = []
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      keys += flat_keys(value, f'{prefix}{key}.')
+    else:
+      keys.append(f'{prefix}{key}')
+  return keys
+
+
+def check_keys(config: ml_collections.ConfigDict, source: str) -> None:
+  """ConfigError naming the first key of `config` that the base config lacks."""
+  known = set(flat_keys(get_config()))
+  for key in flat_keys(config):
+    if key not in known:
+      raise ConfigError(f'unknown config key {key} (set in {source}); the fields are '
+                        'listed in vae_jax/configs.py')
+
+
+def load_module(path: str) -> types.ModuleType:
+  """The module of an experiment file; ConfigError if it is missing or has no get_config()."""
+  if not os.path.isfile(path):
+    raise ConfigError(f'config file {path} not found; pass experiments/<name>.py')
+  stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
+  spec = importlib.util.spec_from_file_location(f'vae_jax_experiment_{stem}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not callable(getattr(module, 'get_config', None)):
+    raise ConfigError(f'{path} has no get_config(); an experiment file defines '
+                      'get_config() returning a ConfigDict')
+  return module
+
+
+def module_config(module: types.ModuleType, path_arg: str) -> ml_collections.ConfigDict:
+  """get_config(ARG) of a loaded 'FILE[:ARG]' (get_config() without ':'), checked."""
+  path, colon, arg = path_arg.partition(':')
+  config = module.get_config(arg) if colon else module.get_config()
+  if not isinstance(config, ml_collections.ConfigDict):
+    what = 'None' if config is None else f'a {type(config).__name__}'
+    raise ConfigError(f'{path}: get_config() returned {what}, not a ConfigDict (a missing '
+                      'return statement?)')
+  check_keys(config, path)
+  return config
+
+
+def load_config(path_arg: str) -> ml_collections.ConfigDict:
+  """The checked get_config() of an experiment file 'experiments/x.py[:ARG]'."""
+  return module_config(load_module(path_arg.partition(':')[0]), path_arg)

@@ -1,6 +1,9 @@
 r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags].
 
-    --config=FILE[:ARG]   an experiment's get_config() module; override any
+    --config=FILE[:ARG]   an experiment's get_config() module; ARG is a
+                          comma-separated set of switches, e.g.
+                          experiments/beta_vae.py:fc,tiny (tiny: a few steps of
+                          a tiny network, configs.make_tiny); override any
                           field with --config.a.b=value
     --workdir=DIR         default runs/<experiment>-<UTC timestamp>; an existing
                           workdir is resumed from its latest checkpoint
@@ -88,9 +91,30 @@ def _unknown_key_message(error: Exception, argv: list) -> str:
   return f'unknown config key {key!r}{hint}; the fields are listed in vae_jax/configs.py'
 
 
+def _config_arg(argv: list):
+  """The last --config value in argv (None if absent), read before absl loads the file."""
+  value = None
+  for i, arg in enumerate(argv[1:], 1):
+    if arg == '--':
+      break
+    name, equals, rest = arg.partition('=')
+    if name in ('--config', '-config'):
+      value = rest if equals else (argv[i + 1] if i + 1 < len(argv) else None)
+  return value
+
+
+def _check_config_file(argv: list) -> None:
+  """ConfigError if the --config file lacks get_config(), returns no ConfigDict or adds a key."""
+  config_arg = _config_arg(argv)
+  if config_arg and os.path.isfile(config_arg.partition(':')[0]):
+    from vae_jax import configs  # pylint: disable=g-import-not-at-top
+    configs.load_config(config_arg)
+
+
 def parse_flags(argv: list) -> list:
   """Parses flags and loads the config; any error is one line and exit code 2."""
   try:
+    _check_config_file(argv)
     rest = flags.FLAGS(argv)
     if _CONFIG.value is None:
       if _MODE.value == 'eval' and _WORKDIR.value:
@@ -102,6 +126,8 @@ def parse_flags(argv: list) -> list:
       _fail(f'config file {path} not found; pass --config=experiments/<name>.py')
     _CONFIG.value.to_dict()  # surfaces a deferred config-file error here
     return rest
+  except UserError as e:
+    _fail(' '.join(str(e).split()), e.exit_code)
   except (AttributeError, KeyError) as e:
     _fail(_unknown_key_message(e, argv))
   except Exception as e:  # pylint: disable=broad-except  (flag and config-file errors)

@@ -25,7 +25,6 @@ Re-running the same command resumes every member from its checkpoints.
 """
 
 import copy
-import importlib.util
 import itertools
 import json
 import os
@@ -33,7 +32,7 @@ import os
 import ml_collections
 from absl import logging
 
-from vae_jax import objectives, report, steps, sweep_plots, train
+from vae_jax import configs, objectives, report, steps, sweep_plots, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, WorkdirError
 
@@ -51,17 +50,14 @@ def load(path_arg: str):
   For notebooks and scripts; the command line applies --config overrides to
   the base config first (vae_jax.main).
   """
-  path, _, arg = path_arg.partition(':')
+  path = path_arg.partition(':')[0]
   if not os.path.isfile(path):
     raise ConfigError(f'sweep file {path} not found; pass experiments/sweeps/<name>.py')
-  spec = importlib.util.spec_from_file_location('vae_jax_sweep_file', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = configs.load_module(path)
   if not hasattr(module, 'get_sweep'):
     raise ConfigError(f'{path} has no get_sweep(); a sweep file such as '
                       'experiments/sweeps/beta_sweep.py defines get_config() and get_sweep()')
-  config = module.get_config(arg) if arg else module.get_config()
-  return config, module.get_sweep()
+  return configs.module_config(module, path_arg), module.get_sweep()
 
 
 def _set(config: ml_collections.ConfigDict, key: str, value) -> None:

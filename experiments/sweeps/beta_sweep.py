@@ -12,17 +12,18 @@ Each member's workdir gets the five disentanglement scores; the sweep
 directory gets results.md/.csv, metrics_vs_beta.png (seeds as error bars) and
 rate_distortion.png.
 
-Runtime: 18 members × experiments/beta_vae.py:fc — meant for a GPU/TPU at the
-full 10,000 steps; on a 2-core CPU use a short --config.train.num_steps.
+18 members × experiments/beta_vae.py:fc — meant for a GPU/TPU at the full
+10,000 steps; on a CPU use a short --config.train.num_steps.
 """
 
 from vae_jax import configs
 
 
-def get_config(variant: str = 'fc'):
-  config = configs.dsprites_experiment(variant)
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('fc', 'conv', 'tiny'))
+  config = configs.dsprites_experiment(configs.choose(switches, ('fc', 'conv')))
   config.objective.name = 'beta'
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config
 
 
 def get_sweep():

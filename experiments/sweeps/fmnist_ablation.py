@@ -15,16 +15,12 @@ metrics_vs_latent_dim.png and rate_distortion.png in the sweep directory.
 from vae_jax import configs
 
 
-def get_config():
-  config = configs.get_config()
-  config.data.name = 'fashion_mnist'
-  config.data.binarize = 'dynamic'
-  config.model.hidden_dims = (500,)
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('tiny',))
+  config = configs.get_config()  # the network, data and optimizer of vae.py
   config.objective.name = 'beta'
-  config.train.num_steps = 10_000
-  config.train.learning_rate = 1e-3
   config.eval.iw_samples = 1000
-  return config
+  return configs.make_tiny(config) if 'tiny' in switches else config
 
 
 def get_sweep():
