@@ -52,12 +52,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.gaussian_scale = 0.1  # σ of 'gaussian_fixed'
 
   config.objective = ml_collections.ConfigDict()
-  config.objective.name = 'elbo'  # 'elbo' | 'beta' | 'capacity' | 'ae' | 'beta_tc'
-  config.objective.beta = 1.0  # 'beta': recon + β·kl; 'beta_tc': recon + kl + (β−1)·TC
-  config.objective.tc_estimator = 'mws'  # 'beta_tc': 'mws' (as published) | 'mss'
-  config.objective.gamma = 1000.0  # 'capacity': loss = recon + γ·|kl − C(step)|
-  config.objective.capacity_max = 25.0  # 'capacity': C_max in nats
-  config.objective.capacity_steps = 100_000  # 'capacity': steps over which C ramps 0 → C_max
+  config.objective.name = 'elbo'  # one of objectives.OBJECTIVES
+  for key, field in objectives.FIELDS.items():  # defaults and meaning: objectives.FIELDS
+    config.objective[key] = field.default
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 10_000
@@ -180,15 +177,17 @@ def _non_negative(value) -> bool:
 
 # (key, predicate of the field's value or Whole(predicate of the config),
 #  requirement): 'config.KEY must be REQUIREMENT, got VALUE', checked in order.
+# Derived from the objective registry: a new objective adds its rows there.
 OBJECTIVE_RULES = (
     ('objective.name', lambda v: v in objectives.OBJECTIVES,
-     f'one of {objectives.OBJECTIVES}'),
-    ('objective.tc_estimator', lambda v: v in objectives.TC_ESTIMATORS,
-     f'one of {objectives.TC_ESTIMATORS}'),
-    ('data.batch_size', Whole(lambda c: c.objective.name != 'beta_tc' or c.data.batch_size >= 2),
-     "at least 2 for objective 'beta_tc' (TC is estimated from the batch)"),
-    *((f'objective.{key}', _non_negative, 'non-negative')
-      for key in ('beta', 'gamma', 'capacity_max', 'capacity_steps')),
+     f'one of {tuple(objectives.OBJECTIVES)}'),
+    *(('data.batch_size', Whole(lambda c, o=o: c.objective.name != o.name or
+                                c.data.batch_size >= o.min_batch_size),
+       f'at least {o.min_batch_size} for objective {o.name!r} (its loss couples the '
+       'examples of a batch)')
+      for o in objectives.OBJECTIVES.values() if o.min_batch_size > 1),
+    *((f'objective.{key}', field.rule, field.requirement)
+      for key, field in objectives.FIELDS.items()),
 )
 
 RULES = (
