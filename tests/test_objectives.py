@@ -351,3 +351,39 @@ def test_autoencoder_terms_are_deterministic_and_kl_free():
   assert float(noisy[0].recon) != float(noisy[1].recon)
   np.testing.assert_allclose(float(noisy[0].kl),
                              float(jnp.sum(gaussian.kl_to_standard(mu, logvar))), rtol=1e-6)
+
+
+# ------------------------------------------------------------- the registry
+
+
+
+def _toy_data():
+  from vae_jax.data import DataSpec  # pylint: disable=g-import-not-at-top
+  return DataSpec(name='toy', procedural=False, image_shape=(4, 4, 1), num_classes=0,
+                  binarize='none')
+
+
+@pytest.mark.parametrize('name', sorted(objectives.OBJECTIVES))
+def test_registry_is_the_one_source_of_hyperparameters(name):
+  from vae_jax import configs, steps, sweep  # pylint: disable=g-import-not-at-top
+  objective = objectives.OBJECTIVES[name]
+  config = configs.get_config()
+  config.objective.name = name
+  hparams = steps.make_hparams(config)
+  assert set(hparams) == ({'dataset_size'} | set(steps.TRAIN_HPARAMS) |
+                          set(objective.hparams))
+  for key in objective.hparams:
+    assert f'objective.{key}' in sweep.VMAPPED_KEYS
+    assert float(hparams[key]) == pytest.approx(float(config.objective[key]))
+  spec_settings = {k for k, _ in steps.make_spec(config, _toy_data()).settings}
+  assert spec_settings == set(objective.settings)
+
+
+def test_every_objective_field_is_in_the_config_and_used():
+  from vae_jax import configs  # pylint: disable=g-import-not-at-top
+  config = configs.get_config()
+  used = {k for o in objectives.OBJECTIVES.values() for k in o.hparams + o.settings}
+  assert used == set(objectives.FIELDS)
+  for key, field in objectives.FIELDS.items():
+    assert config.objective[key] == field.default
+    assert field.rule(field.default)
