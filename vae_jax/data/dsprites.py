@@ -142,3 +142,7 @@ def sample_factors(key: jax.Array, num: int) -> jax.Array:
   """Samples int32 [num, 6] factor classes, each uniform and independent."""
   indices = jax.random.randint(key, (num,), 0, NUM_IMAGES, dtype=jnp.int32)
   return index_to_factors(indices)
+
+
+# factor classes [B, 6] → images [B, 64, 64, 1], one compiled call.
+render_batch = jax.jit(jax.vmap(render))

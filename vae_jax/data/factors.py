@@ -15,7 +15,6 @@ uniform sampling of factor classes, and the image of any factor combination.
 import math
 from typing import Protocol
 
-import jax
 import numpy as np
 
 from vae_jax.data import dsprites
@@ -71,9 +70,6 @@ def check_factors(factors: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
 # ------------------------------------------------------------ procedural
 
 
-_render_batch = jax.jit(jax.vmap(dsprites.render))
-
-
 def _padded_size(num: int) -> int:
   """The smallest power of two ≥ num (at least 16), capped at _RENDER_CHUNK."""
   return min(_RENDER_CHUNK, max(16, 1 << max(num - 1, 0).bit_length()))
@@ -84,7 +80,7 @@ def _render(full_factors: np.ndarray) -> np.ndarray:
   num = len(full_factors)
   padded = np.zeros((_padded_size(num), 6), np.int32)
   padded[:num] = full_factors
-  return np.asarray(_render_batch(padded))[:num]
+  return np.asarray(dsprites.render_batch(padded))[:num]
 
 
 class DSpritesFactors:
