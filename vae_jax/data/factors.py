@@ -129,13 +129,6 @@ class TFDSFactors:
     self._row_of[labels.astype(np.int64) @ self._strides] = np.arange(len(labels))
 
   @classmethod
-  def from_arrays(cls, images: np.ndarray, labels: np.ndarray,
-                  factor_sizes: tuple[int, ...], factor_names: tuple[str, ...],
-                  binary: bool = False) -> 'TFDSFactors':
-    """A source over in-memory arrays (mainly for tests)."""
-    return cls(images, labels, factor_sizes, factor_names, binary=binary)
-
-  @classmethod
   def load(cls, name: str, tfds_data_dir: str = '') -> 'TFDSFactors':
     """Reads a prepared TFDS 'dsprites' or 'shapes3d' (no download)."""
     return _load_tfds(name, tfds_data_dir)
