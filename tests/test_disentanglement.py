@@ -145,6 +145,7 @@ def test_histogram_discretize_and_top_two_gap():
   np.testing.assert_allclose(gap, [0.4, 0.5])
 
 
+@pytest.mark.slow
 def test_all_scores_keys_and_determinism():
   first = dis.all_scores(rotated, SOURCE, seed=3, divisor=10)
   assert tuple(first) == dis.SCORE_KEYS
