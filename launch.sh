@@ -66,7 +66,7 @@ case "$command" in
     ;;
   test)
     setup
-    exec "$VENV/bin/python" -m pytest -q -n "${VAE_JAX_TEST_WORKERS:-2}" "$@"
+    exec "$VENV/bin/python" -m pytest -q -n "${VAE_JAX_TEST_WORKERS:-2}" --durations=15 "$@"
     ;;
   setup)
     setup

@@ -13,7 +13,7 @@ from benchmarks.__main__ import BENCHMARKS
 from vae_jax import gaussian, likelihoods, objectives, steps
 
 
-@pytest.mark.parametrize('case', ['mlp_b128', 'conv_b64'])
+@pytest.mark.parametrize('case', ['mlp_b128', pytest.param('conv_b64', marks=pytest.mark.slow)])
 def test_train_flops_match_xla_cost_analysis(case):
   """The analytic model FLOPs are XLA's count of the dense/conv work of a step."""
   config = cases.step_config(case)
@@ -124,6 +124,7 @@ def test_step_profile_matmuls_are_the_model_flops(case):
   run()  # the GEMMs of those shapes compile and run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', BENCHMARKS)
 def test_quick_benchmark_runs_and_prints_its_table(name):
   # `python -m benchmarks --quick` (a few steps each, figures meaningless) keeps

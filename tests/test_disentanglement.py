@@ -145,11 +145,12 @@ def test_histogram_discretize_and_top_two_gap():
   np.testing.assert_allclose(gap, [0.4, 0.5])
 
 
+@pytest.mark.slow
 def test_all_scores_keys_and_determinism():
-  first = dis.all_scores(rotated, SOURCE, seed=3, small=True)
+  first = dis.all_scores(rotated, SOURCE, seed=3, divisor=10)
   assert tuple(first) == dis.SCORE_KEYS
   assert all(isinstance(v, float) for v in first.values())
-  assert dis.all_scores(rotated, SOURCE, seed=3, small=True) == first
+  assert dis.all_scores(rotated, SOURCE, seed=3, divisor=10) == first
 
 
 def test_representation_shape_checked():
@@ -187,13 +188,13 @@ def _tiny_labelled(num: int = 20):
 
 def test_tfds_factors_indexing():
   images, labels, sizes = _tiny_labelled()
-  source = factors.TFDSFactors.from_arrays(images, labels, sizes, ('x', 'y', 'z'))
+  source = factors.TFDSFactors(images, labels, sizes, ('x', 'y', 'z'))
   order = rng(1).permutation(len(labels))
   out = source.images(labels[order])
   np.testing.assert_allclose(out, images[order] / 255.0)
   assert out.dtype == np.float32
-  binary = factors.TFDSFactors.from_arrays(images, labels, sizes, ('x', 'y', 'z'),
-                                           binary=True)
+  binary = factors.TFDSFactors(images, labels, sizes, ('x', 'y', 'z'),
+                               binary=True)
   np.testing.assert_array_equal(binary.images(labels[:3]), images[:3] > 0)
   missing = next(f for f in np.ndindex(*sizes) if not (labels == f).all(1).any())
   with pytest.raises(DataError, match='no example with factor classes'):

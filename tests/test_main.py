@@ -40,7 +40,9 @@ EXPERIMENTS = [('vae', None), ('cvae', None), ('ae', None), ('anomaly', None),
                ('capacity_vae', 'fc'), ('test', None)]
 
 
-@pytest.mark.parametrize('name,arg', EXPERIMENTS, ids=[f'{n}:{a}' for n, a in EXPERIMENTS])
+@pytest.mark.parametrize('name,arg', [  # all but the smoke-test config are slow
+    pytest.param(n, a, marks=() if n == 'test' else pytest.mark.slow) for n, a in EXPERIMENTS
+], ids=[f'{n}:{a}' for n, a in EXPERIMENTS])
 def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_dir):
   config = _tiny(load_experiment(name, arg), fake_mnist_dir)
   workdir = str(tmp_path / 'run')
@@ -106,6 +108,7 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
     assert summary['eval_examples'] == (12 if config.data.name == 'dsprites' else 64)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
   config = load_experiment('test')
   full = str(tmp_path / 'full')
@@ -172,6 +175,7 @@ def test_missing_local_data_is_a_data_error(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / 'run'))
 
 
+@pytest.mark.slow
 def test_cli_trains_and_resumes(tmp_path):
   workdir = str(tmp_path / 'cli')
   out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
@@ -219,6 +223,7 @@ def test_bad_config_is_one_line_and_exit_2(flag, key, tmp_path):
   assert not workdir.exists()  # rejected before anything was written or compiled
 
 
+@pytest.mark.slow
 def test_saved_config_from_an_older_version_still_loads(tmp_path):
   config = load_experiment('test')
   workdir = str(tmp_path / 'run')

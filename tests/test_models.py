@@ -35,6 +35,7 @@ CASES = [
     ('burgess', 'bernoulli', False),
     ('burgess', 'gaussian_learned', True),
 ]
+SLOW_CASES = (('conv', 'gaussian_fixed', False), ('burgess', 'bernoulli', False))
 CASE_IDS = [f'{a}-{l}-{"cvae" if c else "vae"}' for a, l, c in CASES]
 
 
@@ -79,7 +80,9 @@ def _close(a, b):
       np.asarray(u), np.asarray(v), rtol=1e-5, atol=1e-5), a, b)
 
 
-@pytest.mark.parametrize('architecture, likelihood, conditional', CASES, ids=CASE_IDS)
+@pytest.mark.parametrize('architecture, likelihood, conditional', [
+    pytest.param(*c, marks=pytest.mark.slow) if c in SLOW_CASES else c for c in CASES
+], ids=CASE_IDS)
 def test_encode_decode_shapes_jit_and_vmap(architecture, likelihood, conditional):
   model, params, image_shape, model_config = _build(architecture, likelihood, conditional)
   xs = _images(image_shape, 2)

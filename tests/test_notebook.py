@@ -4,11 +4,13 @@ import os
 import sys
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_colab_notebook_runs(tmp_path, monkeypatch):
   monkeypatch.setenv('VAE_JAX_NOTEBOOK_TINY', '1')
   monkeypatch.setenv('VAE_JAX_NOTEBOOK_STEPS', '2')

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO, assert_same_state, final_state, load_experiment
 from vae_jax import train
 
@@ -21,6 +23,7 @@ def _long_test_config():
   return config
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
   config = _long_test_config()
   workdir = str(tmp_path / 'killed')
@@ -64,6 +67,7 @@ def _corrupt(directory: str) -> None:
         f.write(b'\x00garbage')
 
 
+@pytest.mark.slow
 def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   config = load_experiment('test')  # checkpoints at steps 3 and 6
   reference = str(tmp_path / 'reference')

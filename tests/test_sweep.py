@@ -73,7 +73,8 @@ def test_population_step_equals_each_member_trained_alone(trained_alone):
   _assert_members_equal_alone(population, alone)
 
 
-@pytest.mark.parametrize('loop_members', [False, True], ids=['vmap', 'loop'])
+@pytest.mark.parametrize('loop_members', [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=['vmap', 'loop'])
 def test_population_train_steps_equal_each_member_trained_alone(trained_alone, loop_members):
   # All NUM_STEPS steps in one dispatch, the members vmapped or looped over.
   spec, dataset, member_configs, hparams, alone = trained_alone
@@ -125,6 +126,7 @@ def test_members_and_groups():
     sweep.members(_tiny_base(), {'objective.beta': []})
 
 
+@pytest.mark.slow
 def test_sweep_writes_member_workdirs_table_and_plots(tmp_path):
   base, sweep_dir = _tiny_base(), str(tmp_path / 'sweep')
   workdirs = sweep.run_sweep(base, AXES, sweep_dir)
@@ -169,6 +171,7 @@ def test_sweep_writes_member_workdirs_table_and_plots(tmp_path):
     sweep.run_sweep(base, {'objective.beta': [1.0, 2.0]}, sweep_dir)
 
 
+@pytest.mark.slow
 def test_resume_after_members_stopped_at_different_steps(tmp_path):
   """A kill between members' checkpoint saves: all resume from the common step."""
   base, sweep_dir = _tiny_base(), str(tmp_path / 'sweep')
@@ -213,6 +216,7 @@ def get_sweep():
 '''
 
 
+@pytest.mark.slow
 def test_cli_sweep_and_its_errors(tmp_path):
   path = tmp_path / 'tiny_sweep.py'
   path.write_text(textwrap.dedent(SWEEP_FILE))

@@ -19,7 +19,7 @@ Each score takes `representation_fn` (images float32 [B, H, W, C] -> codes
 [B, D]; in the pipeline the encoder mean), a `FactorSource`
 (vae_jax.data.factors) and a numpy Generator. Images are rendered and encoded
 at most _IMAGES_PER_CALL at a time. The full protocol encodes ~2.9 M images
-(BetaVAE 1.9 M, FactorVAE 0.97 M); `all_scores(..., small=True)` uses 10x
+(BetaVAE 1.9 M, FactorVAE 0.97 M); `all_scores(..., divisor=10)` uses 10x
 fewer samples.
 """
 
@@ -292,13 +292,13 @@ def sap(representation_fn: RepresentationFn, source: FactorSource,
 
 
 def all_scores(representation_fn: RepresentationFn, source: FactorSource,
-               seed: int, *, small: bool = False, divisor: int = 0) -> dict:
+               seed: int, *, divisor: int = 0) -> dict:
   """The seven headline scores (floats, keys SCORE_KEYS), seeded by `seed` only.
 
-  small=True uses 10x fewer samples (quick checks); `divisor` > 0 divides every
-  sample count of the reference protocol by that instead (tests).
+  `divisor` > 0 divides every sample count of the reference protocol by it
+  (periodic evaluations, tests).
   """
-  n = divisor if divisor > 0 else (10 if small else 1)
+  n = divisor if divisor > 0 else 1
   rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
   beta = beta_vae_score(representation_fn, source, rngs[0],
                         num_train=10_000 // n, num_eval=5_000 // n)

@@ -77,11 +77,10 @@ def varying_keys(workdirs: list) -> list:
           and len({json.dumps(f.get(k)) for f in flats}) > 1]
 
 
-def _format(value, fmt: str) -> str:
-  if value is None:
-    return ''
-  if isinstance(value, list):
-    return '-'.join(str(v) for v in value)
+def format_value(value, fmt: str = '{}') -> str:
+  """Floats as %g (unless `fmt` says otherwise), lists as a-b-c, else `fmt`."""
+  if isinstance(value, (list, tuple)):
+    return '-'.join(format_value(v) for v in value)
   if isinstance(value, float) and fmt == '{}':
     return f'{value:g}'
   return fmt.format(value)
@@ -96,7 +95,8 @@ def table_rows(workdirs: list, extra_keys=None) -> tuple:
   columns = [COLUMNS[0]] + [(k, k, '{}') for k in extra_keys
                             if k not in {key for _, key, _ in COLUMNS}] + list(COLUMNS[1:])
   shown = [c for c in columns if any(r[c[1]] is not None for r in runs)]
-  rows = [[_format(r[key], fmt) for _, key, fmt in shown] for r in runs]
+  rows = [['' if r[key] is None else format_value(r[key], fmt) for _, key, fmt in shown]
+          for r in runs]
   return [header for header, _, _ in shown], rows
 
 

@@ -68,14 +68,6 @@ def _set(config: ml_collections.ConfigDict, key: str, value) -> None:
   node[leaf] = value
 
 
-def _format(value) -> str:
-  if isinstance(value, float):
-    return f'{value:g}'
-  if isinstance(value, (list, tuple)):
-    return '-'.join(_format(v) for v in value)
-  return str(value)
-
-
 def check_axes(config: ml_collections.ConfigDict, axes: dict) -> None:
   """ConfigError unless every axis is a config key with a non-empty list of values."""
   if not isinstance(axes, dict) or not axes:
@@ -105,7 +97,7 @@ def members(base: ml_collections.ConfigDict, axes: dict) -> list:
       except (TypeError, ValueError) as e:
         raise ConfigError(f'sweep axis {key!r}: value {value!r} does not fit the field '
                           f'({" ".join(str(e).split())})') from None
-    name = '_'.join(f'{label}={_format(v)}' for label, v in zip(labels, values))
+    name = '_'.join(f'{label}={report.format_value(v)}' for label, v in zip(labels, values))
     result.append((name, settings, config))
   return result
 

@@ -144,4 +144,5 @@ def sample_factors(key: jax.Array, num: int) -> jax.Array:
   return index_to_factors(indices)
 
 
-render_batch = jax.jit(jax.vmap(render))  # factor classes int [B, 6] → images f32 [B, 64, 64, 1]
+# factor classes [B, 6] → images [B, 64, 64, 1], one compiled call.
+render_batch = jax.jit(jax.vmap(render))

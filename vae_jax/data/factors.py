@@ -13,21 +13,17 @@ uniform sampling of factor classes, and the image of any factor combination.
 """
 
 import math
-import sys
 from typing import Protocol
 
-import jax
 import numpy as np
 
 from vae_jax.data import dsprites
+from vae_jax.data import tfds_io
 from vae_jax.errors import DataError
 
 # Largest number of images rendered by one jitted call (smaller calls are
 # padded to a power of two, so at most a dozen shapes are ever compiled).
 _RENDER_CHUNK = 1024
-
-# Examples per tf.data batch when reading TFDS.
-_TFDS_BATCH = 10_000
 
 # TFDS datasets with ground-truth factors: (label feature, factor name) pairs in
 # factor order, and whether the images are binary (stored as 0/1).
@@ -74,9 +70,6 @@ def check_factors(factors: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
 # ------------------------------------------------------------ procedural
 
 
-_render_batch = jax.jit(jax.vmap(dsprites.render))
-
-
 def _padded_size(num: int) -> int:
   """The smallest power of two ≥ num (at least 16), capped at _RENDER_CHUNK."""
   return min(_RENDER_CHUNK, max(16, 1 << max(num - 1, 0).bit_length()))
@@ -87,7 +80,7 @@ def _render(full_factors: np.ndarray) -> np.ndarray:
   num = len(full_factors)
   padded = np.zeros((_padded_size(num), 6), np.int32)
   padded[:num] = full_factors
-  return np.asarray(_render_batch(padded))[:num]
+  return np.asarray(dsprites.render_batch(padded))[:num]
 
 
 class DSpritesFactors:
@@ -136,13 +129,6 @@ class TFDSFactors:
     self._row_of[labels.astype(np.int64) @ self._strides] = np.arange(len(labels))
 
   @classmethod
-  def from_arrays(cls, images: np.ndarray, labels: np.ndarray,
-                  factor_sizes: tuple[int, ...], factor_names: tuple[str, ...],
-                  binary: bool = False) -> 'TFDSFactors':
-    """A source over in-memory arrays (mainly for tests)."""
-    return cls(images, labels, factor_sizes, factor_names, binary=binary)
-
-  @classmethod
   def load(cls, name: str, tfds_data_dir: str = '') -> 'TFDSFactors':
     """Reads a prepared TFDS 'dsprites' or 'shapes3d' (no download)."""
     return _load_tfds(name, tfds_data_dir)
@@ -177,18 +163,6 @@ def _mixed_radix_strides(sizes: tuple[int, ...]) -> np.ndarray:
   return np.array([math.prod(sizes[i + 1:]) for i in range(len(sizes))], np.int64)
 
 
-def _first_line(error: BaseException) -> str:
-  """The first non-empty line of an exception message."""
-  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-  return lines[0] if lines else type(error).__name__
-
-
-def _read_error_types() -> tuple[type[BaseException], ...]:
-  """Exceptions meaning 'a prepared TFDS dataset could not be read'."""
-  tf = sys.modules.get('tensorflow')
-  return (OSError, ValueError) + ((tf.errors.OpError,) if tf is not None else ())
-
-
 def _load_tfds(name: str, tfds_data_dir: str) -> TFDSFactors:
   """Reads the train split of prepared TFDS `name`, or raises DataError."""
   if name not in _TFDS_LAYOUTS:
@@ -208,9 +182,9 @@ def _load_tfds(name: str, tfds_data_dir: str) -> TFDSFactors:
   except AssertionError as e:  # tfds: "Dataset X: could not find data in DIR."
     raise DataError(f'TFDS dataset {name!r} is not prepared in {data_dir} '
                     f'(downloads are disabled): {how}.') from e
-  except _read_error_types() as e:
+  except tfds_io.read_error_types() as e:
     raise DataError(f'TFDS dataset {name!r} in {data_dir} could not be read '
-                    f'({_first_line(e)}): {how}.') from e
+                    f'({tfds_io.first_line(e)}): {how}.') from e
 
 
 def _read_tfds(tfds, name: str, tfds_data_dir: str) -> TFDSFactors:
@@ -219,10 +193,8 @@ def _read_tfds(tfds, name: str, tfds_data_dir: str) -> TFDSFactors:
   keys, names = zip(*pairs)
   builder = tfds.builder(name, data_dir=tfds_data_dir or None)
   sizes = tuple(int(builder.info.features[key].num_classes) for key in keys)
-  ds = tfds.load(name, split='train', data_dir=str(builder.data_dir_root),
-                 download=False, batch_size=_TFDS_BATCH, shuffle_files=False)
   images, labels = [], []
-  for batch in tfds.as_numpy(ds):
+  for batch in tfds_io.numpy_batches(tfds, builder, name, 'train'):
     images.append(batch['image'])
     labels.append(np.stack([batch[key] for key in keys], axis=1))
   if not images:

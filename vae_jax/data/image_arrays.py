@@ -7,11 +7,11 @@ is ever downloaded.
 
 import dataclasses
 import os
-import sys
 
 import numpy as np
 
 from vae_jax.data import idx
+from vae_jax.data import tfds_io
 from vae_jax.errors import DataError
 
 # Debian/Ubuntu packages that install MNIST-format IDX files. Their gzip bytes
@@ -21,9 +21,6 @@ _DEBIAN_PACKAGES = {'fashion_mnist': 'dataset-fashion-mnist'}
 
 # TFDS datasets whose images are 0/1 values; they are mapped to 0/255.
 _BINARY_TFDS_DATASETS = frozenset({'binarized_mnist'})
-
-# Examples per tf.data batch when reading TFDS (then concatenated on host).
-_TFDS_BATCH = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,19 +130,6 @@ def _ways_to_provide(name: str, tfds_dir: str) -> str:
       f'({i}) {way}' for i, way in enumerate(ways, start=1)) + '.'
 
 
-def _first_line(error: BaseException) -> str:
-  """The first non-empty line of an exception message."""
-  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-  return lines[0] if lines else type(error).__name__
-
-
-def _read_error_types() -> tuple[type[BaseException], ...]:
-  """Exceptions meaning 'a prepared TFDS dataset could not be read'."""
-  tf = sys.modules.get('tensorflow')
-  tf_errors = (tf.errors.OpError,) if tf is not None else ()
-  return (OSError, ValueError) + tf_errors
-
-
 def _load_tfds(name: str, tfds_data_dir: str) -> ImageArrays:
   """Loads a prepared TFDS dataset (no download), or raises DataError."""
   try:
@@ -160,7 +144,7 @@ def _load_tfds(name: str, tfds_data_dir: str) -> ImageArrays:
     builder = tfds.builder(name, data_dir=tfds_data_dir or None)
   except (ValueError, AssertionError) as e:  # incl. DatasetNotFoundError
     raise DataError(
-        f'{name!r} is not a known dataset ({_first_line(e)}): check '
+        f'{name!r} is not a known dataset ({tfds_io.first_line(e)}): check '
         f'--config.data.name, or give MNIST-format IDX files with '
         f'--config.data.local_dir=DIR ({idx.expected_file_names()}).') from e
   try:
@@ -170,11 +154,11 @@ def _load_tfds(name: str, tfds_data_dir: str) -> ImageArrays:
         f'Dataset {name!r} is not available: no local IDX files and TFDS has no '
         f'prepared copy in {tfds_dir} (downloads are disabled). '
         f'{_ways_to_provide(name, tfds_dir)}') from e
-  except _read_error_types() as e:
+  except tfds_io.read_error_types() as e:
     raise DataError(
         f'TFDS dataset {name!r} in {tfds_dir} could not be read '
-        f'({_first_line(e)}); prepare it again (`tfds build {name}`) or use '
-        '--config.data.local_dir=DIR with MNIST-format IDX files.') from e
+        f'({tfds_io.first_line(e)}); prepare it again (`tfds build {name}`) '
+        'or use --config.data.local_dir=DIR with MNIST-format IDX files.') from e
 
 
 def _eval_split(splits, name: str) -> str:
@@ -212,10 +196,8 @@ def _read_tfds(tfds, builder, name: str) -> ImageArrays:
 def _tfds_split_arrays(tfds, builder, name: str, split: str,
                        has_labels: bool) -> tuple[np.ndarray, np.ndarray]:
   """Reads one TFDS split into (images uint8 [N,H,W,C], labels int32 [N])."""
-  ds = tfds.load(name, split=split, data_dir=str(builder.data_dir_root),
-                 download=False, batch_size=_TFDS_BATCH, shuffle_files=False)
   images, labels = [], []
-  for batch in tfds.as_numpy(ds):
+  for batch in tfds_io.numpy_batches(tfds, builder, name, split):
     images.append(batch['image'])
     labels.append(batch['label'] if has_labels
                   else np.zeros(len(batch['image']), np.int32))
