@@ -206,11 +206,9 @@ def _dataset() -> data_lib.Dataset:
 
 
 def _config(objective: str = 'elbo'):
-  config = configs.get_config()
+  config = configs.make_tiny(configs.get_config())  # 16 hidden units, 3 latents
   config.seed = SEED
   config.data.batch_size = 4
-  config.model.hidden_dims = (16,)
-  config.model.latent_dim = 3
   config.model.conditional = True  # labels reach encode and decode
   config.objective.name = objective
   configs.validate(config)
@@ -358,6 +356,7 @@ def test_auroc_known_cases():
   assert diagnostics.auroc(scores, is_anomaly) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_held_out_numbers_do_not_depend_on_the_batch_size(tiny):
   dataset, spec, state = tiny
   a = evaluate.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 import pytest
 
-from vae_jax import configs, figures, models, pictures
+from vae_jax import configs, eval_pictures, figures, models, pictures
 from vae_jax import data as data_lib
 from vae_jax.data import dsprites
 
@@ -24,9 +24,7 @@ SPAN = 2.0
 
 def _tiny(conditional: bool):
   """(model, params) of an untrained 784-16-3 MLP VAE (a CVAE if conditional)."""
-  config = configs.get_config()
-  config.model.hidden_dims = (16,)
-  config.model.latent_dim = LATENT
+  config = configs.make_tiny(configs.get_config())  # latent_dim == LATENT
   config.model.conditional = conditional
   model = models.build(config.model, IMAGE_SHAPE, NUM_CLASSES)
   x = jnp.zeros(IMAGE_SHAPE, jnp.float32)
@@ -145,10 +143,10 @@ def test_traversals_cvae_uses_the_label(cvae, inputs):
 def test_traversal_order_by_kl_or_variance():
   mu = np.array([[0.0, 1.0, 5.0], [0.0, -1.0, -5.0]])
   metrics = {'kl_per_dim': np.array([3.0, 1.0, 2.0])}
-  order, kl = pictures.traversal_order(metrics, mu, stochastic=True)
+  order, kl = eval_pictures.traversal_order(metrics, mu, stochastic=True)
   np.testing.assert_array_equal(order, [0, 2, 1])
   np.testing.assert_array_equal(kl, metrics['kl_per_dim'])
-  order, kl = pictures.traversal_order(metrics, mu, stochastic=False)
+  order, kl = eval_pictures.traversal_order(metrics, mu, stochastic=False)
   np.testing.assert_array_equal(order, [2, 1, 0])
   assert kl is None
 
@@ -267,15 +265,15 @@ def test_make_pictures_kinds_and_final_animations(cvae, tmp_path):
   moments = (mu, np.zeros_like(mu), np.arange(20) % NUM_CLASSES)
   metrics = {'kl': 5.0, 'recon': 60.0, 'kl_per_dim': np.array([0.5, 2.0, 1.0])}
   kwargs = dict(seed=0, step=3, metrics=metrics, moments=moments)
-  made = pictures.make_pictures(model, params, dataset, num_images=16, stochastic=True,
+  made = eval_pictures.make_pictures(model, params, dataset, num_images=16, stochastic=True,
                                 history=[{'step': 1, 'kl': 3.0, 'recon': 70.0}], **kwargs)
   assert set(made) == {'samples', 'reconstructions', 'conditional', 'traversals',
                        'interpolations', 'scatter', 'rate_distortion'}
   assert all(p.dtype == np.uint8 and p.ndim == 3 and p.shape[2] == 3 for p in made.values())
-  ae = pictures.make_pictures(model, params, dataset, num_images=16, stochastic=False,
+  ae = eval_pictures.make_pictures(model, params, dataset, num_images=16, stochastic=False,
                               history=[], **kwargs)
   assert 'samples' not in ae and 'rate_distortion' not in ae
-  paths = pictures.write_final_animations(model, params, dataset, stochastic=True,
+  paths = eval_pictures.write_final_animations(model, params, dataset, stochastic=True,
                                           images_dir=str(tmp_path), **kwargs)
   assert paths == [str(tmp_path / 'traversals_3.gif')]
   _, frames = _read_gif(paths[0])

@@ -8,11 +8,7 @@ ground-truth factor grid shows what the latents should find. The model is
 called only through `models.encode` / `models.decode_mean`; its likelihood,
 latent size and labels come from the model itself.
 
-`make_pictures` gives one evaluation's {kind: picture}, which the caller
-writes as `images/<kind>_<step>.png` (kinds: samples, reconstructions,
-conditional, traversals, interpolations, scatter, rate_distortion);
-`write_final_animations` writes the final `traversals_<step>.gif` and, for
-dSprites, `factors_0.png`.
+Which of them a run writes at each evaluation: `vae_jax.eval_pictures`.
 """
 
 import math
@@ -23,14 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import data as data_lib
 from vae_jax import figures, models, plots, steps
 from vae_jax.data import dsprites
 
-RECON_SAMPLES = 3  # posterior samples per input in the reconstruction pictures
-MAX_TRAVERSAL_ROWS = 10  # latents shown in a traversal (those with most KL)
-INTERPOLATION_PAIRS = 4
-SCATTER_POINTS = 5_000
 
 
 def prior_samples(model: models.VAE, params, key: jax.Array, rows: int,
@@ -249,115 +240,3 @@ def factor_traversal_picture(num_steps: int = 10) -> np.ndarray:
   grid, labels = factor_traversal_grid(num_steps)
   return figures.labelled_grid(grid, row_labels=labels,
                                title='dSprites ground-truth factors')
-
-
-# --- The pictures of an evaluation -------------------------------------------
-
-# Gathers (and binarizes) a few evaluation examples in one compiled call.
-_eval_batch = jax.jit(data_lib.get_batch, static_argnums=(0, 2))
-
-
-def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The (samples, reconstructions, data) keys of a run's pictures."""
-  key = jax.random.fold_in(jax.random.key(seed), steps.IMAGE_STREAM)
-  return tuple(jax.random.split(key, 3))
-
-
-def traversal_order(metrics: dict, mu: np.ndarray,
-                    stochastic: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
-  """(latents to show, most informative first, int [≤ MAX_TRAVERSAL_ROWS]; KL [D] or None).
-
-  Ranked by metrics['kl_per_dim'] when the model is stochastic and has it,
-  else by the variance of the posterior means mu [N, D].
-  """
-  kl_per_dim = metrics.get('kl_per_dim') if stochastic else None
-  ranking = np.asarray(kl_per_dim) if kl_per_dim is not None else np.var(mu, axis=0)
-  kl = None if kl_per_dim is None else np.asarray(kl_per_dim)
-  return np.argsort(-ranking)[:MAX_TRAVERSAL_ROWS], kl
-
-
-def write_final_animations(model: models.VAE, params, dataset: data_lib.Dataset, *,
-                           seed: int, stochastic: bool, step: int, metrics: dict, moments,
-                           images_dir: str) -> list[str]:
-  """The traversal GIF of the final model (and dSprites' factors_0.png); their paths.
-
-  moments: (mu [N, D], logvar [N, D], labels [N]) of the evaluation examples.
-  """
-  data_key = _keys(seed)[2]
-  x, y = _eval_batch(dataset.spec, dataset.arrays, 'eval', dataset.eval_ids[:1], data_key)
-  order, kl = traversal_order(metrics, moments[0], stochastic)
-  os.makedirs(images_dir, exist_ok=True)
-  paths = [traversal_gif(model, params, x[0], y[0],
-                         os.path.join(images_dir, f'traversals_{step}.gif'),
-                         order=order, kl_per_dim=kl)]
-  if dataset.spec.name == 'dsprites':
-    paths.append(figures.save_png(images_dir, 'factors', 0, factor_traversal_picture()))
-  return paths
-
-
-def make_pictures(model: models.VAE, params, dataset: data_lib.Dataset, *, seed: int,
-                  num_images: int, stochastic: bool, step: int, metrics: dict, moments,
-                  history: list) -> dict[str, np.ndarray]:
-  """{kind: uint8 [H, W, 3] picture} of one evaluation of the model at `step`.
-
-  samples (prior; only if stochastic), reconstructions (inputs, decoded
-  posterior means, then posterior samples), conditional (CVAE: row k = class
-  k), traversals (one row per latent, ±3 prior σ around an encoded input, rows
-  sorted by KL), interpolations (between encoded test inputs), scatter (z0, z1
-  of the posterior means, coloured by label) and rate_distortion (held-out
-  (kl, recon) of `history` and now; only if stochastic). moments: (mu [N, D],
-  logvar [N, D], labels [N]) of the evaluation examples; history: earlier
-  held-out records with 'step', 'kl' and 'recon'.
-  """
-  spec = dataset.spec
-  sample_key, recon_key, data_key = _keys(seed)
-  cols = max(1, min(int(math.sqrt(num_images)), dataset.num_eval))
-  names = data_lib.class_names(spec)
-  where = f'{spec.name}, step {step}'
-  pictures = {}
-
-  if stochastic:
-    grid = prior_samples(model, params, sample_key, max(1, num_images // cols), cols)
-    pictures['samples'] = figures.labelled_grid(grid, title=f'prior samples ({where})')
-  ids = dataset.eval_ids[:cols]
-  x, y = _eval_batch(spec, dataset.arrays, 'eval', ids, data_key)
-  grid = reconstructions(model, params, recon_key, x, y, RECON_SAMPLES, stochastic)
-  rows = ['input', 'from mean z'] + [f'z ~ q(z|x) #{i + 1}' for i in range(len(grid) - 2)]
-  pictures['reconstructions'] = figures.labelled_grid(
-      grid, row_labels=rows, title=f'reconstructions ({where})')
-  if model.encoder.num_classes > 0:
-    grid = conditional_grid(model, params, sample_key, cols)
-    pictures['conditional'] = figures.labelled_grid(
-        grid, row_labels=list(names), title=f'same z, one row per class ({where})')
-
-  order, kl = traversal_order(metrics, moments[0], stochastic)
-  grid, row_labels = traversals(model, params, x[0], y[0], order=order, kl_per_dim=kl)
-  offsets = [f'{s:+.1f}' for s in traversal_offsets(grid.shape[1])]
-  pictures['traversals'] = figures.labelled_grid(
-      grid, row_labels=row_labels, col_labels=offsets,
-      title=f'latent traversals, offsets in prior std ({where})')
-
-  pairs = min(INTERPOLATION_PAIRS, len(ids) // 2)
-  if pairs:
-    x_pairs = np.stack([np.asarray(x[:pairs]), np.asarray(x[pairs:2 * pairs])], axis=1)
-    y_pairs = np.stack([np.asarray(y[:pairs]), np.asarray(y[pairs:2 * pairs])], axis=1)
-    grid = interpolations(model, params, x_pairs, y_pairs)
-    pictures['interpolations'] = figures.labelled_grid(
-        grid, title=f'interpolations between encoded inputs ({where})')
-
-  mu, _, labels = moments
-  if model.encoder.latent_dim >= 2:
-    shown = slice(0, SCATTER_POINTS)
-    class_names = list(names) if spec.num_classes else None
-    pictures['scatter'] = plots.latent_scatter(
-        mu[shown], labels[shown], class_names=class_names,
-        title=f'posterior means z0, z1 ({where})')
-
-  if stochastic:
-    points = [{'kl': r['kl'], 'recon': r['recon'], 'label': str(r['step']),
-               'group': 'held-out, by step'} for r in history]
-    points.append({'kl': metrics['kl'], 'recon': metrics['recon'], 'label': str(step),
-                   'group': 'held-out, by step'})
-    pictures['rate_distortion'] = plots.rate_distortion_plot(
-        points, title=f'rate–distortion, nats ({where})')
-  return pictures

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from vae_jax import disentanglement, plots
+from vae_jax import disentanglement, plots, report
 
 METRICS = ('nelbo', 'recon', 'kl', 'nll_iw', 'active_units') + disentanglement.SCORE_KEYS
 SEED_KEY = 'seed'
@@ -20,10 +20,6 @@ SEED_KEY = 'seed'
 
 def _label(key: str) -> str:
   return {'objective.beta': 'β'}.get(key, key.split('.')[-1])
-
-
-def _text(value) -> str:
-  return f'{value:g}' if isinstance(value, float) else str(value)
 
 
 def _numeric(values) -> bool:
@@ -36,7 +32,7 @@ def seed_statistics(records: list, x_key: str, metric: str, other_keys: list) ->
   for record in records:
     if record.get(metric) is None:
       continue
-    line = tuple(_text(record[k]) for k in other_keys)
+    line = tuple(report.format_value(record[k]) for k in other_keys)
     cells[(line, _hashable(record[x_key]))].append(float(record[metric]))
   lines = collections.defaultdict(list)
   for (line, x), values in cells.items():
@@ -103,7 +99,7 @@ def plot_rate_distortion(path: str, records: list, axes: list) -> bool:
   cells = collections.defaultdict(list)
   for record in records:
     if record.get('kl') is not None and record.get('recon') is not None:
-      cells[tuple(_text(record[k]) for k in settings)].append((record['kl'], record['recon']))
+      cells[tuple(report.format_value(record[k]) for k in settings)].append((record['kl'], record['recon']))
   fig = plots.figure(5.5, 4.2, layout='tight')
   ax = fig.subplots()
   for setting, points in sorted(cells.items()):
