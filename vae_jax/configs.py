@@ -233,8 +233,9 @@ RULES = (
     ('eval.disentanglement', Whole(lambda c: not (c.eval.disentanglement and
                                                   c.model.conditional)),
      'False for a conditional model (the scores use the unconditional encoder mean)'),
-    ('eval.anomaly', Whole(lambda c: not c.eval.anomaly or c.objective.name != 'ae'),
-     "False for objective 'ae' (anomaly scores are nll_iw, undefined without q(z|x))"),
+    ('eval.anomaly', Whole(lambda c: not c.eval.anomaly or c.objective.name not in
+                           objectives.OBJECTIVES or objectives.get(c.objective.name).stochastic),
+     'False for an objective without q(z|x) such as \'ae\' (anomaly scores are nll_iw)'),
 )
 
 

@@ -32,7 +32,8 @@ import os
 import ml_collections
 from absl import logging
 
-from vae_jax import configs, objectives, report, runs, steps, sweep_plots, train
+from vae_jax import configs, objectives, report, steps, sweep_plots, train
+from vae_jax.runs import build_run
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, WorkdirError
 
@@ -146,7 +147,7 @@ def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str) -> li
     runs = []
     for name, _, config in group:
       workdir = os.path.join(sweep_dir, name)
-      runs.append(runs.build_run(config, workdir, shares=runs[0] if runs else None))
+      runs.append(build_run(config, workdir, shares=runs[0] if runs else None))
       workdirs.append(workdir)
     logging.info('sweep group %d/%d: %d members trained as one population (%s)', g + 1,
                  len(member_groups), len(runs), ', '.join(n for n, _, _ in group))
