@@ -2,7 +2,8 @@
 # Set-up (idempotent) and entry point of vae_jax.
 #
 #   ./launch.sh train experiments/beta_vae.py [--config.a.b=v ...] [--workdir=DIR]
-#   ./launch.sh eval  RUN_DIR                                 # re-evaluate a run
+#   ./launch.sh eval  RUN_DIR [--config.eval.a=v ...]         # re-evaluate a run
+#   ./launch.sh score RUN_DIR DATA     # score a dataset name or IDX directory with a run
 #   ./launch.sh sweep experiments/sweeps/beta_sweep.py [--config.a.b=v ...] [--workdir=DIR]
 #   ./launch.sh test  [pytest args]
 #   ./launch.sh bench [--quick] [--only=train_step,...]   # benchmarks (installs torch)
@@ -48,6 +49,12 @@ case "$command" in
     run_dir="$1"; shift
     setup
     exec "$VENV/bin/python" -m vae_jax.main --mode=eval --workdir="$run_dir" "$@"
+    ;;
+  score)
+    [ $# -ge 2 ] || usage
+    run_dir="$1"; data="$2"; shift 2
+    setup
+    exec "$VENV/bin/python" -m vae_jax.main --mode=score --workdir="$run_dir" --score_data="$data" "$@"
     ;;
   sweep)
     [ $# -ge 1 ] || usage

@@ -231,11 +231,15 @@ def test_saved_config_from_an_older_version_still_loads(tmp_path):
   train.train_and_evaluate(config, workdir)
   path = os.path.join(workdir, 'config.json')
   saved = json.load(open(path))
-  del saved['eval']['anomaly']  # as if written before that field existed
+  del saved['train']['grad_clip_norm']  # as if written before that field existed
   json.dump(saved, open(path, 'w'))
   restored = workdir_lib.load_config(workdir)
-  assert restored.eval.anomaly is False and restored.model.hidden_dims == (16,)
-  workdir_lib.check_config_matches(workdir, restored)  # no error: the new field is default
-  restored.eval.anomaly = True
-  with pytest.raises(WorkdirError, match='eval.anomaly'):
+  assert restored.train.grad_clip_norm == 0.0 and restored.model.hidden_dims == (16,)
+  # No error: the new field has its default.
+  assert workdir_lib.check_config_matches(workdir, restored) == {}
+  restored.eval.anomaly = True  # an evaluation setting may change (and is reported)
+  assert workdir_lib.check_config_matches(workdir, restored) == {
+      'eval.anomaly': [False, True]}
+  restored.train.grad_clip_norm = 1.0
+  with pytest.raises(WorkdirError, match='train.grad_clip_norm'):
     workdir_lib.check_config_matches(workdir, restored)

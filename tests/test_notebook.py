@@ -26,6 +26,9 @@ def test_colab_notebook_runs(tmp_path, monkeypatch):
   text = ''.join(o.get('text', '') for o in outputs)
   assert '4 members in' in text
   images = [o for o in outputs if 'image/png' in o.get('data', {})]
-  assert len(images) == 2  # metrics vs β and the rate–distortion curve
+  # metrics vs β, the rate–distortion curve, then a member's samples and traversals
+  # drawn through vae_jax.load.
+  assert len(images) == 4
+  assert 'Model(beta, dsprites' in text
   assert sorted(os.listdir(tmp_path / 'sweep'))[:4] == [
       'beta=1_seed=0', 'beta=1_seed=1', 'beta=4_seed=0', 'beta=4_seed=1']

@@ -148,6 +148,11 @@ def test_sweep_writes_member_workdirs_table_and_plots(tmp_path):
   for a, b in zip(jax.tree.leaves(final_state(member_dir, member_config)),
                   jax.tree.leaves(final_state(single_dir, member_config))):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  # A member's workdir loads as a model like any run's.
+  import vae_jax  # pylint: disable=g-import-not-at-top
+  model = vae_jax.load(member_dir)
+  assert model.step == 4 and model.latent_dim == 3
+  assert model.sample(2).shape == (2, *model.image_shape)
 
   rows = list(csv.reader(open(os.path.join(sweep_dir, 'results.csv'))))
   assert rows[0][:4] == ['run', 'model.latent_dim', 'objective', 'β']

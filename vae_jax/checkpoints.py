@@ -15,18 +15,37 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vae_jax.errors import WorkdirError
+
 
 class Checkpointer:
   """Saves and restores one run's TrainState."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3):
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=True)
+  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False):
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                           enable_async_checkpointing=not read_only,
+                                           read_only=read_only)
     self._manager = ocp.CheckpointManager(
         os.path.abspath(os.path.join(workdir, 'checkpoints')), options=options)
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def restore(self, step: int, template):
+    """The checkpoint at `step` shaped like `template`; WorkdirError if it is
+    missing or unreadable (nothing is moved)."""
+    if step not in self._manager.all_steps():
+      raise WorkdirError(f'no checkpoint at step {step} in {self._manager.directory}; '
+                         f'the steps saved are {self.all_steps()}')
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # pylint: disable=broad-except
+      raise WorkdirError(f'the checkpoint at step {step} in {self._manager.directory} '
+                         f'cannot be read ({type(e).__name__}); pass another step') from None
 
   def save(self, step: int, state) -> None:
     """Starts an asynchronous save of `state` at `step` (no-op if present)."""

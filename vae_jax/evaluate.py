@@ -36,10 +36,13 @@ def eval_key(seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.key(seed), steps.EVAL_STREAM)
 
 
-def eval_inputs(spec: steps.StepSpec, arrays: dict, indices: jax.Array, key: jax.Array):
-  """(x, y, per-example sampling keys) of the evaluation examples `indices`."""
+def eval_inputs(spec: steps.StepSpec, arrays: dict, indices: jax.Array, key: jax.Array,
+                key_ids: Optional[jax.Array] = None):
+  """(x, y, per-example sampling keys) of the evaluation examples `indices`, their
+  draws keyed by `key_ids` (default: the indices themselves)."""
+  key_ids = indices if key_ids is None else key_ids
   data_key, sample_key = jax.random.split(key)
-  per_example = lambda k: jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k, indices)
+  per_example = lambda k: jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k, key_ids)
   x, y = data_lib.gather(spec.data, arrays, 'eval', indices)
   if spec.data.binarize == 'dynamic':
     bernoulli = lambda k, p: jax.random.bernoulli(k, p).astype(jnp.float32)
@@ -47,21 +50,28 @@ def eval_inputs(spec: steps.StepSpec, arrays: dict, indices: jax.Array, key: jax
   return x, y, per_example(sample_key)
 
 
+def _padded(ids: np.ndarray, start: int, batch_size: int) -> np.ndarray:
+  chunk = ids[start:start + batch_size]
+  out = np.zeros(batch_size, np.int32)
+  out[:len(chunk)] = chunk
+  return out
+
+
 def eval_batches(dataset: data_lib.Dataset, batch_size: int):
-  """Yields (indices [B] padded with 0, number valid) over the evaluation set."""
+  """Yields (indices [B], key ids [B], both padded with 0; number valid) over the
+  evaluation set."""
   ids = dataset.eval_ids
+  key_ids = ids if dataset.eval_key_ids is None else dataset.eval_key_ids
   batch_size = min(batch_size, len(ids))
   for start in range(0, len(ids), batch_size):
-    chunk = ids[start:start + batch_size]
-    indices = np.zeros(batch_size, np.int32)
-    indices[:len(chunk)] = chunk
-    yield indices, len(chunk)
+    yield (_padded(ids, start, batch_size), _padded(key_ids, start, batch_size),
+           min(batch_size, len(ids) - start))
 
 
 @functools.partial(jax.jit, static_argnames=('spec', 'fn', 'options'))
-def _call(params, arrays: dict, indices: jax.Array, key: jax.Array, spec: steps.StepSpec,
-          fn: Callable, options: tuple) -> dict:
-  x, y, keys = eval_inputs(spec, arrays, indices, key)
+def _call(params, arrays: dict, indices: jax.Array, key_ids: jax.Array, key: jax.Array,
+          spec: steps.StepSpec, fn: Callable, options: tuple) -> dict:
+  x, y, keys = eval_inputs(spec, arrays, indices, key, key_ids)
   return fn(params, x, y, keys, spec, *options)
 
 
@@ -72,8 +82,9 @@ def over_eval_set(fn: Callable, params, spec: steps.StepSpec, dataset: data_lib.
   a dict of [B, ...] arrays; jitted once per fn, spec, options and batch shape)."""
   parts = []
   key = eval_key(seed)
-  for indices, valid in eval_batches(dataset, batch_size):
-    out = jax.device_get(_call(params, dataset.arrays, indices, key, spec, fn, options))
+  for indices, key_ids, valid in eval_batches(dataset, batch_size):
+    out = jax.device_get(_call(params, dataset.arrays, indices, key_ids, key, spec, fn,
+                               options))
     parts.append({k: np.asarray(v)[:valid] for k, v in out.items()})
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 

@@ -6,11 +6,14 @@ r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags
                           a tiny network, configs.make_tiny); override any
                           field with --config.a.b=value
     --workdir=DIR         default runs/<experiment>-<UTC timestamp>; an existing
-                          workdir is resumed from its latest checkpoint
-    --mode=train|eval|sweep
+                          workdir is resumed from its latest checkpoint; alone
+                          (no --config) it uses the run's saved config.json
+    --mode=train|eval|sweep|score
                           eval: re-evaluate the latest checkpoint of --workdir;
                           sweep: --config is a sweep file (experiments/sweeps/),
-                          every member is trained (vae_jax/sweep.py)
+                          every member is trained (vae_jax/sweep.py);
+                          score: the run in --workdir scores --score_data
+                          (a dataset name or an IDX directory; vae_jax/score.py)
 
 With VAE_JAX_DISTRIBUTED=1 (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID) every host of a TPU pod or GPU cluster joins one run
@@ -37,9 +40,18 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (experiments/*.py).', lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Run directory (default runs/<experiment>-<UTC timestamp>).')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sweep'],
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sweep', 'score'],
                           'train: train or resume; eval: evaluate the latest checkpoint; '
-                          'sweep: train every member of a sweep file.')
+                          'sweep: train every member of a sweep file; score: score '
+                          '--score_data with a trained run.')
+_SCORE_DATA = flags.DEFINE_string(
+    'score_data', None, '--mode=score: a dataset name or a directory of MNIST-format IDX '
+    'files whose test split the run in --workdir scores.')
+
+# A config file whose get_config(WORKDIR) is the config saved in WORKDIR: with
+# --workdir=DIR and no --config, main loads it, so --config.a.b overrides apply.
+SAVED_CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 'saved_config.py')
 
 
 class _QuietLibraries:
@@ -91,16 +103,36 @@ def _unknown_key_message(error: Exception, argv: list) -> str:
   return f'unknown config key {key!r}{hint}; the fields are listed in vae_jax/configs.py'
 
 
-def _config_arg(argv: list):
-  """The last --config value in argv (None if absent), read before absl loads the file."""
+def _flag_arg(argv: list, flag: str):
+  """The last --flag value in argv (None if absent), read before absl parses it."""
   value = None
   for i, arg in enumerate(argv[1:], 1):
     if arg == '--':
       break
     name, equals, rest = arg.partition('=')
-    if name in ('--config', '-config'):
+    if name in (f'--{flag}', f'-{flag}'):
       value = rest if equals else (argv[i + 1] if i + 1 < len(argv) else None)
   return value
+
+
+def _config_arg(argv: list):
+  """The last --config value in argv (None if absent), read before absl loads the file."""
+  return _flag_arg(argv, 'config')
+
+
+def _with_saved_config(argv: list) -> list:
+  """argv with --config=SAVED_CONFIG_FILE:DIR added when --workdir=DIR comes
+  without --config (resume, --mode=eval, --mode=score with the saved config)."""
+  workdir = _flag_arg(argv, 'workdir')
+  if _config_arg(argv) is not None or not workdir or _flag_arg(argv, 'mode') == 'sweep':
+    return argv
+  if not os.path.isfile(os.path.join(workdir, 'config.json')):
+    _fail(f'--workdir={workdir} holds no run (no config.json); pass --config=FILE to '
+          'start one there, e.g. --config=experiments/vae.py')
+  if ':' in workdir:
+    _fail(f'--workdir={workdir}: without --config the workdir may not contain ":"; '
+          'pass --config=FILE as well')
+  return [argv[0], f'--config={SAVED_CONFIG_FILE}:{workdir}', *argv[1:]]
 
 
 def _check_config_file(argv: list) -> None:
@@ -114,13 +146,13 @@ def _check_config_file(argv: list) -> None:
 def parse_flags(argv: list) -> list:
   """Parses flags and loads the config; any error is one line and exit code 2."""
   try:
+    argv = _with_saved_config(argv)
     _check_config_file(argv)
     rest = flags.FLAGS(argv)
     if _CONFIG.value is None:
-      if _MODE.value == 'eval' and _WORKDIR.value:
-        return rest  # the run's own config.json is used
       _fail('--config is required, e.g. --config=experiments/beta_vae.py '
-            '(--mode=eval --workdir=DIR alone re-evaluates a run with its saved config)')
+            '(--workdir=DIR alone resumes or, with --mode=eval, re-evaluates a run with '
+            'its saved config)')
     path = flags.FLAGS['config'].config_filename.split(':')[0]
     if not os.path.isfile(path):
       _fail(f'config file {path} not found; pass --config=experiments/<name>.py')
@@ -152,15 +184,16 @@ def main(argv: list) -> None:
       _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
       sweep.run_sweep(_CONFIG.value, axes, sweep_dir)
       return
-    if _CONFIG.value is None:  # --mode=eval with the run's saved config
-      workdir_path = _WORKDIR.value
-      config = workdir.load_config(workdir_path)
-    else:
-      config = _CONFIG.value
-      workdir_path = _WORKDIR.value or workdir.default_workdir(
-          flags.FLAGS['config'].config_filename)
+    config = _CONFIG.value
+    workdir_path = _WORKDIR.value or workdir.default_workdir(
+        flags.FLAGS['config'].config_filename)
     logging.info('workdir: %s', workdir_path)
-    if _MODE.value == 'eval':
+    if _MODE.value == 'score':
+      if not (_WORKDIR.value and _SCORE_DATA.value):
+        _fail('--mode=score needs --workdir=RUN and --score_data=NAME_OR_IDX_DIR')
+      from vae_jax import score  # pylint: disable=g-import-not-at-top
+      score.score_workdir(config, workdir_path, _SCORE_DATA.value)
+    elif _MODE.value == 'eval':
       train.evaluate_workdir(config, workdir_path)
     else:
       train.train_and_evaluate(config, workdir_path)

@@ -31,6 +31,7 @@ class Run:
   factor_source: Optional[factors.FactorSource]  # eval.disentanglement's, else None
   spec: steps.StepSpec
   hparams: dict
+  config_changes: dict  # {key: [saved, now]} of settings changed on resume
 
   @property
   def images_dir(self) -> str:
@@ -42,14 +43,14 @@ class Run:
 
 
 def build_run(config: ml_collections.ConfigDict, workdir: str,
-              free_keys: tuple = workdir_lib.RUN_LENGTH_KEYS, shares: Run = None) -> Run:
+              free_keys: tuple = workdir_lib.FREE_ON_RESUME, shares: Run = None) -> Run:
   """Checks `config` (and the workdir's saved one) and builds the run's pieces.
 
   `shares`: a Run with the same data settings whose dataset, factor source
   and train arrays this one reuses (the members of a sweep).
   """
   configs.validate(config)
-  workdir_lib.check_config_matches(workdir, config, free_keys)
+  changes = workdir_lib.check_config_matches(workdir, config, free_keys)
   if shares is None:
     mesh = parallel.data_mesh(config.data.batch_size)
     dataset = data_lib.load(config.data)
@@ -64,7 +65,7 @@ def build_run(config: ml_collections.ConfigDict, workdir: str,
   return Run(config=config, workdir=workdir, mesh=mesh, dataset=dataset,
              train_arrays=train_arrays, factor_source=factor_source,
              spec=steps.make_spec(config, dataset.spec),
-             hparams=steps.make_hparams(config, dataset.num_train))
+             hparams=steps.make_hparams(config, dataset.num_train), config_changes=changes)
 
 
 def _factor_source(config: ml_collections.ConfigDict, dataset: data_lib.Dataset):

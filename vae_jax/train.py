@@ -10,7 +10,8 @@ workdir, written exactly as a single run's.
 
 Resume rules (docs/design.md):
 1. A workdir with checkpoints is resumed from its newest readable checkpoint.
-2. Its saved config.json must equal the current config except `train.num_steps`.
+2. Its saved config.json must equal the current config except for settings
+   that keep the trained function (workdir.FREE_ON_RESUME; run.json records them).
 3. Records in metrics.jsonl past the restored step (written by a run killed
    after its last checkpoint) are dropped; they are re-made identically.
 4. Batches and random draws are functions of (seed, step), so the resumed run
@@ -95,7 +96,8 @@ def train_group(runs: list) -> list:
       workdir_lib.write_json(os.path.join(run.workdir, 'config.json'),
                              workdir_lib.config_to_dict(run.config))
       workdir_lib.write_json(os.path.join(run.workdir, 'run.json'),
-                             workdir_lib.run_info(run.config, start))
+                             workdir_lib.run_info(run.config, start, run.dataset.spec,
+                                                  run.config_changes))
       writers.append(workdir_lib.MetricWriter(run.workdir))
       cleanup.callback(writers[-1].close)
       writers[-1].truncate_after(start)
@@ -257,7 +259,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '
                        'of a trained run')
-  run = build_run(config, workdir, free_keys=workdir_lib.EVAL_MODE_FREE_KEYS)
+  run = build_run(config, workdir)
   ckpt = checkpoints.Checkpointer(workdir)
   writer = workdir_lib.MetricWriter(workdir)
   try:

@@ -26,8 +26,11 @@ import numpy as np
 from vae_jax import configs
 from vae_jax.errors import WorkdirError
 
-RUN_LENGTH_KEYS = ('train.num_steps',)  # the only keys a resumed run may change
-EVAL_MODE_FREE_KEYS = RUN_LENGTH_KEYS + ('eval.',)  # --mode=eval may change eval settings
+# Settings that do not change the function a run trains: a resumed run (and
+# --mode=eval) may change them; run.json records the change. Exact keys, or
+# prefixes ending in '.'.
+FREE_ON_RESUME = ('train.num_steps', 'train.log_every_steps', 'train.eval_every_steps',
+                  'train.checkpoint_every_steps', 'eval.')
 
 
 def default_workdir(config_path: str) -> str:
@@ -53,12 +56,12 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
 
 
 def check_config_matches(workdir: str, config: ml_collections.ConfigDict,
-                         free_keys: tuple = RUN_LENGTH_KEYS) -> None:
-  """WorkdirError if the saved config differs in anything but `free_keys`
-  (exact keys, or prefixes ending in '.', e.g. 'eval.')."""
+                         free_keys: tuple = FREE_ON_RESUME) -> dict:
+  """{key: [saved, now]} of the `free_keys` that differ from the saved config;
+  WorkdirError listing every other key that differs, with both values."""
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
-    return
+    return {}
   with open(path) as f:
     saved = flatten(json.load(f))
   current = flatten(config_to_dict(config))
@@ -67,15 +70,17 @@ def check_config_matches(workdir: str, config: ml_collections.ConfigDict,
   added_since = {k for k in set(current) - set(saved)
                  if k in defaults and current[k] == defaults[k]}
   free = lambda k: any(k == f or (f.endswith('.') and k.startswith(f)) for f in free_keys)
-  differing = sorted(k for k in (set(saved) | set(current)) - added_since
-                     if not free(k) and saved.get(k) != current.get(k))
+  changed = sorted(k for k in (set(saved) | set(current)) - added_since
+                   if saved.get(k) != current.get(k))
+  differing = [k for k in changed if not free(k)]
   if differing:
     details = ', '.join(f'{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}'
-                        for k in differing[:3])
-    more = f' (+{len(differing) - 3} more)' if len(differing) > 3 else ''
+                        for k in differing)
     raise WorkdirError(
-        f'workdir {workdir} holds a run with a different config ({details}{more}); '
-        'resume with the same config (only train.num_steps may change) or pass a new --workdir')
+        f'workdir {workdir} holds a run with a different config ({details}); resume with '
+        'the same config (only the run length, the log/eval/checkpoint periods and eval.* '
+        'may change) or pass a new --workdir')
+  return {k: [saved.get(k), current.get(k)] for k in changed}
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -110,8 +115,11 @@ def _git_commit() -> Optional[str]:
   return out.stdout.strip() or None
 
 
-def run_info(config: ml_collections.ConfigDict, start_step: int) -> dict:
-  """Everything needed to reproduce the run besides the config."""
+def run_info(config: ml_collections.ConfigDict, start_step: int, data_spec=None,
+             changed: Optional[dict] = None) -> dict:
+  """Everything needed to reproduce the run besides the config: versions, the
+  data's shape (what `vae_jax.load` needs without the data) and the settings
+  changed on resume ({key: [saved, now]})."""
   import flax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
@@ -126,6 +134,10 @@ def run_info(config: ml_collections.ConfigDict, start_step: int) -> dict:
       'seed': config.seed,
       'start_step': start_step,
       'started_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+      'data': None if data_spec is None else {
+          'name': data_spec.name, 'image_shape': list(data_spec.image_shape),
+          'num_classes': data_spec.num_classes, 'binarize': data_spec.binarize},
+      'changed_on_resume': changed or {},
   }
 
 

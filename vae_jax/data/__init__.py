@@ -57,6 +57,9 @@ class Dataset:
   eval_ids: np.ndarray  # index of each evaluation example (into eval arrays or dSprites)
   num_train: int
   source: str  # where the data came from, for run.json and logs
+  # The index each evaluation example's random draws are keyed by (None: its
+  # eval_ids entry); set when scoring images that stand for other examples.
+  eval_key_ids: Optional[np.ndarray] = None
 
   @property
   def num_eval(self) -> int:
@@ -78,12 +81,16 @@ def _epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
 
 
 def gather(spec: DataSpec, arrays: dict, split: str, indices: jax.Array):
-  """(x [B, H, W, C] float32 in [0, 1], y [B] int32) for `indices`, not binarized."""
+  """(x [B, H, W, C] float32 in [0, 1], y [B] int32) for `indices`, not binarized.
+
+  Stored images are uint8 0–255 (divided by 255) or already floats in [0, 1].
+  """
   if spec.procedural:
     x = dsprites.render_indices(indices)
     y = dsprites.index_to_factors(indices)[:, 1]  # the shape is the class
   else:
-    x = arrays[f'{split}_x'][indices].astype(jnp.float32) / 255.0
+    x = arrays[f'{split}_x'][indices]
+    x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
     y = arrays[f'{split}_y'][indices]
   return x, y
 

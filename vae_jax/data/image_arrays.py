@@ -70,7 +70,7 @@ def _load_local_dir(local_dir: str) -> ImageArrays:
     raise DataError(f'--config.data.local_dir={local_dir} is unusable: {e}') from e
 
 
-def _read_idx_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+def read_idx_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
   """Reads and checks the (images uint8 [N,H,W,C], labels int32 [N]) of a split."""
   images_path, labels_path = idx.find_idx_split(directory, split)
   images, labels = idx.read_idx(images_path), idx.read_idx(labels_path)
@@ -89,8 +89,8 @@ def _read_idx_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]
 
 def load_idx_dir(directory: str) -> ImageArrays:
   """Loads the MNIST-format train and test IDX files of `directory`."""
-  train_images, train_labels = _read_idx_split(directory, 'train')
-  test_images, test_labels = _read_idx_split(directory, 'test')
+  train_images, train_labels = read_idx_split(directory, 'train')
+  test_images, test_labels = read_idx_split(directory, 'test')
   _check_same_image_shape(train_images, test_images, directory)
   labels = np.concatenate([train_labels, test_labels])
   num_classes = int(labels.max()) + 1 if labels.size else 0
