@@ -14,6 +14,9 @@ Objectives (the `loss` actually minimized, chosen by config.objective.name):
     capacity  recon + γ·|kl − C(t)|, C(t) = C_max·min(1, t/T)   (Burgess et al. 2018)
     ae        −log p(x|z=mu): deterministic autoencoder, no sampling, no KL
     beta_tc   recon + kl + (β − 1)·TC                   (β-TCVAE, Chen et al. 2018)
+    dip_vae_i   recon + kl + λ_od·Σ_{i≠j} Cov_ij² + λ_d·Σ_i (Cov_ii − 1)²,
+                Cov = Cov[mu] over the batch            (DIP-VAE-I, Kumar et al. 2018)
+    dip_vae_ii  the same with Cov = E[diag exp(logvar)] + Cov[mu]   (DIP-VAE-II)
 
 Each objective is ONE `Objective` entry of `OBJECTIVES`: its per-example loss,
 its batch term if it has one, the `config.objective` fields that enter the
@@ -33,7 +36,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import gaussian, likelihoods
+from vae_jax import gaussian, likelihoods, penalties
 from vae_jax.total_correlation import TC_ESTIMATORS, total_correlation
 
 
@@ -101,6 +104,12 @@ FIELDS = {
                           "'capacity': C_max in nats"),
     'capacity_steps': Field(100_000, _non_negative, 'non-negative',
                             "'capacity': steps over which C ramps 0 → C_max"),
+    'lambda_od': Field(10.0, _non_negative, 'non-negative',
+                       "'dip_vae_i', 'dip_vae_ii': weight of Σ_{i≠j} Cov_ij² (study grid "
+                       "{1, 2, 5, 10, 20, 50})"),
+    'lambda_d': Field(100.0, _non_negative, 'non-negative',
+                      "'dip_vae_i', 'dip_vae_ii': weight of Σ_i (Cov_ii − 1)²; the study "
+                      "sets λ_d = 10·λ_od (DIP-I, this default) and λ_d = λ_od (DIP-II)"),
 }
 
 
@@ -131,6 +140,17 @@ def _beta_tc_term(terms: Terms, hparams: dict, settings: dict) -> tuple:
   return (hparams['beta'] - 1.0) * tc, {'tc': jnp.mean(tc)}
 
 
+def _dip_term(variant: str):
+  """The batch term λ_od·Σ_{i≠j} Cov_ij² + λ_d·Σ_i (Cov_ii − 1)² of DIP-VAE-`variant`."""
+  def term(terms: Terms, hparams: dict, settings: dict) -> tuple:
+    cov = penalties.dip_covariance(terms.mu, terms.logvar, variant)
+    off_diagonal, diagonal = penalties.dip_penalties(cov)
+    penalty = hparams['lambda_od'] * off_diagonal + hparams['lambda_d'] * diagonal
+    return (jnp.broadcast_to(penalty, terms.recon.shape),
+            {'dip_off_diagonal': off_diagonal, 'dip_diagonal': diagonal})
+  return term
+
+
 def _capacity_loss(terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
   target = capacity(step, hparams['capacity_max'], hparams['capacity_steps'])
   return terms.recon + hparams['gamma'] * jnp.abs(terms.kl - target)
@@ -145,6 +165,9 @@ OBJECTIVES = {o.name: o for o in (
     Objective('ae', lambda t, h, s: t.recon, stochastic=False),
     Objective('beta_tc', lambda t, h, s: t.recon + t.kl, hparams=('beta',),
               settings=('tc_estimator',), batch_term=_beta_tc_term, min_batch_size=2),
+    *(Objective(f'dip_vae_{variant}', lambda t, h, s: t.recon + t.kl,
+                hparams=('lambda_od', 'lambda_d'), batch_term=_dip_term(variant),
+                min_batch_size=2) for variant in penalties.DIP_VARIANTS),
 )}
 
 # Every config.objective field that enters a step as an array (some objective's).

@@ -1,0 +1,170 @@
+"""DIP-VAE-I/II, WAE-MMD and IWAE: their maths against direct evaluations and
+closed forms, and each objective trained, resumed and swept end to end."""
+
+import copy
+import json
+import os
+
+import jax
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+import numpy as np
+import pytest
+
+from conftest import assert_same_state, final_state, load_experiment
+from vae_jax import data as data_lib
+from vae_jax import objectives, penalties, steps, train
+
+NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
+
+
+def _mc_close(samples, expected, extra_stderr: float = 0.0):
+  """Asserts mean(samples) == expected within NUM_SIGMAS standard errors."""
+  samples = np.asarray(samples, np.float64)
+  stderr = np.hypot(samples.std() / np.sqrt(len(samples)), extra_stderr)
+  assert abs(samples.mean() - expected) < NUM_SIGMAS * stderr + 1e-6, (
+      samples.mean(), expected, stderr)
+
+
+# ----------------------------------------------------------------- DIP-VAE
+
+
+def _numpy_dip(mu, logvar, variant, lambda_od, lambda_d):
+  """(off-diagonal, diagonal, penalty) of DIP-VAE written out in float64 loops."""
+  mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
+  num, dim = mu.shape
+  mean = mu.mean(0)
+  cov = np.zeros((dim, dim))
+  for i in range(dim):
+    for j in range(dim):
+      cov[i, j] = np.sum((mu[:, i] - mean[i]) * (mu[:, j] - mean[j])) / num
+      if variant == 'ii' and i == j:
+        cov[i, j] += np.mean(np.exp(logvar[:, i]))
+  off = sum(cov[i, j]**2 for i in range(dim) for j in range(dim) if i != j)
+  diag = sum((cov[i, i] - 1.0)**2 for i in range(dim))
+  return off, diag, lambda_od * off + lambda_d * diag
+
+
+def _batch_terms(mu, logvar):
+  mu, logvar = jnp.asarray(mu, jnp.float32), jnp.asarray(logvar, jnp.float32)
+  zeros = jnp.zeros(mu.shape[0])
+  return objectives.Terms(recon=zeros, kl=zeros, kl_per_dim=jnp.zeros_like(mu), z=mu,
+                          mu=mu, logvar=logvar)
+
+
+@pytest.mark.parametrize('variant', penalties.DIP_VARIANTS)
+def test_dip_penalties_equal_the_formula(variant):
+  rng = np.random.default_rng(0)
+  mu = rng.normal(size=(32, 4)) @ rng.normal(size=(4, 4))  # correlated means
+  logvar = rng.uniform(-2.0, 0.5, (32, 4))
+  hparams = {'lambda_od': jnp.asarray(3.0), 'lambda_d': jnp.asarray(7.0)}
+  extra, metrics = objectives.get(f'dip_vae_{variant}').batch_term(
+      _batch_terms(mu, logvar), hparams, {})
+  off, diag, penalty = _numpy_dip(mu, logvar, variant, 3.0, 7.0)
+  assert extra.shape == (32,)
+  np.testing.assert_allclose(np.asarray(extra), np.full(32, penalty), rtol=1e-4)
+  np.testing.assert_allclose(float(metrics['dip_off_diagonal']), off, rtol=1e-4)
+  np.testing.assert_allclose(float(metrics['dip_diagonal']), diag, rtol=1e-4)
+  assert off > 0.1 and diag > 0.1
+
+
+def _whitened(num: int, dim: int, scale: float, seed: int = 1) -> np.ndarray:
+  """[num, dim] points whose batch covariance (divided by num) is exactly scale·I."""
+  x = np.random.default_rng(seed).normal(size=(num, dim))
+  x -= x.mean(0)
+  u, _, vt = np.linalg.svd(x, full_matrices=False)
+  return np.sqrt(num * scale) * u @ vt + 3.0  # the mean does not matter
+
+
+@pytest.mark.parametrize('variant, mu_scale, posterior_var', [('i', 1.0, 2.0),
+                                                              ('ii', 0.25, 0.75)])
+def test_dip_penalties_vanish_at_identity_covariance(variant, mu_scale, posterior_var):
+  mu = _whitened(64, 5, mu_scale)
+  logvar = np.full((64, 5), np.log(posterior_var))  # ignored by DIP-I
+  cov = penalties.dip_covariance(jnp.asarray(mu), jnp.asarray(logvar), variant)
+  np.testing.assert_allclose(np.asarray(cov), np.eye(5), atol=1e-5)
+  off, diag = penalties.dip_penalties(cov)
+  assert float(off) < 1e-9 and float(diag) < 1e-9
+  # The other variant sees a covariance of (1 − 0.75)·I or (1 + 2)·I: penalized.
+  other = 'ii' if variant == 'i' else 'i'
+  _, other_diag = penalties.dip_penalties(
+      penalties.dip_covariance(jnp.asarray(mu), jnp.asarray(logvar), other))
+  assert float(other_diag) > 1.0
+
+
+# ------------------------------------------- every new objective, end to end
+
+# name: its extra train metrics.
+NEW_OBJECTIVES = {'dip_vae_i': ('dip_off_diagonal', 'dip_diagonal'),
+                  'dip_vae_ii': ('dip_off_diagonal', 'dip_diagonal')}
+
+
+def _test_config(name: str):
+  config = load_experiment('test')
+  config.objective.name = name
+  return config
+
+
+@pytest.mark.parametrize('name', sorted(NEW_OBJECTIVES))
+def test_trains_and_resumes_exactly(name, tmp_path):
+  config = _test_config(name)
+  full = str(tmp_path / 'full')
+  summary = train.train_and_evaluate(config, full)
+  assert sorted(os.listdir(os.path.join(full, 'checkpoints'))) == ['3', '6']
+  records = [json.loads(line) for line in open(os.path.join(full, 'metrics.jsonl'))]
+  train_records = [r for r in records if r['split'] == 'train']
+  assert [r['step'] for r in train_records] == [2, 4, 6]
+  for record in train_records:
+    for key in ('loss', 'recon', 'kl', 'nelbo', 'grad_norm') + NEW_OBJECTIVES[name]:
+      assert np.isfinite(record[key]), (key, record)
+  for key in ('nelbo', 'recon', 'kl', 'nll_iw'):
+    assert np.isfinite(summary[key]), (key, summary)
+
+  split = str(tmp_path / 'split')
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, split)
+  config.train.num_steps = 6
+  train.train_and_evaluate(config, split)
+  assert_same_state(final_state(full, config), final_state(split, config))
+  split_records = [json.loads(line) for line in open(os.path.join(split, 'metrics.jsonl'))]
+  losses = lambda rs: {r['step']: r['loss'] for r in rs if r['split'] == 'train'}
+  assert [losses(split_records)[s] for s in (2, 6)] == [losses(train_records)[s]
+                                                        for s in (2, 6)]
+
+
+# A second member: another seed and every array hyperparameter of the objective changed.
+def _members(name: str) -> list:
+  base = _test_config(name)
+  other = copy.deepcopy(base)
+  other.seed = 1
+  for key in objectives.get(name).hparams:
+    other.objective[key] = 0.5 * float(base.objective[key])
+  return [base, other]
+
+
+@pytest.mark.parametrize('name', sorted(NEW_OBJECTIVES))
+def test_vmapped_population_equals_members_trained_alone(name):
+  member_configs = _members(name)
+  dataset = data_lib.load(member_configs[0].data)
+  spec = steps.make_spec(member_configs[0], dataset.spec)
+  assert spec == steps.make_spec(member_configs[1], dataset.spec)  # one program
+  hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
+  batch, num_steps = member_configs[0].data.batch_size, 3
+  indices = np.stack([[dataset.train_indices(c.seed, s, batch) for c in member_configs]
+                      for s in range(num_steps)])
+  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  population, metrics = steps.population_train_steps(
+      population, dataset.arrays, indices, steps.stack(hparams), spec=spec,
+      loop_members=False)
+  assert metrics['loss'].shape == (num_steps, 2)
+  for m, (config, h) in enumerate(zip(member_configs, hparams)):
+    state = steps.init_state(spec, config.seed)
+    for s in range(num_steps):
+      state, alone = steps.train_step(state, dataset.arrays, indices[s, m], h, spec=spec)
+    np.testing.assert_allclose(float(metrics['loss'][-1, m]), float(alone['loss']),
+                               rtol=1e-4)
+    member = steps.member(population, m)
+    for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
