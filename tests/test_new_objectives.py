@@ -15,6 +15,8 @@ import pytest
 
 from conftest import assert_same_state, final_state, load_experiment
 from vae_jax import data as data_lib
+from scipy import stats
+
 from vae_jax import objectives, penalties, steps, train
 
 NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
@@ -178,12 +180,83 @@ def test_wae_encoder_samples_z_or_takes_the_mean(encoder):
   assert (float(terms_a['recon']) == float(terms_b['recon'])) == (encoder == 'deterministic')
 
 
+# ---------------------------------------------------------------------- IWAE
+
+SIGMA = 0.5  # the linear-Gaussian decoder's σ
+
+
+def _linear_gaussian_model():
+  """(encode, decode, x, mu, logvar, W, b, log p(x)): p(z) = N(0, I), p(x|z) =
+  N(Wz + b, σ²I), a fixed q(z|x) = N(mu, diag exp(logvar)) away from the posterior."""
+  rng = np.random.default_rng(6)
+  w, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+  x = rng.normal(size=5) * 1.5 + b
+  mu, logvar = np.zeros(3), np.full(3, -1.0)
+  encode = lambda _: (jnp.asarray(mu), jnp.asarray(logvar))
+  decode = lambda z: {'mean': jnp.asarray(w) @ z + jnp.asarray(b),
+                      'log_scale': jnp.asarray(np.log(SIGMA))}
+  log_px = stats.multivariate_normal(b, w @ w.T + SIGMA**2 * np.eye(5)).logpdf(x)
+  return encode, decode, jnp.asarray(x), mu, logvar, w, b, log_px
+
+
+def _iwae_losses(k: int, keys):
+  encode, decode, x = _linear_gaussian_model()[:3]
+  loss = lambda key: objectives.get('iwae').example_loss_from_model(
+      encode, decode, 'gaussian_fixed', x, key, {}, jnp.asarray(0), {'iw_k': k})
+  return np.asarray(jax.vmap(loss)(keys))
+
+
+def test_iwae_with_one_sample_is_the_elbo_at_the_same_key():
+  with jax.enable_x64(True):
+    encode, decode, x, mu, logvar, w, b, _ = _linear_gaussian_model()
+    keys = jax.random.split(jax.random.key(7), 20_000)
+    losses = _iwae_losses(1, keys)
+    # −log w_1 at z_1 drawn from fold_in(key, 0): recon there + log q(z_1) − log p(z_1).
+    first = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 0)
+    terms = jax.vmap(lambda key: objectives.example_terms(
+        encode, decode, 'gaussian_fixed', x, key))(first)
+    z = np.asarray(terms.z)
+    sd = np.exp(0.5 * logvar)
+    log_q = stats.norm.logpdf(z, mu, sd).sum(1)
+    log_p = stats.norm.logpdf(z).sum(1)
+    log_lik = stats.norm.logpdf(np.asarray(x), z @ w.T + b, SIGMA).sum(1)
+    np.testing.assert_allclose(losses, -(log_lik + log_p - log_q), rtol=1e-9)
+    np.testing.assert_allclose(losses, np.asarray(terms.recon) + log_q - log_p, rtol=1e-9)
+    # Over keys: the analytic-KL negative ELBO, −E_q log p(x|z) + KL(q || p), in closed form.
+    var = np.exp(logvar)
+    nelbo = (-stats.norm.logpdf(np.asarray(x), w @ mu + b, SIGMA).sum()
+             + np.sum((w * w) @ var) / (2 * SIGMA**2)
+             + 0.5 * np.sum(mu * mu + var - 1.0 - logvar))
+    _mc_close(losses, nelbo)
+
+
+def test_iwae_bound_improves_with_k():
+  with jax.enable_x64(True):
+    log_px = _linear_gaussian_model()[-1]
+    keys = jax.random.split(jax.random.key(8), 4_000)
+    means, previous = [], None
+    for k in (1, 5, 50):
+      losses = _iwae_losses(k, keys)
+      means.append(losses.mean())
+      if previous is not None:  # paired over the same keys (shared first draws)
+        gain = previous - losses
+        assert gain.mean() > NUM_SIGMAS * gain.std() / np.sqrt(len(gain)), k
+      previous = losses
+    assert means[0] > means[1] > means[2] > -log_px - 1e-3
+    assert means[0] - (-log_px) > 0.5  # a real gap for k to close
+
+
+def test_iwae_loss_is_not_a_function_of_the_terms():
+  with pytest.raises(ValueError, match='from the model'):
+    objectives.objective_loss('iwae', None, {}, jnp.asarray(0))
+
+
 # ------------------------------------------- every new objective, end to end
 
 # name: its extra train metrics.
 NEW_OBJECTIVES = {'dip_vae_i': ('dip_off_diagonal', 'dip_diagonal'),
                   'dip_vae_ii': ('dip_off_diagonal', 'dip_diagonal'),
-                  'wae_mmd': ('mmd',)}
+                  'wae_mmd': ('mmd',), 'iwae': ()}
 
 
 def _test_config(name: str):

@@ -19,6 +19,7 @@ Objectives (the `loss` actually minimized, chosen by config.objective.name):
     dip_vae_ii  the same with Cov = E[diag exp(logvar)] + Cov[mu]   (DIP-VAE-II)
     wae_mmd   recon + λ·MMD(q(z), p(z)), IMQ kernel, U-statistic on the batch
               (WAE-MMD, Tolstikhin et al. 2018); z ~ q(z|x) or z = mu
+    iwae      −(logsumexp_i log w_i − log k), k samples of q(z|x)  (IWAE, Burda et al. 2016)
 
 Each objective is ONE `Objective` entry of `OBJECTIVES`: its per-example loss,
 its batch term if it has one, the `config.objective` fields that enter the
@@ -38,7 +39,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import gaussian, likelihoods, penalties
+from vae_jax import gaussian, iw_bound, likelihoods, penalties
 from vae_jax.total_correlation import TC_ESTIMATORS, total_correlation
 
 WAE_ENCODERS = ('gaussian', 'deterministic')
@@ -99,6 +100,10 @@ def _non_negative(value) -> bool:
   return isinstance(value, (int, float)) and value >= 0
 
 
+def _positive_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 FIELDS = {
     'beta': Field(1.0, _non_negative, 'non-negative',
                   "'beta': recon + β·kl; 'beta_tc': recon + kl + (β−1)·TC"),
@@ -122,6 +127,8 @@ FIELDS = {
                          "'wae_mmd': 'gaussian' (z ~ q(z|x)) | 'deterministic' (z = mu; "
                          "kl, nelbo, nll_iw still reported for N(mu, exp(logvar)), whose "
                          "logvar the loss does not train)"),
+    'iw_k': Field(5, _positive_int, 'a positive integer',
+                  "'iwae': importance samples per example (static: sets shapes)"),
 }
 
 
@@ -131,8 +138,9 @@ FIELDS = {
 class Objective:
   """One objective: everything the step, the config and the sweeps need to know."""
   name: str
-  # (terms of ONE example, hparams, step) → that example's loss.
-  example_loss: Callable[[Terms, dict, jax.Array], jax.Array]
+  # (terms of ONE example, hparams, step) → that example's loss; None when
+  # example_loss_from_model gives it.
+  example_loss: Optional[Callable[[Terms, dict, jax.Array], jax.Array]]
   # config.objective fields entering the step as float32 arrays (vmappable).
   hparams: tuple[str, ...] = ()
   # config.objective fields fixed at compile time (StepSpec.settings).
@@ -146,6 +154,10 @@ class Objective:
   samples_z: Callable[[dict], bool] = lambda settings: True
   # (step, hparams) → extra train metrics (scalars).
   metrics: Optional[Callable[[jax.Array, dict], dict]] = None
+  # (encode, decode, likelihood, x, key, hparams, step, settings) → the loss of
+  # ONE example, for a loss that calls the model itself (IWAE's k samples); the
+  # Terms are still computed, for the metrics.
+  example_loss_from_model: Optional[Callable[..., jax.Array]] = None
   stochastic: bool = True  # False: z = mu, no KL (no ELBO, no nll_iw)
   min_batch_size: int = 1
 
@@ -174,6 +186,14 @@ def _wae_term(terms: Terms, hparams: dict, settings: dict, key: jax.Array) -> tu
   return jnp.broadcast_to(hparams['wae_lambda'] * mmd, terms.recon.shape), {'mmd': mmd}
 
 
+def _iwae_loss(encode: Callable, decode: Callable, likelihood: str, x: jax.Array,
+               key: jax.Array, hparams: dict, step: jax.Array, settings: dict) -> jax.Array:
+  """−(logsumexp_i log w_i − log k), z_i ~ q(z|x) from fold_in(key, i), k = iw_k."""
+  log_w = iw_bound.log_importance_weights(encode, decode, likelihood, x, key,
+                                          settings['iw_k'])
+  return iw_bound.iw_nll_from_log_weights(log_w)
+
+
 def _capacity_loss(terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
   target = capacity(step, hparams['capacity_max'], hparams['capacity_steps'])
   return terms.recon + hparams['gamma'] * jnp.abs(terms.kl - target)
@@ -195,6 +215,7 @@ OBJECTIVES = {o.name: o for o in (
               settings=('wae_encoder',), batch_term=_wae_term, batch_key=True,
               samples_z=lambda settings: settings['wae_encoder'] == 'gaussian',
               min_batch_size=2),
+    Objective('iwae', None, settings=('iw_k',), example_loss_from_model=_iwae_loss),
 )}
 
 # Every config.objective field that enters a step as an array (some objective's).
@@ -210,4 +231,8 @@ def get(name: str) -> Objective:
 
 def objective_loss(name: str, terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
   """The minimized loss of ONE example from its terms (batch terms excluded)."""
-  return get(name).example_loss(terms, hparams, step)
+  objective = get(name)
+  if objective.example_loss is None:
+    raise ValueError(f'objective {name!r} computes its loss from the model '
+                     '(example_loss_from_model), not from the terms')
+  return objective.example_loss(terms, hparams, step)
