@@ -162,7 +162,8 @@ class Objective:
   min_batch_size: int = 1
 
 
-def _beta_tc_term(terms: Terms, hparams: dict, settings: dict, key: None) -> tuple:
+def _beta_tc_term(terms: Terms, hparams: dict, settings: dict,
+                  key: Optional[jax.Array]) -> tuple:
   tc = total_correlation(terms.z, terms.mu, terms.logvar, hparams['dataset_size'],
                          settings['tc_estimator'])
   return (hparams['beta'] - 1.0) * tc, {'tc': jnp.mean(tc)}
@@ -170,7 +171,8 @@ def _beta_tc_term(terms: Terms, hparams: dict, settings: dict, key: None) -> tup
 
 def _dip_term(variant: str):
   """The batch term λ_od·Σ_{i≠j} Cov_ij² + λ_d·Σ_i (Cov_ii − 1)² of DIP-VAE-`variant`."""
-  def term(terms: Terms, hparams: dict, settings: dict, key: None) -> tuple:
+  def term(terms: Terms, hparams: dict, settings: dict,
+           key: Optional[jax.Array]) -> tuple:
     cov = penalties.dip_covariance(terms.mu, terms.logvar, variant)
     off_diagonal, diagonal = penalties.dip_penalties(cov)
     penalty = hparams['lambda_od'] * off_diagonal + hparams['lambda_d'] * diagonal
