@@ -16,6 +16,7 @@ EXPERIMENT_FILES = sorted(
     for pattern in ('experiments/*.py', 'experiments/sweeps/*.py')
     for path in glob.glob(os.path.join(REPO, pattern)))
 DSPRITES_FILES = ('experiments/beta_vae.py', 'experiments/beta_tcvae.py',
+                  'experiments/dip_vae_i.py', 'experiments/dip_vae_ii.py',
                   'experiments/capacity_vae.py', 'experiments/sweeps/beta_sweep.py')
 
 # experiments/test.py as it was written out field by field: the base config plus these.

@@ -14,6 +14,12 @@ Objectives (the `loss` actually minimized, chosen by config.objective.name):
     capacity  recon + γ·|kl − C(t)|, C(t) = C_max·min(1, t/T)   (Burgess et al. 2018)
     ae        −log p(x|z=mu): deterministic autoencoder, no sampling, no KL
     beta_tc   recon + kl + (β − 1)·TC                   (β-TCVAE, Chen et al. 2018)
+    dip_vae_i   recon + kl + λ_od·Σ_{i≠j} Cov_ij² + λ_d·Σ_i (Cov_ii − 1)²,
+                Cov = Cov[mu] over the batch            (DIP-VAE-I, Kumar et al. 2018)
+    dip_vae_ii  the same with Cov = E[diag exp(logvar)] + Cov[mu]   (DIP-VAE-II)
+    wae_mmd   recon + λ·MMD(q(z), p(z)), IMQ kernel, U-statistic on the batch
+              (WAE-MMD, Tolstikhin et al. 2018); z ~ q(z|x) or z = mu
+    iwae      −(logsumexp_i log w_i − log k), k samples of q(z|x)  (IWAE, Burda et al. 2016)
 
 Each objective is ONE `Objective` entry of `OBJECTIVES`: its per-example loss,
 its batch term if it has one, the `config.objective` fields that enter the
@@ -33,8 +39,10 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import gaussian, likelihoods
+from vae_jax import gaussian, iw_bound, likelihoods, penalties
 from vae_jax.total_correlation import TC_ESTIMATORS, total_correlation
+
+WAE_ENCODERS = ('gaussian', 'deterministic')
 
 
 @flax.struct.dataclass
@@ -53,15 +61,17 @@ class Terms:
 
 
 def example_terms(encode: Callable, decode: Callable, likelihood: str,
-                  x: jax.Array, key: jax.Array, *, stochastic: bool = True) -> Terms:
+                  x: jax.Array, key: jax.Array, *, stochastic: bool = True,
+                  sample: bool = True) -> Terms:
   """ELBO terms of one example.
 
   `encode(x) -> (mu, logvar)` and `decode(z) -> likelihood params` are the
   model's functions for this example (labels already bound for a CVAE).
-  With `stochastic=False` (the autoencoder) z = mu and the KL terms are zero.
+  With `stochastic=False` (the autoencoder) z = mu and the KL terms are zero;
+  with `sample=False` (WAE's deterministic encoder) z = mu, the KL still computed.
   """
   mu, logvar = encode(x)
-  z = gaussian.reparameterize(key, mu, logvar) if stochastic else mu
+  z = gaussian.reparameterize(key, mu, logvar) if stochastic and sample else mu
   recon = -likelihoods.log_prob(likelihood, x, decode(z))
   kl_per_dim = gaussian.kl_to_standard(mu, logvar) if stochastic else jnp.zeros_like(mu)
   return Terms(recon=recon, kl=jnp.sum(kl_per_dim), kl_per_dim=kl_per_dim, z=z, mu=mu,
@@ -90,6 +100,10 @@ def _non_negative(value) -> bool:
   return isinstance(value, (int, float)) and value >= 0
 
 
+def _positive_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 FIELDS = {
     'beta': Field(1.0, _non_negative, 'non-negative',
                   "'beta': recon + β·kl; 'beta_tc': recon + kl + (β−1)·TC"),
@@ -101,6 +115,20 @@ FIELDS = {
                           "'capacity': C_max in nats"),
     'capacity_steps': Field(100_000, _non_negative, 'non-negative',
                             "'capacity': steps over which C ramps 0 → C_max"),
+    'lambda_od': Field(10.0, _non_negative, 'non-negative',
+                       "'dip_vae_i', 'dip_vae_ii': weight of Σ_{i≠j} Cov_ij² (study grid "
+                       "{1, 2, 5, 10, 20, 50})"),
+    'lambda_d': Field(100.0, _non_negative, 'non-negative',
+                      "'dip_vae_i', 'dip_vae_ii': weight of Σ_i (Cov_ii − 1)²; the study "
+                      "sets λ_d = 10·λ_od (DIP-I, this default) and λ_d = λ_od (DIP-II)"),
+    'wae_lambda': Field(10.0, _non_negative, 'non-negative',
+                        "'wae_mmd': loss = recon + λ·MMD(q(z), p(z))"),
+    'wae_encoder': Field('gaussian', lambda v: v in WAE_ENCODERS, f'one of {WAE_ENCODERS}',
+                         "'wae_mmd': 'gaussian' (z ~ q(z|x)) | 'deterministic' (z = mu; "
+                         "kl, nelbo, nll_iw still reported for N(mu, exp(logvar)), whose "
+                         "logvar the loss does not train)"),
+    'iw_k': Field(5, _positive_int, 'a positive integer',
+                  "'iwae': importance samples per example (static: sets shapes)"),
 }
 
 
@@ -110,25 +138,62 @@ FIELDS = {
 class Objective:
   """One objective: everything the step, the config and the sweeps need to know."""
   name: str
-  # (terms of ONE example, hparams, step) → that example's loss.
-  example_loss: Callable[[Terms, dict, jax.Array], jax.Array]
+  # (terms of ONE example, hparams, step) → that example's loss; None when
+  # example_loss_from_model gives it.
+  example_loss: Optional[Callable[[Terms, dict, jax.Array], jax.Array]]
   # config.objective fields entering the step as float32 arrays (vmappable).
   hparams: tuple[str, ...] = ()
   # config.objective fields fixed at compile time (StepSpec.settings).
   settings: tuple[str, ...] = ()
-  # (batched terms [B], hparams, settings dict) → (per-example loss added [B],
-  # batch-mean metrics): for a term that couples the examples of a batch.
-  batch_term: Optional[Callable[[Terms, dict, dict], tuple]] = None
+  # (batched terms [B], hparams, settings dict, key) → (per-example loss added
+  # [B], batch-mean metrics): for a term that couples the examples of a batch.
+  # key: the step's batch key if batch_key (steps.batch_loss), else None.
+  batch_term: Optional[Callable[[Terms, dict, dict, Optional[jax.Array]], tuple]] = None
+  batch_key: bool = False
+  # settings dict → whether z is sampled from q(z|x) (False: z = mu, KL still computed).
+  samples_z: Callable[[dict], bool] = lambda settings: True
   # (step, hparams) → extra train metrics (scalars).
   metrics: Optional[Callable[[jax.Array, dict], dict]] = None
+  # (encode, decode, likelihood, x, key, hparams, step, settings) → the loss of
+  # ONE example, for a loss that calls the model itself (IWAE's k samples); the
+  # Terms are still computed, for the metrics.
+  example_loss_from_model: Optional[Callable[..., jax.Array]] = None
   stochastic: bool = True  # False: z = mu, no KL (no ELBO, no nll_iw)
   min_batch_size: int = 1
 
 
-def _beta_tc_term(terms: Terms, hparams: dict, settings: dict) -> tuple:
+def _beta_tc_term(terms: Terms, hparams: dict, settings: dict,
+                  key: Optional[jax.Array]) -> tuple:
   tc = total_correlation(terms.z, terms.mu, terms.logvar, hparams['dataset_size'],
                          settings['tc_estimator'])
   return (hparams['beta'] - 1.0) * tc, {'tc': jnp.mean(tc)}
+
+
+def _dip_term(variant: str):
+  """The batch term λ_od·Σ_{i≠j} Cov_ij² + λ_d·Σ_i (Cov_ii − 1)² of DIP-VAE-`variant`."""
+  def term(terms: Terms, hparams: dict, settings: dict,
+           key: Optional[jax.Array]) -> tuple:
+    cov = penalties.dip_covariance(terms.mu, terms.logvar, variant)
+    off_diagonal, diagonal = penalties.dip_penalties(cov)
+    penalty = hparams['lambda_od'] * off_diagonal + hparams['lambda_d'] * diagonal
+    return (jnp.broadcast_to(penalty, terms.recon.shape),
+            {'dip_off_diagonal': off_diagonal, 'dip_diagonal': diagonal})
+  return term
+
+
+def _wae_term(terms: Terms, hparams: dict, settings: dict, key: jax.Array) -> tuple:
+  """λ·MMD(q(z), p(z)) on the batch's z and as many prior draws N(0, I) from `key`."""
+  prior_z = jax.random.normal(key, terms.z.shape, terms.z.dtype)
+  mmd = penalties.mmd_imq(terms.z, prior_z)
+  return jnp.broadcast_to(hparams['wae_lambda'] * mmd, terms.recon.shape), {'mmd': mmd}
+
+
+def _iwae_loss(encode: Callable, decode: Callable, likelihood: str, x: jax.Array,
+               key: jax.Array, hparams: dict, step: jax.Array, settings: dict) -> jax.Array:
+  """−(logsumexp_i log w_i − log k), z_i ~ q(z|x) from fold_in(key, i), k = iw_k."""
+  log_w = iw_bound.log_importance_weights(encode, decode, likelihood, x, key,
+                                          settings['iw_k'])
+  return iw_bound.iw_nll_from_log_weights(log_w)
 
 
 def _capacity_loss(terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
@@ -145,6 +210,14 @@ OBJECTIVES = {o.name: o for o in (
     Objective('ae', lambda t, h, s: t.recon, stochastic=False),
     Objective('beta_tc', lambda t, h, s: t.recon + t.kl, hparams=('beta',),
               settings=('tc_estimator',), batch_term=_beta_tc_term, min_batch_size=2),
+    *(Objective(f'dip_vae_{variant}', lambda t, h, s: t.recon + t.kl,
+                hparams=('lambda_od', 'lambda_d'), batch_term=_dip_term(variant),
+                min_batch_size=2) for variant in penalties.DIP_VARIANTS),
+    Objective('wae_mmd', lambda t, h, s: t.recon, hparams=('wae_lambda',),
+              settings=('wae_encoder',), batch_term=_wae_term, batch_key=True,
+              samples_z=lambda settings: settings['wae_encoder'] == 'gaussian',
+              min_batch_size=2),
+    Objective('iwae', None, settings=('iw_k',), example_loss_from_model=_iwae_loss),
 )}
 
 # Every config.objective field that enters a step as an array (some objective's).
@@ -160,4 +233,8 @@ def get(name: str) -> Objective:
 
 def objective_loss(name: str, terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
   """The minimized loss of ONE example from its terms (batch terms excluded)."""
-  return get(name).example_loss(terms, hparams, step)
+  objective = get(name)
+  if objective.example_loss is None:
+    raise ValueError(f'objective {name!r} computes its loss from the model '
+                     '(example_loss_from_model), not from the terms')
+  return objective.example_loss(terms, hparams, step)

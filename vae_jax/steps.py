@@ -27,6 +27,10 @@ from vae_jax import models, objectives
 
 # fold_in streams of key(seed) that no train step (0 <= step < 2**31 - 3) uses.
 INIT_STREAM, EVAL_STREAM, IMAGE_STREAM = 2**31 - 1, 2**31 - 2, 2**31 - 3
+# fold_in stream of a step's sampling key for an objective's batch term (WAE's
+# prior draws): drawn only for objectives that ask (Objective.batch_key), so the
+# per-example keys, split from the same sampling key, stay as they are.
+BATCH_STREAM = 2**31 - 1
 
 # config.train fields that enter the step as arrays (with the objective's own).
 TRAIN_HPARAMS = ('learning_rate', 'warmup_steps', 'num_steps')
@@ -135,31 +139,52 @@ def step_keys(seed: jax.Array, step: jax.Array):
   return data_key, sample_key
 
 
+def _model_fns(params, y, spec: StepSpec):
+  """(encode, decode) of ONE example with label y (models.encode_one, decode_one)."""
+  encode = lambda x_: models.encode_one(spec.model, params, x_, y)
+  decode = lambda z: models.decode_one(spec.model, params, z, y)
+  return encode, decode
+
+
 def example_terms(params, x, y, key, spec: StepSpec) -> objectives.Terms:
   """ELBO terms of ONE example, in nats."""
-  model = spec.model
-  encode = lambda x_: models.encode_one(model, params, x_, y)
-  decode = lambda z: models.decode_one(model, params, z, y)
+  encode, decode = _model_fns(params, y, spec)
+  objective = objectives.get(spec.objective)
   return objectives.example_terms(encode, decode, spec.likelihood, x, key,
-                                  stochastic=objectives.get(spec.objective).stochastic)
+                                  stochastic=objective.stochastic,
+                                  sample=objective.samples_z(dict(spec.settings)))
+
+
+def example_model_loss(params, x, y, key, hparams, step, spec: StepSpec) -> jax.Array:
+  """The loss of ONE example of an objective with `example_loss_from_model` (IWAE)."""
+  encode, decode = _model_fns(params, y, spec)
+  return objectives.get(spec.objective).example_loss_from_model(
+      encode, decode, spec.likelihood, x, key, hparams, step, dict(spec.settings))
 
 
 def batch_loss(params, x, y, key, hparams, step, spec: StepSpec):
   """(batch mean of the loss, batch means of the terms and the objective's metrics).
 
-  The per-example loss is vmapped over the batch; an objective with a batch
-  term (β-TC) adds it per example before the one mean.
+  The per-example loss (from the terms, or from the model for IWAE) is
+  vmapped over the batch; an objective with a batch
+  term (β-TC, DIP-VAE, WAE-MMD) adds it per example before the one mean.
   """
   objective = objectives.get(spec.objective)
   keys = jax.random.split(key, x.shape[0])
   per_example = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))
   terms = per_example(params, x, y, keys, spec)
-  loss = jax.vmap(objective.example_loss, in_axes=(0, None, None))(terms, hparams, step)
+  if objective.example_loss_from_model is None:
+    loss = jax.vmap(objective.example_loss, in_axes=(0, None, None))(terms, hparams, step)
+  else:  # the same per-example keys: the loss's own draws are fold_in(key, i)
+    per_example_loss = jax.vmap(example_model_loss, in_axes=(None, 0, 0, 0, None, None, None))
+    loss = per_example_loss(params, x, y, keys, hparams, step, spec)
   metrics = {'recon': terms.recon, 'kl': terms.kl, 'nelbo': terms.nelbo,
              'kl_per_dim': terms.kl_per_dim}
   metrics = {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
   if objective.batch_term is not None:
-    extra_loss, extra_metrics = objective.batch_term(terms, hparams, dict(spec.settings))
+    batch_key = jax.random.fold_in(key, BATCH_STREAM) if objective.batch_key else None
+    extra_loss, extra_metrics = objective.batch_term(terms, hparams, dict(spec.settings),
+                                                     batch_key)
     loss = loss + extra_loss
     metrics.update(extra_metrics)
   return jnp.mean(loss), metrics

@@ -1,0 +1,30 @@
+"""WAE-MMD (λ = 10): the plain VAE's network on Fashion-MNIST with an MMD prior penalty.
+
+    python -m vae_jax.main --config=experiments/wae_mmd.py                 # Gaussian encoder
+    python -m vae_jax.main --config=experiments/wae_mmd.py:deterministic   # z = mu
+    python -m vae_jax.main --config=experiments/wae_mmd.py:tiny            # a smoke test
+
+Loss = recon + λ·MMD²(q(z), p(z)) (Tolstikhin et al. 2018): recon =
+−log p(x|z) of the Bernoulli decoder, MMD² the unbiased U-statistic on each
+minibatch against as many draws of p(z) = N(0, I), with the inverse
+multiquadratic kernel k(x, y) = Σ_s sC/(sC + ‖x − y‖²), C = 2·d_z,
+s ∈ {0.1, 0.2, 0.5, 1, 2, 5, 10}. No KL enters the loss; kl (and nelbo,
+nll_iw) are reported for q(z|x) = N(mu, exp(logvar)). 8 latents, as the
+paper's MNIST model; network, data and optimizer of experiments/vae.py.
+
+Results: not measured yet.
+"""
+
+from vae_jax import configs
+
+
+def get_config(arg: str = ''):
+  switches = configs.parse_arg(arg, ('deterministic', 'tiny'))
+  config = configs.get_config()  # the network, data and optimizer of vae.py
+  config.model.latent_dim = 8
+  config.objective.name = 'wae_mmd'
+  config.objective.wae_lambda = 10.0
+  if 'deterministic' in switches:
+    config.objective.wae_encoder = 'deterministic'
+  config.train.num_steps = 20_000
+  return configs.make_tiny(config) if 'tiny' in switches else config

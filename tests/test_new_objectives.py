@@ -1,0 +1,328 @@
+"""DIP-VAE-I/II, WAE-MMD and IWAE: their maths against direct evaluations and
+closed forms, and each objective trained, resumed and swept end to end."""
+
+import copy
+import json
+import os
+
+import jax
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+import numpy as np
+import pytest
+
+from conftest import assert_same_state, final_state, load_experiment
+from vae_jax import data as data_lib
+from scipy import stats
+
+from vae_jax import objectives, penalties, steps, train
+
+NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
+
+
+def _mc_close(samples, expected, extra_stderr: float = 0.0):
+  """Asserts mean(samples) == expected within NUM_SIGMAS standard errors."""
+  samples = np.asarray(samples, np.float64)
+  stderr = np.hypot(samples.std() / np.sqrt(len(samples)), extra_stderr)
+  assert abs(samples.mean() - expected) < NUM_SIGMAS * stderr + 1e-6, (
+      samples.mean(), expected, stderr)
+
+
+# ----------------------------------------------------------------- DIP-VAE
+
+
+def _numpy_dip(mu, logvar, variant, lambda_od, lambda_d):
+  """(off-diagonal, diagonal, penalty) of DIP-VAE written out in float64 loops."""
+  mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
+  num, dim = mu.shape
+  mean = mu.mean(0)
+  cov = np.zeros((dim, dim))
+  for i in range(dim):
+    for j in range(dim):
+      cov[i, j] = np.sum((mu[:, i] - mean[i]) * (mu[:, j] - mean[j])) / num
+      if variant == 'ii' and i == j:
+        cov[i, j] += np.mean(np.exp(logvar[:, i]))
+  off = sum(cov[i, j]**2 for i in range(dim) for j in range(dim) if i != j)
+  diag = sum((cov[i, i] - 1.0)**2 for i in range(dim))
+  return off, diag, lambda_od * off + lambda_d * diag
+
+
+def _batch_terms(mu, logvar):
+  mu, logvar = jnp.asarray(mu, jnp.float32), jnp.asarray(logvar, jnp.float32)
+  zeros = jnp.zeros(mu.shape[0])
+  return objectives.Terms(recon=zeros, kl=zeros, kl_per_dim=jnp.zeros_like(mu), z=mu,
+                          mu=mu, logvar=logvar)
+
+
+@pytest.mark.parametrize('variant', penalties.DIP_VARIANTS)
+def test_dip_penalties_equal_the_formula(variant):
+  rng = np.random.default_rng(0)
+  mu = rng.normal(size=(32, 4)) @ rng.normal(size=(4, 4))  # correlated means
+  logvar = rng.uniform(-2.0, 0.5, (32, 4))
+  hparams = {'lambda_od': jnp.asarray(3.0), 'lambda_d': jnp.asarray(7.0)}
+  extra, metrics = objectives.get(f'dip_vae_{variant}').batch_term(
+      _batch_terms(mu, logvar), hparams, {}, None)
+  off, diag, penalty = _numpy_dip(mu, logvar, variant, 3.0, 7.0)
+  assert extra.shape == (32,)
+  np.testing.assert_allclose(np.asarray(extra), np.full(32, penalty), rtol=1e-4)
+  np.testing.assert_allclose(float(metrics['dip_off_diagonal']), off, rtol=1e-4)
+  np.testing.assert_allclose(float(metrics['dip_diagonal']), diag, rtol=1e-4)
+  assert off > 0.1 and diag > 0.1
+
+
+def _whitened(num: int, dim: int, scale: float, seed: int = 1) -> np.ndarray:
+  """[num, dim] points whose batch covariance (divided by num) is exactly scale·I."""
+  x = np.random.default_rng(seed).normal(size=(num, dim))
+  x -= x.mean(0)
+  u, _, vt = np.linalg.svd(x, full_matrices=False)
+  return np.sqrt(num * scale) * u @ vt + 3.0  # the mean does not matter
+
+
+@pytest.mark.parametrize('variant, mu_scale, posterior_var', [('i', 1.0, 2.0),
+                                                              ('ii', 0.25, 0.75)])
+def test_dip_penalties_vanish_at_identity_covariance(variant, mu_scale, posterior_var):
+  mu = _whitened(64, 5, mu_scale)
+  logvar = np.full((64, 5), np.log(posterior_var))  # ignored by DIP-I
+  cov = penalties.dip_covariance(jnp.asarray(mu), jnp.asarray(logvar), variant)
+  np.testing.assert_allclose(np.asarray(cov), np.eye(5), atol=1e-5)
+  off, diag = penalties.dip_penalties(cov)
+  assert float(off) < 1e-9 and float(diag) < 1e-9
+  # The other variant sees a covariance of (1 − 0.75)·I or (1 + 2)·I: penalized.
+  other = 'ii' if variant == 'i' else 'i'
+  _, other_diag = penalties.dip_penalties(
+      penalties.dip_covariance(jnp.asarray(mu), jnp.asarray(logvar), other))
+  assert float(other_diag) > 1.0
+
+
+# ------------------------------------------------------------------- WAE-MMD
+
+
+def _numpy_imq(x, y):
+  """Σ_s sC/(sC + ‖x − y‖²) per row pair (C = 2d), in float64."""
+  sq = np.sum((np.asarray(x, np.float64) - np.asarray(y, np.float64))**2, axis=-1)
+  c = 2.0 * np.shape(x)[-1]
+  return sum(s * c / (s * c + sq) for s in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0))
+
+
+def test_mmd_equals_the_u_statistic_written_out():
+  rng = np.random.default_rng(2)
+  z, p = rng.normal(size=(5, 3)) + 0.5, rng.normal(size=(5, 3))
+  within = lambda a: np.mean([_numpy_imq(a[i], a[j]) for i in range(5) for j in range(5)
+                              if i != j])
+  cross = np.mean([_numpy_imq(z[i], p[j]) for i in range(5) for j in range(5)])
+  expected = within(z) + within(p) - 2.0 * cross
+  np.testing.assert_allclose(float(penalties.mmd_imq(jnp.asarray(z), jnp.asarray(p))),
+                             expected, rtol=1e-5)
+
+
+def _mmd_over_batches(shift: float, scale: float, num_batches: int, batch: int, dim: int):
+  """MMD estimates of independent batches of q = N(shift, scale²I) against p = N(0, I)."""
+  keys = jax.random.split(jax.random.key(3), 2 * num_batches).reshape(num_batches, 2)
+  def one(pair):
+    z = shift + scale * jax.random.normal(pair[0], (batch, dim), jnp.float64)
+    return penalties.mmd_imq(z, jax.random.normal(pair[1], (batch, dim), jnp.float64))
+  return np.asarray(jax.vmap(one)(keys))
+
+
+@pytest.mark.parametrize('shift, scale', [(0.7, 1.5), (0.0, 1.0)])
+def test_mmd_is_unbiased(shift, scale):
+  with jax.enable_x64(True):
+    dim, num = 2, 400_000
+    estimates = _mmd_over_batches(shift, scale, 20_000, 6, dim)
+    # E k(x, x') − 2 E k(x, y) + E k(y, y') from a large independent sample of pairs.
+    rng = np.random.default_rng(4)
+    q = lambda: shift + scale * rng.normal(size=(num, dim))
+    p = lambda: rng.normal(size=(num, dim))
+    parts = _numpy_imq(q(), q()) - 2.0 * _numpy_imq(q(), p()) + _numpy_imq(p(), p())
+    reference = parts.mean()
+  _mc_close(estimates, reference, extra_stderr=parts.std() / np.sqrt(num))
+  if shift == 0.0 and scale == 1.0:
+    assert reference == 0.0 or abs(reference) < 5 * parts.std() / np.sqrt(num)
+  else:
+    assert reference > 20 * estimates.std() / np.sqrt(len(estimates))
+
+
+def test_wae_batch_term_draws_the_prior_from_its_key():
+  z = jnp.asarray(np.random.default_rng(5).normal(size=(8, 3)), jnp.float32)
+  terms = _batch_terms(z, jnp.zeros_like(z))
+  term = objectives.get('wae_mmd').batch_term
+  hparams = {'wae_lambda': jnp.asarray(10.0)}
+  extra, metrics = term(terms, hparams, {'wae_encoder': 'gaussian'}, jax.random.key(0))
+  prior = jax.random.normal(jax.random.key(0), (8, 3))
+  np.testing.assert_allclose(float(metrics['mmd']), float(penalties.mmd_imq(z, prior)),
+                             rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(extra), np.full(8, 10.0 * float(metrics['mmd'])),
+                             rtol=1e-6)
+  other, _ = term(terms, hparams, {'wae_encoder': 'gaussian'}, jax.random.key(1))
+  assert float(other[0]) != float(extra[0])
+
+
+@pytest.mark.parametrize('encoder', ['gaussian', 'deterministic'])
+def test_wae_encoder_samples_z_or_takes_the_mean(encoder):
+  config = _test_config('wae_mmd')
+  config.objective.wae_encoder = encoder
+  dataset = data_lib.load(config.data)
+  spec = steps.make_spec(config, dataset.spec)
+  hparams = steps.make_hparams(config, dataset.num_train)
+  params = steps.init_state(spec, 0).params
+  x, y = data_lib.get_batch(spec.data, dataset.arrays, 'train',
+                            jnp.asarray(dataset.train_indices(0, 0, 8)), jax.random.key(0))
+  out = [steps.batch_loss(params, x, y, jax.random.key(k), hparams, jnp.asarray(0), spec)
+         for k in (1, 2)]
+  (loss_a, terms_a), (loss_b, terms_b) = out
+  assert float(terms_a['kl']) > 0.0 and float(terms_a['kl']) == float(terms_b['kl'])
+  assert float(terms_a['mmd']) != float(terms_b['mmd'])  # fresh prior draws per key
+  # loss = recon + λ·MMD; the recon is at z = mu (key-free) for the deterministic encoder.
+  np.testing.assert_allclose(float(loss_a), float(terms_a['recon'] + 10.0 * terms_a['mmd']),
+                             rtol=1e-5)
+  assert (float(terms_a['recon']) == float(terms_b['recon'])) == (encoder == 'deterministic')
+
+
+# ---------------------------------------------------------------------- IWAE
+
+SIGMA = 0.5  # the linear-Gaussian decoder's σ
+
+
+def _linear_gaussian_model():
+  """(encode, decode, x, mu, logvar, W, b, log p(x)): p(z) = N(0, I), p(x|z) =
+  N(Wz + b, σ²I), a fixed q(z|x) = N(mu, diag exp(logvar)) away from the posterior."""
+  rng = np.random.default_rng(6)
+  w, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+  x = rng.normal(size=5) * 1.5 + b
+  mu, logvar = np.zeros(3), np.full(3, -1.0)
+  encode = lambda _: (jnp.asarray(mu), jnp.asarray(logvar))
+  decode = lambda z: {'mean': jnp.asarray(w) @ z + jnp.asarray(b),
+                      'log_scale': jnp.asarray(np.log(SIGMA))}
+  log_px = stats.multivariate_normal(b, w @ w.T + SIGMA**2 * np.eye(5)).logpdf(x)
+  return encode, decode, jnp.asarray(x), mu, logvar, w, b, log_px
+
+
+def _iwae_losses(k: int, keys):
+  encode, decode, x = _linear_gaussian_model()[:3]
+  loss = lambda key: objectives.get('iwae').example_loss_from_model(
+      encode, decode, 'gaussian_fixed', x, key, {}, jnp.asarray(0), {'iw_k': k})
+  return np.asarray(jax.vmap(loss)(keys))
+
+
+def test_iwae_with_one_sample_is_the_elbo_at_the_same_key():
+  with jax.enable_x64(True):
+    encode, decode, x, mu, logvar, w, b, _ = _linear_gaussian_model()
+    keys = jax.random.split(jax.random.key(7), 20_000)
+    losses = _iwae_losses(1, keys)
+    # −log w_1 at z_1 drawn from fold_in(key, 0): recon there + log q(z_1) − log p(z_1).
+    first = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 0)
+    terms = jax.vmap(lambda key: objectives.example_terms(
+        encode, decode, 'gaussian_fixed', x, key))(first)
+    z = np.asarray(terms.z)
+    sd = np.exp(0.5 * logvar)
+    log_q = stats.norm.logpdf(z, mu, sd).sum(1)
+    log_p = stats.norm.logpdf(z).sum(1)
+    log_lik = stats.norm.logpdf(np.asarray(x), z @ w.T + b, SIGMA).sum(1)
+    np.testing.assert_allclose(losses, -(log_lik + log_p - log_q), rtol=1e-9)
+    np.testing.assert_allclose(losses, np.asarray(terms.recon) + log_q - log_p, rtol=1e-9)
+    # Over keys: the analytic-KL negative ELBO, −E_q log p(x|z) + KL(q || p), in closed form.
+    var = np.exp(logvar)
+    nelbo = (-stats.norm.logpdf(np.asarray(x), w @ mu + b, SIGMA).sum()
+             + np.sum((w * w) @ var) / (2 * SIGMA**2)
+             + 0.5 * np.sum(mu * mu + var - 1.0 - logvar))
+    _mc_close(losses, nelbo)
+
+
+def test_iwae_bound_improves_with_k():
+  with jax.enable_x64(True):
+    log_px = _linear_gaussian_model()[-1]
+    keys = jax.random.split(jax.random.key(8), 4_000)
+    means, previous = [], None
+    for k in (1, 5, 50):
+      losses = _iwae_losses(k, keys)
+      means.append(losses.mean())
+      if previous is not None:  # paired over the same keys (shared first draws)
+        gain = previous - losses
+        assert gain.mean() > NUM_SIGMAS * gain.std() / np.sqrt(len(gain)), k
+      previous = losses
+    assert means[0] > means[1] > means[2] > -log_px - 1e-3
+    assert means[0] - (-log_px) > 0.5  # a real gap for k to close
+
+
+def test_iwae_loss_is_not_a_function_of_the_terms():
+  with pytest.raises(ValueError, match='from the model'):
+    objectives.objective_loss('iwae', None, {}, jnp.asarray(0))
+
+
+# ------------------------------------------- every new objective, end to end
+
+# name: its extra train metrics.
+NEW_OBJECTIVES = {'dip_vae_i': ('dip_off_diagonal', 'dip_diagonal'),
+                  'dip_vae_ii': ('dip_off_diagonal', 'dip_diagonal'),
+                  'wae_mmd': ('mmd',), 'iwae': ()}
+
+
+def _test_config(name: str):
+  config = load_experiment('test')
+  config.objective.name = name
+  return config
+
+
+@pytest.mark.parametrize('name', sorted(NEW_OBJECTIVES))
+def test_trains_and_resumes_exactly(name, tmp_path):
+  config = _test_config(name)
+  full = str(tmp_path / 'full')
+  summary = train.train_and_evaluate(config, full)
+  assert sorted(os.listdir(os.path.join(full, 'checkpoints'))) == ['3', '6']
+  records = [json.loads(line) for line in open(os.path.join(full, 'metrics.jsonl'))]
+  train_records = [r for r in records if r['split'] == 'train']
+  assert [r['step'] for r in train_records] == [2, 4, 6]
+  for record in train_records:
+    for key in ('loss', 'recon', 'kl', 'nelbo', 'grad_norm') + NEW_OBJECTIVES[name]:
+      assert np.isfinite(record[key]), (key, record)
+  for key in ('nelbo', 'recon', 'kl', 'nll_iw'):
+    assert np.isfinite(summary[key]), (key, summary)
+
+  split = str(tmp_path / 'split')
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, split)
+  config.train.num_steps = 6
+  train.train_and_evaluate(config, split)
+  assert_same_state(final_state(full, config), final_state(split, config))
+  split_records = [json.loads(line) for line in open(os.path.join(split, 'metrics.jsonl'))]
+  losses = lambda rs: {r['step']: r['loss'] for r in rs if r['split'] == 'train'}
+  assert [losses(split_records)[s] for s in (2, 6)] == [losses(train_records)[s]
+                                                        for s in (2, 6)]
+
+
+# A second member: another seed and every array hyperparameter of the objective changed.
+def _members(name: str) -> list:
+  base = _test_config(name)
+  other = copy.deepcopy(base)
+  other.seed = 1
+  for key in objectives.get(name).hparams:
+    other.objective[key] = 0.5 * float(base.objective[key])
+  return [base, other]
+
+
+@pytest.mark.parametrize('name', sorted(NEW_OBJECTIVES))
+def test_vmapped_population_equals_members_trained_alone(name):
+  member_configs = _members(name)
+  dataset = data_lib.load(member_configs[0].data)
+  spec = steps.make_spec(member_configs[0], dataset.spec)
+  assert spec == steps.make_spec(member_configs[1], dataset.spec)  # one program
+  hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
+  batch, num_steps = member_configs[0].data.batch_size, 3
+  indices = np.stack([[dataset.train_indices(c.seed, s, batch) for c in member_configs]
+                      for s in range(num_steps)])
+  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  population, metrics = steps.population_train_steps(
+      population, dataset.arrays, indices, steps.stack(hparams), spec=spec,
+      loop_members=False)
+  assert metrics['loss'].shape == (num_steps, 2)
+  for m, (config, h) in enumerate(zip(member_configs, hparams)):
+    state = steps.init_state(spec, config.seed)
+    for s in range(num_steps):
+      state, alone = steps.train_step(state, dataset.arrays, indices[s, m], h, spec=spec)
+    np.testing.assert_allclose(float(metrics['loss'][-1, m]), float(alone['loss']),
+                               rtol=1e-4)
+    member = steps.member(population, m)
+    for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
