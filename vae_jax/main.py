@@ -199,6 +199,9 @@ def main(argv: list) -> None:
       train.train_and_evaluate(config, workdir_path)
   except UserError as e:
     _fail(' '.join(str(e).split()), e.exit_code)
+  except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
+    _fail('interrupted; the checkpoints saved so far are kept (run the same command to '
+          'resume)', 130)
 
 
 if __name__ == '__main__':
