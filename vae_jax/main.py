@@ -24,7 +24,8 @@ with a known shape skips XLA compilation): in VAE_JAX_COMPILATION_CACHE,
 default ~/.cache/vae_jax/xla; set it to '' to turn the cache off.
 
 A bad flag, config value, dataset or workdir exits with code 2 and one line
-saying what is wrong; a non-finite loss exits with code 1 naming step and term.
+saying what is wrong; a non-finite loss exits with code 1 naming step and term;
+SIGINT / SIGTERM save a checkpoint and exit with 130 / 143 (docs/reliability.md).
 """
 
 import os
