@@ -18,6 +18,10 @@ from absl import logging
 from vae_jax.errors import WorkdirError
 
 
+# Words of Orbax's errors for a readable checkpoint that does not fit the template.
+MISMATCH_SIGNS = ('tree structures do not match', 'not compatible with the stored shape')
+
+
 class Checkpointer:
   """Saves and restores one run's TrainState."""
 
@@ -53,12 +57,15 @@ class Checkpointer:
       return
     self._manager.save(step, args=ocp.args.StandardSave(state))
 
-  def restore_latest(self, template, max_step: Optional[int] = None):
+  def restore_latest(self, template, max_step: Optional[int] = None,
+                     move_unreadable: bool = True):
     """The newest readable checkpoint (at most `max_step`) shaped like `template`, or None.
 
     A checkpoint that fails to restore (partial or corrupt files) is moved to
-    `<workdir>/checkpoints_unreadable/` with a warning (kept, never deleted)
-    and the previous one is tried.
+    `<workdir>/checkpoints_unreadable/` with a warning (kept, never deleted;
+    left in place if not `move_unreadable`) and the previous one is tried. A
+    readable checkpoint of another model (shapes or structure differ from
+    `template`) is a WorkdirError: nothing is moved.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
     for step in sorted(self._manager.all_steps(), reverse=True):
@@ -67,10 +74,19 @@ class Checkpointer:
       try:
         return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # pylint: disable=broad-except
+        first_line = str(e).splitlines()[0][:200] if str(e) else ''
+        if any(sign in str(e) for sign in MISMATCH_SIGNS):
+          raise WorkdirError(
+              f'the checkpoint at step {step} in {self._manager.directory} holds another '
+              f'model than the config describes ({first_line.rstrip(":")}); resume with the '
+              'config it was trained with or pass a new --workdir') from None
+        if not move_unreadable:
+          logging.warning('checkpoint at step %d is unreadable (%s: %s); trying an older '
+                          'one', step, type(e).__name__, first_line)
+          continue
         moved = self._set_aside(step)
         logging.warning('checkpoint at step %d is unreadable (%s: %s); moved to %s, '
-                        'trying an older one', step, type(e).__name__,
-                        str(e).splitlines()[0][:200] if str(e) else '', moved)
+                        'trying an older one', step, type(e).__name__, first_line, moved)
     return None
 
   def _set_aside(self, step: int) -> str:

@@ -191,7 +191,7 @@ OBJECTIVE_RULES = (
 )
 
 RULES = (
-    ('seed', _non_negative, 'a non-negative integer'),
+    ('seed', lambda v: _non_negative(v) and v < 2**31, 'an integer in [0, 2**31)'),
     ('data.name', bool, f'a dataset name ({", ".join(DATASETS)} or a TFDS image dataset)'),
     ('data.batch_size', _positive, 'a positive integer'),
     ('data.binarize', lambda v: v in BINARIZE, f'one of {BINARIZE}'),

@@ -21,3 +21,15 @@ class WorkdirError(UserError):
 class NonFiniteError(UserError):
   """Training produced a NaN or infinity; the message names the step and term."""
   exit_code = 1
+
+
+class ResourceError(UserError):
+  """The device ran out of memory; the message names the settings to lower."""
+
+
+class Interrupted(UserError):
+  """SIGINT or SIGTERM stopped the run after a checkpoint; exit code 128 + signal."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.exit_code = 128 + signum

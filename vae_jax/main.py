@@ -24,7 +24,8 @@ with a known shape skips XLA compilation): in VAE_JAX_COMPILATION_CACHE,
 default ~/.cache/vae_jax/xla; set it to '' to turn the cache off.
 
 A bad flag, config value, dataset or workdir exits with code 2 and one line
-saying what is wrong; a non-finite loss exits with code 1 naming step and term.
+saying what is wrong; a non-finite loss exits with code 1 naming step and term;
+SIGINT / SIGTERM save a checkpoint and exit with 130 / 143 (docs/reliability.md).
 """
 
 import os
@@ -199,6 +200,9 @@ def main(argv: list) -> None:
       train.train_and_evaluate(config, workdir_path)
   except UserError as e:
     _fail(' '.join(str(e).split()), e.exit_code)
+  except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
+    _fail('interrupted; the checkpoints saved so far are kept (run the same command to '
+          'resume)', 130)
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from vae_jax.errors import UserError
 from vae_jax.workdir import flatten
 
 COLUMNS = (  # (header, summary.json key or config key path, format)
@@ -55,8 +56,17 @@ def _lookup(record: dict, key: str):
 
 
 def _read_json(workdir: str, name: str) -> dict:
-  with open(os.path.join(workdir, name)) as f:
-    return json.load(f)
+  """The dict in <workdir>/<name>; UserError if it is missing or not a JSON object."""
+  path = os.path.join(workdir, name)
+  try:
+    with open(path) as f:
+      value = json.load(f)
+  except (OSError, ValueError) as e:
+    raise UserError(f'{path} cannot be read ({type(e).__name__}); restore it or leave '
+                    f'{workdir} out') from None
+  if not isinstance(value, dict):
+    raise UserError(f'{path} holds no JSON object; restore it or leave {workdir} out')
+  return value
 
 
 def read_run(workdir: str, extra_keys: tuple = ()) -> dict:
@@ -126,7 +136,11 @@ def main(argv: list) -> int:
     return 2
   for skipped in sorted(set(paths) - set(usable)):
     print(f'note: {skipped} has no summary.json (unfinished?); left out', file=sys.stderr)
-  headers, rows = table_rows(usable)
+  try:
+    headers, rows = table_rows(usable)
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   if csv_path:
     write_csv(csv_path, headers, rows)
   print(markdown(headers, rows))

@@ -59,6 +59,10 @@ def build_run(config: ml_collections.ConfigDict, workdir: str,
   else:
     mesh, dataset = shares.mesh, shares.dataset
     train_arrays, factor_source = shares.train_arrays, shares.factor_source
+  if dataset.num_train < config.data.batch_size:
+    raise ConfigError(f'config.data.batch_size={config.data.batch_size} is larger than the '
+                      f'{dataset.num_train} training examples of {config.data.name}; lower '
+                      'data.batch_size')
   if config.model.conditional and dataset.spec.num_classes == 0:
     raise ConfigError(f'config.model.conditional=True needs labels, but '
                       f'{config.data.name} has none; use a labelled dataset')

@@ -200,7 +200,11 @@ def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: di
   updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
   lr = learning_rate(spec.lr_schedule, state.step, hparams)
   params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
-  metrics = {'loss': loss, 'grad_norm': optax.tree.norm(grads), 'learning_rate': lr,
+  grad_norm = optax.tree.norm(grads)
+  # Checked on the host before any checkpoint or evaluation (train._check_finite).
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.all(jnp.stack(
+      [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
+  metrics = {'loss': loss, 'grad_norm': grad_norm, 'learning_rate': lr, 'finite': finite,
              **{k: v for k, v in terms.items() if k != 'kl_per_dim'}}
   extra = objectives.get(spec.objective).metrics
   if extra is not None:

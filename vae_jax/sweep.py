@@ -141,6 +141,10 @@ def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str) -> li
   """Trains (or resumes) every member; writes the tables and plots; returns the
   member workdirs."""
   member_groups = groups(members(base, axes))
+  for group in member_groups:  # every member is checked before any trains
+    for name, _, config in group:
+      configs.validate(config)
+      workdir_lib.check_config_matches(os.path.join(sweep_dir, name), config)
   _write_plan(sweep_dir, axes, member_groups)
   workdirs = []
   for g, group in enumerate(member_groups):

@@ -19,7 +19,9 @@ Resume rules (docs/design.md):
 """
 
 import contextlib
+import json
 import os
+import signal
 import sys
 import time
 
@@ -32,10 +34,11 @@ from absl import logging
 from vae_jax import checkpoints, eval_pictures, figures, parallel, steps
 from vae_jax import evaluate as evaluate_lib
 from vae_jax import workdir as workdir_lib
-from vae_jax.errors import NonFiniteError, WorkdirError
+from vae_jax.errors import Interrupted, NonFiniteError, ResourceError, WorkdirError
 from vae_jax.runs import Run, build_run
 
-LOSS_TERMS = ('loss', 'recon', 'kl')  # checked for non-finite values at every log step
+# Named (in this order) when a step's `finite` metric is False: the first non-finite one.
+LOSS_TERMS = ('loss', 'recon', 'kl', 'grad_norm')
 
 
 def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
@@ -85,7 +88,7 @@ def train_group(runs: list) -> list:
   with contextlib.ExitStack() as cleanup:
     ckpts, writers = [], []
     for run in runs:
-      os.makedirs(run.workdir, exist_ok=True)
+      cleanup.callback(workdir_lib.WorkdirLock(run.workdir).release)
       ckpts.append(checkpoints.Checkpointer(run.workdir))
       cleanup.callback(ckpts[-1].close)
     states = _restore_common_step(runs, ckpts)
@@ -100,13 +103,16 @@ def train_group(runs: list) -> list:
                                                   run.config_changes))
       writers.append(workdir_lib.MetricWriter(run.workdir))
       cleanup.callback(writers[-1].close)
-      writers[-1].truncate_after(start)
+      writers[-1].truncate_after(start if start else -1)  # step 0 is evaluated again
+    interrupts = cleanup.enter_context(_Interrupts())
+    cleanup.enter_context(_out_of_memory_is_a_user_error(lead_config=runs[0].config))
     lead = runs[0]
     logging.info('workdir %s%s; data: %s (%d train, %d eval examples)', lead.workdir,
                  f' and {len(runs) - 1} more' if len(runs) > 1 else '',
                  lead.dataset.source, lead.dataset.num_train, lead.dataset.num_eval)
     state = states[0] if len(runs) == 1 else steps.stack(states)
-    state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers)
+    state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers,
+                           interrupts)
     for run, member_metrics in zip(runs, metrics):
       _write_summary(run, int(state.step.ravel()[0]), member_metrics)
     return metrics
@@ -119,7 +125,12 @@ def _restore_common_step(runs: list, ckpts: list) -> list:
     states = []
     for run, ckpt in zip(runs, ckpts):
       fresh = steps.init_state(run.spec, run.config.seed)
+      had_checkpoints = bool(ckpt.all_steps())
       restored = ckpt.restore_latest(fresh, max_step=limit)
+      if restored is None and had_checkpoints and limit is None:
+        logging.warning('no checkpoint in %s/checkpoints is readable (moved to '
+                        'checkpoints_unreadable/); training starts again from step 0 and '
+                        'metrics.jsonl is rewritten from there', run.workdir)
       states.append(fresh if restored is None else restored)
     start_steps = {int(s.step) for s in states}
     if len(start_steps) == 1:
@@ -127,10 +138,12 @@ def _restore_common_step(runs: list, ckpts: list) -> list:
     limit = min(start_steps)
 
 
-def _loop(runs: list, state, start: int, ckpts: list, writers: list):
-  """Steps from `start` to `num_steps`, logging, evaluating and checkpointing.
+def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts):
+  """Steps from `start` to `num_steps`, logging, checkpointing and evaluating.
 
   `state` is one TrainState (one run) or the stacked states of the runs.
+  Every step's finiteness is checked before a log, checkpoint or evaluation
+  uses the state; a checkpoint is saved before the evaluation of its step.
   """
   lead = runs[0]
   cfg = lead.config.train
@@ -143,9 +156,10 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
   if start == 0:
     metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
                for run, s, writer in zip(runs, members(state), writers)]
-  elif start >= num_steps:  # already finished: re-evaluate for the summaries only
-    metrics = [_evaluate(run, s, final=True).metrics for run, s in zip(runs, members(state))]
-  history, last_log_time, last_log_step = [], time.perf_counter(), start
+  else:  # a resumed run: what a stop after the checkpoint at `start` left undone
+    metrics = [_evaluate_missing(run, s, start, writer)
+               for run, s, writer in zip(runs, members(state), writers)]
+  history, unchecked, last_log_time, last_log_step = [], [], time.perf_counter(), start
   # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
   bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
                   disable=not sys.stderr.isatty())
@@ -163,29 +177,118 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list):
           state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
           spec=lead.spec)
     history.append(call_metrics)  # leaves [K] (or [K, M]), still on the device
+    unchecked.append((step, call_metrics))
     bar.update(done - step)
     step = done
-    if done % cfg.log_every_steps == 0 or done == num_steps:
+    log = done % cfg.log_every_steps == 0 or done == num_steps
+    evaluate = done % cfg.eval_every_steps == 0 or done == num_steps
+    save = done % cfg.checkpoint_every_steps == 0 or done == num_steps
+    stop = interrupts.signum is not None and done < num_steps
+    if not (log or evaluate or save or stop):
+      continue
+    _check_finite(runs, jax.device_get(unchecked), ckpts, population)
+    unchecked = []
+    if log:
       history = jax.device_get(history)  # waits for the steps dispatched so far
       now = time.perf_counter()
       steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
-      for i, (run, writer, ckpt) in enumerate(zip(runs, writers, ckpts)):
-        values = [{k: np.reshape(v[j], -1)[i] for k, v in record.items()}
+      for i, (run, writer) in enumerate(zip(runs, writers)):
+        values = [{k: np.reshape(v[j], -1)[i] for k, v in record.items() if k != 'finite'}
                   for record in history for j in range(len(record['loss']))]
-        _log_train(run, values, done, steps_per_sec, writer, ckpt.latest_step(),
+        _log_train(run, values, done, steps_per_sec, writer,
                    name=os.path.basename(run.workdir) if population else '')
         if i == 0:
           bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
                           refresh=False)
       history, last_log_time, last_log_step = [], time.perf_counter(), done
-    if done % cfg.eval_every_steps == 0 or done == num_steps:
-      metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
-                 for run, s, writer in zip(runs, members(state), writers)]
-    if done % cfg.checkpoint_every_steps == 0 or done == num_steps:
+    if save or stop:
       for ckpt, s in zip(ckpts, members(state)):
         ckpt.save(done, s)
+    if evaluate:
+      metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
+                 for run, s, writer in zip(runs, members(state), writers)]
+    if stop:  # train_group's clean-up waits for the save
+      name = signal.Signals(interrupts.signum).name
+      raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
+                        f'{done}; run the same command to resume', interrupts.signum)
   bar.close()
   return state, metrics
+
+
+def _evaluate_missing(run: Run, state, step: int, writer) -> dict:
+  """At a resumed run's first step: the evaluation that step owes if metrics.jsonl
+  lacks it (a run stopped between its checkpoint and its evaluation); the
+  final metrics of a finished run (from summary.json if it has them)."""
+  cfg = run.config.train
+  final = step >= cfg.num_steps
+  recorded = any(r['step'] == step and r['split'] == 'eval'
+                 for r in workdir_lib.read_metrics(run.workdir))
+  if not recorded and (final or step % cfg.eval_every_steps == 0):
+    return _evaluate_and_write(run, state, step, writer, final=final)
+  if not final:
+    return None
+  summary = _read_summary(run.workdir)
+  if summary is not None and summary.get('step') == step:
+    return {k: v for k, v in summary.items()
+            if k not in ('step', 'dataset', 'eval_examples', 'data_source')}
+  return _evaluate(run, state, final=True).metrics
+
+
+def _read_summary(workdir: str):
+  """summary.json's dict, or None if it is missing or unreadable."""
+  try:
+    with open(os.path.join(workdir, 'summary.json')) as f:
+      summary = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return summary if isinstance(summary, dict) else None
+
+
+class _Interrupts:
+  """While entered, SIGINT and SIGTERM set `signum`; the loop then checkpoints and stops.
+
+  A second SIGINT raises KeyboardInterrupt at once.
+  """
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def __enter__(self):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[signum] = signal.signal(signum, self._handle)
+      except ValueError:  # not the main thread: signals keep their handlers
+        pass
+    return self
+
+  def _handle(self, signum: int, frame) -> None:  # pylint: disable=unused-argument
+    if self.signum == signal.SIGINT and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = signum
+    logging.warning('%s received: stopping after the current steps with a checkpoint',
+                    signal.Signals(signum).name)
+
+  def __exit__(self, *exc) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _out_of_memory_is_a_user_error(lead_config: ml_collections.ConfigDict):
+  """Turns XLA's RESOURCE_EXHAUSTED into a ResourceError naming the settings to lower."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if 'RESOURCE_EXHAUSTED' not in str(e):
+      raise
+    first_line = str(e).splitlines()[0][:200] if str(e) else ''
+    raise ResourceError(
+        f'out of device memory ({first_line}); lower data.batch_size (now '
+        f'{lead_config.data.batch_size}; with a new --workdir, it may not change on resume) '
+        f'or, if it ran out in an evaluation, eval.iw_chunk_size (now '
+        f'{lead_config.eval.iw_chunk_size}) or eval.iw_batch_size (now '
+        f'{lead_config.eval.iw_batch_size}; these may change on resume)') from None
 
 
 # Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
@@ -203,10 +306,8 @@ def _call_end(step: int, num_steps: int, cfg) -> int:
 
 
 def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
-               last_checkpoint, name: str = '') -> None:
-  """Writes the mean train metrics since the last log step (after a finiteness check)."""
-  _check_finite(values, first_step=done - len(values) + 1, last_checkpoint=last_checkpoint,
-                name=name)
+               name: str = '') -> None:
+  """Writes the mean train metrics since the last log step."""
   mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
   mean['steps_per_sec'] = steps_per_sec
   public = evaluate_lib.public(mean, run.stochastic)
@@ -236,40 +337,52 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
   return metrics
 
 
-def _check_finite(history: list, first_step: int, last_checkpoint, name: str = '') -> None:
-  """Raises NonFiniteError naming the first step and term that is not finite
-  (and the sweep member `name`, if given)."""
-  for offset, values in enumerate(history):
-    for term in LOSS_TERMS:
-      if not np.isfinite(values[term]):
-        others = ', '.join(f'{t}={float(values[t]):.4g}' for t in LOSS_TERMS if t != term)
-        where = f' in {name}' if name else ''
-        raise NonFiniteError(
-            f'non-finite {term} ({float(values[term])}) at step {first_step + offset}{where} '
-            f'({others}); lower train.learning_rate or set train.grad_clip_norm, '
-            f'then resume from the last checkpoint (step {last_checkpoint})')
+def _check_finite(runs: list, unchecked: list, ckpts: list, population: bool) -> None:
+  """NonFiniteError at the first step (and sweep member) whose loss, gradient norm
+  or updated parameters are not finite: `unchecked` holds (first step, metrics
+  of a dispatch) on the host. Raised before that state is logged, saved or evaluated."""
+  for first, record in unchecked:
+    finite = np.asarray(record['finite']).reshape(len(record['finite']), -1)  # [K, M]
+    if finite.all():
+      continue
+    k, i = (int(v) for v in np.argwhere(~finite)[0])
+    values = {t: float(np.reshape(record[t][k], -1)[i]) for t in LOSS_TERMS}
+    term = next((t for t in LOSS_TERMS if not np.isfinite(values[t])), None)
+    what = f'{term} ({values[term]})' if term else 'parameters'
+    others = ', '.join(f'{t}={v:.4g}' for t, v in values.items() if t != term)
+    where = f' in {os.path.basename(runs[i].workdir)}' if population else ''
+    saved = ckpts[i].latest_step()
+    kept = (f'the checkpoints here are finite (the last at step {saved}: --mode=eval '
+            'evaluates it)' if saved else 'no checkpoint was saved')
+    raise NonFiniteError(
+        f'non-finite {what} at step {first + k + 1}{where} ({others}); lower '
+        'train.learning_rate or set train.grad_clip_norm and rerun with a new --workdir '
+        f'(those settings may not change on resume); {kept}')
 
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """--mode=eval: restores the newest checkpoint, writes images and summary.json.
 
-  The checkpoints and metrics.jsonl are left as they are. Evaluation settings
+  The checkpoints and metrics.jsonl are left as they are (an unreadable
+  checkpoint stays in place; the newest readable one is evaluated). Evaluation settings
   (config.eval.*, e.g. iw_samples) may differ from the training run's.
   """
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '
                        'of a trained run')
   run = build_run(config, workdir)
-  ckpt = checkpoints.Checkpointer(workdir)
+  ckpt = checkpoints.Checkpointer(workdir, read_only=True)
   writer = workdir_lib.MetricWriter(workdir)
   try:
-    state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
-    if state is None:
-      raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')
-    metrics = _evaluate_and_write(run, state, int(state.step), writer, final=True,
-                                  record=False)
-    _write_summary(run, int(state.step), metrics)
-    return metrics
+    with _out_of_memory_is_a_user_error(config):
+      state = ckpt.restore_latest(steps.init_state(run.spec, config.seed),
+                                  move_unreadable=False)
+      if state is None:
+        raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')
+      metrics = _evaluate_and_write(run, state, int(state.step), writer, final=True,
+                                    record=False)
+      _write_summary(run, int(state.step), metrics)
+      return metrics
   finally:
     ckpt.close()
     writer.close()

@@ -11,7 +11,9 @@ Layout (a public contract, docs/design.md):
 """
 
 import datetime
+import fcntl
 import json
+import math
 import os
 import platform
 import subprocess
@@ -22,6 +24,7 @@ from typing import Optional
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from vae_jax import configs
 from vae_jax.errors import WorkdirError
@@ -62,8 +65,7 @@ def check_config_matches(workdir: str, config: ml_collections.ConfigDict,
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return {}
-  with open(path) as f:
-    saved = flatten(json.load(f))
+  saved = flatten(read_config_json(path))
   current = flatten(config_to_dict(config))
   defaults = flatten(config_to_dict(configs.get_config()))
   # A field added to vae_jax after the run was saved matches while it has its default.
@@ -92,8 +94,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise WorkdirError(f'no config.json in {workdir}; pass the workdir of a run, or '
                        '--config=FILE')
-  with open(path) as f:
-    saved = flatten(json.load(f))
+  saved = flatten(read_config_json(path))
   config = configs.get_config()
   known = flatten(config_to_dict(config))
   unknown = sorted(set(saved) - set(known))
@@ -103,6 +104,21 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   config.update_from_flattened_dict(
       {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
   return config
+
+
+def read_config_json(path: str) -> dict:
+  """The dict saved in a config.json; WorkdirError if it is not one."""
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as e:
+    raise WorkdirError(f'{path} cannot be read as a saved config ({type(e).__name__}: '
+                       f'{str(e).splitlines()[0] if str(e) else ""}); restore it from a copy '
+                       'or pass a new --workdir') from None
+  if not isinstance(saved, dict):
+    raise WorkdirError(f'{path} holds a {type(saved).__name__}, not a saved config; restore '
+                       'it from a copy or pass a new --workdir')
+  return saved
 
 
 def _git_commit() -> Optional[str]:
@@ -141,22 +157,83 @@ def run_info(config: ml_collections.ConfigDict, start_step: int, data_spec=None,
   }
 
 
+def strict(obj):
+  """`obj` with every NaN or infinite float replaced by None (strict JSON)."""
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return None
+  if isinstance(obj, dict):
+    return {k: strict(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [strict(v) for v in obj]
+  return obj
+
+
 def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (temp file + rename), so a kill never leaves half a file."""
+  """Writes JSON atomically (temp file + rename), so a kill never leaves half a file;
+  NaN and infinities are written as null."""
   tmp = f'{path}.tmp'
   with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
+    json.dump(strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
     f.write('\n')
   os.replace(tmp, path)
 
 
 def read_metrics(workdir: str) -> list:
-  """Every record of metrics.jsonl, in order."""
+  """Every record of metrics.jsonl, in order.
+
+  A torn last line (a run stopped while writing it) is dropped with a warning;
+  any other line that is not a record is a WorkdirError.
+  """
   path = os.path.join(workdir, 'metrics.jsonl')
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+  records = []
+  for i, (number, line) in enumerate(lines):
+    try:
+      record = json.loads(line)
+    except ValueError:
+      record = None
+    if isinstance(record, dict) and 'step' in record and 'split' in record:
+      records.append(record)
+    elif i == len(lines) - 1 and not line.endswith('\n'):
+      logging.warning('%s: dropped its last line, written only in part (%d characters)',
+                      path, len(line))
+    else:
+      raise WorkdirError(f'{path} line {number} is not a metrics record; repair or remove '
+                         'that line (the checkpoints are unaffected)')
+  return records
+
+
+class WorkdirLock:
+  """An exclusive lock on <workdir>/.lock (fcntl.flock) holding the owner's pid;
+  WorkdirError if another process holds it or the workdir cannot be written."""
+
+  def __init__(self, workdir: str):
+    path = os.path.join(workdir, '.lock')
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      self._file = open(path, 'a+')
+    except OSError as e:
+      raise WorkdirError(f'cannot use --workdir={workdir} ({e.strerror or type(e).__name__}'
+                         '); pass a writable directory') from None
+    try:
+      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      self._file.seek(0)
+      owner = self._file.read().strip() or 'unknown'
+      self._file.close()
+      raise WorkdirError(f'workdir {workdir} is in use by another process (pid {owner}); '
+                         'wait for it to finish or pass a new --workdir') from None
+    self._file.seek(0)
+    self._file.truncate()
+    self._file.write(f'{os.getpid()}\n')
+    self._file.flush()
+
+  def release(self) -> None:
+    fcntl.flock(self._file, fcntl.LOCK_UN)
+    self._file.close()
 
 
 class MetricWriter:
@@ -171,15 +248,16 @@ class MetricWriter:
     self._tb = SummaryWriter(logdir=workdir, flush_secs=30)
 
   def truncate_after(self, step: int) -> None:
-    """Drops records past `step` (left by a run killed after its last checkpoint)."""
+    """Drops records past `step` (left by a run killed after its last checkpoint);
+    `step` -1 drops them all."""
     kept = [r for r in read_metrics(os.path.dirname(self._jsonl)) if r['step'] <= step]
     with open(self._jsonl, 'w') as f:
-      f.writelines(json.dumps(r) + '\n' for r in kept)
+      f.writelines(json.dumps(strict(r), allow_nan=False) + '\n' for r in kept)
 
   def write(self, step: int, split: str, metrics: dict) -> None:
     record = {'step': int(step), 'split': split, 'time': round(time.time(), 3), **metrics}
     with open(self._jsonl, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+      f.write(json.dumps(strict(record), allow_nan=False) + '\n')
     for name, value in metrics.items():
       if isinstance(value, (int, float)) and not isinstance(value, bool):
         self._tb.add_scalar(f'{split}/{name}', value, step)

@@ -1,0 +1,658 @@
+"""A catalogue of faults: bad config, data, workdir, checkpoints, metrics files,
+signals, divergence, resources, and the eval/sweep/report modes. Each case
+checks the error (type or exit code, one line) and that nothing was lost."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import REPO, assert_same_state, cli, final_state, load_experiment
+from vae_jax import checkpoints, configs, report, steps, sweep, train
+from vae_jax import workdir as workdir_lib
+from vae_jax.errors import (ConfigError, NonFiniteError, ResourceError, UserError,
+                            WorkdirError)
+
+
+def _digest(directory: str) -> dict:
+  """{relative path: sha256} of every file under `directory`."""
+  digests = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        digests[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+  return digests
+
+
+def _kept(workdir: str) -> dict:
+  """What a refused command must leave as it was: checkpoints, metrics, summary."""
+  digests = _digest(os.path.join(workdir, 'checkpoints'))
+  for name in ('metrics.jsonl', 'summary.json'):
+    path = os.path.join(workdir, name)
+    if os.path.exists(path):
+      digests[name] = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+  return digests
+
+
+def _records(workdir: str) -> list:
+  return [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
+
+
+def _keys(workdir: str) -> list:
+  return [(r['step'], r['split']) for r in _records(workdir)]
+
+
+def _corrupt(directory: str) -> None:
+  for root, _, files in os.walk(directory):
+    for name in files:
+      with open(os.path.join(root, name), 'wb') as f:
+        f.write(b'\x00garbage')
+
+
+def _one_line(out: subprocess.CompletedProcess, code: int, *words: str) -> str:
+  """The one 'error:' line of a CLI run that exited with `code` (no traceback)."""
+  assert out.returncode == code, out.stderr[-3000:]
+  assert 'Traceback' not in out.stderr, out.stderr[-3000:]
+  errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1, out.stderr[-3000:]
+  for word in words:
+    assert word in errors[0], errors[0]
+  return errors[0]
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory) -> str:
+  """A finished run of experiments/test.py (checkpoints at 3 and 6); copy before use."""
+  workdir = str(tmp_path_factory.mktemp('finished') / 'run')
+  train.train_and_evaluate(load_experiment('test'), workdir)
+  return workdir
+
+
+@pytest.fixture
+def run_copy(finished, tmp_path) -> str:
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(finished, workdir)
+  return workdir
+
+
+# --- config -----------------------------------------------------------------
+
+BAD_VALUES = [
+    ('seed', 1099511627776, 'seed'),
+    ('seed', 2**31, 'seed'),
+    ('seed', -1, 'seed'),
+    ('data.batch_size', 0, 'data.batch_size'),
+    ('data.eval_size', 0, 'data.eval_size'),
+    ('model.latent_dim', 0, 'model.latent_dim'),
+    ('objective.name', 'bogus', 'objective.name'),
+    ('objective.beta', -1.0, 'objective.beta'),
+    ('train.num_steps', -1, 'train.num_steps'),
+    ('train.warmup_steps', -5, 'train.warmup_steps'),
+    ('train.grad_clip_norm', -1.0, 'train.grad_clip_norm'),
+    ('eval.iw_batch_size', 0, 'eval.iw_batch_size'),
+    ('data.binarize', 'sometimes', 'data.binarize'),
+]
+
+
+@pytest.mark.parametrize('key,value,named', BAD_VALUES, ids=[f'{k}={v}' for k, v, _ in BAD_VALUES])
+def test_bad_config_value_is_refused_before_the_workdir_is_made(key, value, named, tmp_path):
+  config = load_experiment('test')
+  section, _, leaf = key.rpartition('.')
+  (config[section] if section else config)[leaf] = value
+  workdir = tmp_path / 'never'
+  with pytest.raises(ConfigError, match=named.replace('.', r'\.')):
+    train.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize('batch_size', [737_257, 1_000_000])
+def test_batch_larger_than_the_dataset_is_refused_before_anything_is_written(
+    batch_size, tmp_path):
+  config = load_experiment('test')  # dSprites: 737,280 images, 24 held out
+  config.data.batch_size = batch_size
+  workdir = tmp_path / 'never'
+  with pytest.raises(ConfigError, match='data.batch_size.*larger than the 737256 training'):
+    train.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()
+
+
+def test_batch_larger_than_local_idx_data_is_refused(fake_mnist_dir, tmp_path):
+  config = load_experiment('vae')
+  config.data.local_dir = fake_mnist_dir
+  config.data.batch_size = 512  # 256 training images
+  with pytest.raises(UserError, match='fewer than config.data.batch_size=512'):
+    train.train_and_evaluate(config, str(tmp_path / 'never'))
+  assert not (tmp_path / 'never').exists()
+
+
+CONFIG_FILES = [
+    ('def get_config():\n  pass\n', 'returned None'),
+    ('def get_config():\n  return {"a": 1}\n', 'returned a dict'),
+    ('CONFIG = 1\n', 'has no get_config()'),
+    ('get_config = 3\n', 'has no get_config()'),
+]
+
+
+@pytest.mark.parametrize('text,message', CONFIG_FILES, ids=['none', 'dict', 'absent', 'not-callable'])
+def test_config_file_without_a_config_dict_is_named(text, message, tmp_path):
+  path = tmp_path / 'exp.py'
+  path.write_text(text)
+  with pytest.raises(ConfigError, match=message):
+    configs.load_config(str(path))
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+  with pytest.raises(ConfigError, match='not found'):
+    configs.load_config(str(tmp_path / 'nothing.py'))
+
+
+# --- workdir ----------------------------------------------------------------
+
+def test_workdir_that_is_a_regular_file_is_refused(tmp_path):
+  path = tmp_path / 'file'
+  path.write_text('not a directory')
+  with pytest.raises(WorkdirError, match='cannot use --workdir'):
+    train.train_and_evaluate(load_experiment('test'), str(path))
+  assert path.read_text() == 'not a directory'
+
+
+def test_workdir_under_a_regular_file_is_refused(tmp_path):
+  path = tmp_path / 'file'
+  path.write_text('x')
+  with pytest.raises(WorkdirError, match='cannot use --workdir'):
+    train.train_and_evaluate(load_experiment('test'), str(path / 'run'))
+
+
+def test_unwritable_workdir_is_refused(tmp_path, monkeypatch):
+  def refuse(*args, **kwargs):
+    raise PermissionError(13, 'Permission denied')
+  monkeypatch.setattr(workdir_lib.os, 'makedirs', refuse)
+  with pytest.raises(WorkdirError, match='Permission denied'):
+    train.train_and_evaluate(load_experiment('test'), str(tmp_path / 'run'))
+
+
+def test_workdir_in_use_is_refused_naming_the_owner(run_copy):
+  before = _kept(run_copy)
+  lock = workdir_lib.WorkdirLock(run_copy)
+  try:
+    with pytest.raises(WorkdirError, match=f'in use by another process \\(pid {os.getpid()}\\)'):
+      train.train_and_evaluate(load_experiment('test'), run_copy)
+  finally:
+    lock.release()
+  assert _kept(run_copy) == before
+  train.train_and_evaluate(load_experiment('test'), run_copy)  # free again
+
+
+@pytest.mark.parametrize('text', ['{"model": ', '', '[1, 2]', 'null', '\x00\x01'],
+                         ids=['torn', 'empty', 'list', 'null', 'binary'])
+def test_unreadable_config_json_is_refused_and_the_run_kept(text, run_copy):
+  path = os.path.join(run_copy, 'config.json')
+  with open(path, 'w') as f:
+    f.write(text)
+  before = _kept(run_copy)
+  with pytest.raises(WorkdirError, match='config.json'):
+    train.train_and_evaluate(load_experiment('test'), run_copy)
+  with pytest.raises(WorkdirError, match='config.json'):
+    workdir_lib.load_config(run_copy)
+  assert _kept(run_copy) == before
+
+
+# --- checkpoints that do not fit the config -----------------------------------
+
+MISFITS = [('model.latent_dim', 5), ('model.hidden_dims', (16, 16)),
+           ('model.decoder_hidden_dims', (8,))]
+
+
+@pytest.mark.parametrize('key,value', MISFITS, ids=[k for k, _ in MISFITS])
+def test_without_config_json_a_checkpoint_of_another_model_is_refused(key, value, run_copy):
+  os.remove(os.path.join(run_copy, 'config.json'))
+  before = _kept(run_copy)
+  config = load_experiment('test')
+  section, leaf = key.split('.')
+  config[section][leaf] = value
+  config.train.num_steps = 9
+  with pytest.raises(WorkdirError, match='holds another model'):
+    train.train_and_evaluate(config, run_copy)
+  assert _kept(run_copy) == before
+  assert not os.path.exists(os.path.join(run_copy, 'checkpoints_unreadable'))
+
+
+def test_without_config_json_the_same_config_resumes(run_copy):
+  os.remove(os.path.join(run_copy, 'config.json'))
+  config = load_experiment('test')
+  config.train.num_steps = 9
+  train.train_and_evaluate(config, run_copy)
+  assert json.load(open(os.path.join(run_copy, 'summary.json')))['step'] == 9
+
+
+def test_eval_of_another_model_is_refused(run_copy):
+  os.remove(os.path.join(run_copy, 'config.json'))
+  before = _kept(run_copy)
+  config = load_experiment('test')
+  config.model.latent_dim = 5
+  with pytest.raises(WorkdirError, match='holds another model'):
+    train.evaluate_workdir(config, run_copy)
+  assert _kept(run_copy) == before
+
+
+def test_every_checkpoint_unreadable_restarts_with_a_warning_and_consistent_metrics(
+    run_copy, caplog):
+  for step in ('3', '6'):
+    _corrupt(os.path.join(run_copy, 'checkpoints', step))
+  with caplog.at_level('WARNING'):
+    train.train_and_evaluate(load_experiment('test'), run_copy)
+  assert 'starts again from step 0' in caplog.text
+  keys = _keys(run_copy)
+  assert len(keys) == len(set(keys)) and keys[0] == (0, 'eval')
+  assert sorted(os.listdir(os.path.join(run_copy, 'checkpoints_unreadable'))) != []
+
+
+def test_eval_mode_moves_nothing_and_falls_back_to_an_older_checkpoint(run_copy):
+  _corrupt(os.path.join(run_copy, 'checkpoints', '6'))
+  before = _kept(run_copy)
+  metrics_before = open(os.path.join(run_copy, 'metrics.jsonl')).read()
+  train.evaluate_workdir(load_experiment('test'), run_copy)
+  assert _digest(os.path.join(run_copy, 'checkpoints')) == {
+      k: v for k, v in before.items() if k not in ('metrics.jsonl', 'summary.json')}
+  assert not os.path.exists(os.path.join(run_copy, 'checkpoints_unreadable'))
+  assert json.load(open(os.path.join(run_copy, 'summary.json')))['step'] == 3
+  assert open(os.path.join(run_copy, 'metrics.jsonl')).read() == metrics_before
+
+
+def test_eval_mode_with_every_checkpoint_unreadable_is_refused(run_copy):
+  for step in ('3', '6'):
+    _corrupt(os.path.join(run_copy, 'checkpoints', step))
+  before = _kept(run_copy)
+  with pytest.raises(WorkdirError, match='no readable checkpoint'):
+    train.evaluate_workdir(load_experiment('test'), run_copy)
+  assert _kept(run_copy) == before
+
+
+def test_eval_mode_without_checkpoints_is_refused(tmp_path):
+  with pytest.raises(WorkdirError, match='no checkpoints'):
+    train.evaluate_workdir(load_experiment('test'), str(tmp_path))
+
+
+# --- metrics.jsonl and summary.json -------------------------------------------
+
+def test_torn_last_metrics_line_is_dropped_with_a_warning(run_copy, caplog):
+  path = os.path.join(run_copy, 'metrics.jsonl')
+  records = _records(run_copy)
+  with open(path, 'a') as f:
+    f.write('{"step": 6, "split": "tr')
+  with caplog.at_level('WARNING'):
+    assert workdir_lib.read_metrics(run_copy) == records
+  assert 'written only in part' in caplog.text
+  config = load_experiment('test')
+  config.train.num_steps = 9
+  train.train_and_evaluate(config, run_copy)
+  keys = _keys(run_copy)
+  assert len(keys) == len(set(keys)) and keys[-1] == (9, 'eval')
+
+
+@pytest.mark.parametrize('line', ['garbage\n', '[1, 2]\n', '{"no_step": 1}\n'],
+                         ids=['text', 'list', 'no-step'])
+def test_bad_metrics_line_in_the_middle_is_refused(line, run_copy):
+  path = os.path.join(run_copy, 'metrics.jsonl')
+  lines = open(path).readlines()
+  with open(path, 'w') as f:
+    f.writelines(lines[:2] + [line] + lines[2:])
+  before = _kept(run_copy)
+  with pytest.raises(WorkdirError, match='line 3 is not a metrics record'):
+    train.train_and_evaluate(load_experiment('test'), run_copy)
+  assert _kept(run_copy) == before
+
+
+def test_blank_metrics_lines_are_ignored(run_copy):
+  path = os.path.join(run_copy, 'metrics.jsonl')
+  records = _records(run_copy)
+  with open(path, 'a') as f:
+    f.write('\n\n')
+  assert workdir_lib.read_metrics(run_copy) == records
+
+
+def test_metrics_and_summary_are_strict_json(tmp_path):
+  writer = workdir_lib.MetricWriter(str(tmp_path))
+  writer.write(1, 'eval', {'nelbo': float('nan'), 'kl': float('inf'), 'recon': 1.5,
+                           'kl_per_dim': [float('-inf'), 2.0]})
+  writer.close()
+  line = open(tmp_path / 'metrics.jsonl').read()
+  assert 'NaN' not in line and 'Infinity' not in line
+  record = json.loads(line, parse_constant=lambda c: pytest.fail(f'bare {c}'))
+  assert record['nelbo'] is None and record['kl'] is None and record['recon'] == 1.5
+  assert record['kl_per_dim'] == [None, 2.0]
+  workdir_lib.write_json(str(tmp_path / 'summary.json'), {'nll_iw': float('nan')})
+  assert json.load(open(tmp_path / 'summary.json')) == {'nll_iw': None}
+
+
+def test_finished_run_resumed_redoes_only_the_missing_summary(run_copy):
+  os.remove(os.path.join(run_copy, 'summary.json'))
+  records = _records(run_copy)
+  train.train_and_evaluate(load_experiment('test'), run_copy)
+  assert _records(run_copy) == records  # nothing trained or evaluated twice
+  assert json.load(open(os.path.join(run_copy, 'summary.json')))['step'] == 6
+
+
+def test_finished_run_with_a_garbage_summary_is_rewritten(run_copy):
+  with open(os.path.join(run_copy, 'summary.json'), 'w') as f:
+    f.write('{"step": ')
+  train.train_and_evaluate(load_experiment('test'), run_copy)
+  assert json.load(open(os.path.join(run_copy, 'summary.json')))['step'] == 6
+
+
+def _fail_eval_at(monkeypatch, failing_step: int) -> None:
+  real = train._evaluate_and_write  # pylint: disable=protected-access
+
+  def evaluate(run, state, step, writer, **kwargs):
+    if step == failing_step:
+      raise RuntimeError('killed during the evaluation')
+    return real(run, state, step, writer, **kwargs)
+  monkeypatch.setattr(train, '_evaluate_and_write', evaluate)
+
+
+def test_final_checkpoint_is_saved_before_the_final_evaluation(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  _fail_eval_at(monkeypatch, 6)
+  with pytest.raises(RuntimeError, match='killed'):
+    train.train_and_evaluate(load_experiment('test'), workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['3', '6']
+  monkeypatch.undo()
+  train_records = [r for r in _records(workdir) if r['split'] == 'train']
+  train.train_and_evaluate(load_experiment('test'), workdir)  # evaluates only
+  assert [r for r in _records(workdir) if r['split'] == 'train'] == train_records
+  keys = _keys(workdir)
+  assert len(keys) == len(set(keys)) and keys[-1] == (6, 'eval')
+  assert json.load(open(os.path.join(workdir, 'summary.json')))['step'] == 6
+  assert os.path.exists(os.path.join(workdir, 'images', 'traversals_6.gif'))
+
+
+def test_a_stop_between_checkpoint_and_evaluation_redoes_the_evaluation(tmp_path,
+                                                                          monkeypatch):
+  workdir = str(tmp_path / 'run')
+  _fail_eval_at(monkeypatch, 3)
+  with pytest.raises(RuntimeError, match='killed'):
+    train.train_and_evaluate(load_experiment('test'), workdir)
+  monkeypatch.undo()
+  train.train_and_evaluate(load_experiment('test'), workdir)
+  evals = [s for s, split in _keys(workdir) if split == 'eval']
+  assert evals == [0, 3, 6]
+
+
+# --- divergence -----------------------------------------------------------------
+
+def _assert_finite_checkpoints(workdir: str, config) -> list:
+  ckpt = checkpoints.Checkpointer(workdir, read_only=True)
+  saved = ckpt.all_steps()
+  from vae_jax import runs  # pylint: disable=g-import-not-at-top
+  template = steps.init_state(runs.build_run(config, workdir).spec, config.seed)
+  for step in saved:
+    state = ckpt.restore(step, template)
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state.params))
+  ckpt.close()
+  return saved
+
+
+@pytest.mark.parametrize('log_every', [1, 100])
+def test_a_diverged_state_is_never_checkpointed(log_every, tmp_path):
+  config = load_experiment('test')
+  config.train.learning_rate = 1e6
+  config.train.log_every_steps = log_every
+  config.train.checkpoint_every_steps = 1
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(NonFiniteError, match=r'non-finite .* at step (\d)') as error:
+    train.train_and_evaluate(config, workdir)
+  message = str(error.value)
+  assert 'new --workdir' in message and 'may not change on resume' in message
+  bad_step = int(message.split(' at step ')[1].split()[0])
+  saved = _assert_finite_checkpoints(workdir, config)
+  assert all(s < bad_step for s in saved)
+  assert all(np.isfinite(r['loss']) for r in _records(workdir) if r['split'] == 'train')
+
+
+def test_divergence_in_a_sweep_names_the_member(tmp_path):
+  base = load_experiment('test')
+  base.train.checkpoint_every_steps = 1
+  axes = {'train.learning_rate': [1e-3, 1e6]}
+  with pytest.raises(NonFiniteError, match='in learning_rate=1e\\+06'):
+    sweep.run_sweep(base, axes, str(tmp_path / 'sweep'))
+  for name in os.listdir(tmp_path / 'sweep'):
+    if os.path.isdir(tmp_path / 'sweep' / name):
+      config = load_experiment('test')
+      config.train.checkpoint_every_steps = 1
+      config.train.learning_rate = 1e-3 if '0.001' in name else 1e6
+      _assert_finite_checkpoints(str(tmp_path / 'sweep' / name), config)
+
+
+# --- resources ------------------------------------------------------------------
+
+def _runtime_error(text: str) -> Exception:
+  return jax.errors.JaxRuntimeError(text)
+
+
+@pytest.mark.parametrize('where', ['train_steps', 'evaluate'])
+def test_out_of_memory_names_the_settings_to_lower(where, tmp_path, monkeypatch):
+  def exhausted(*args, **kwargs):
+    raise _runtime_error('RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9.9GiB')
+  target = steps if where == 'train_steps' else train.evaluate_lib
+  monkeypatch.setattr(target, where, exhausted)
+  with pytest.raises(ResourceError, match='data.batch_size .*eval.iw_chunk_size.*'
+                     'eval.iw_batch_size'):
+    train.train_and_evaluate(load_experiment('test'), str(tmp_path / 'run'))
+
+
+def test_out_of_memory_in_eval_mode_names_the_settings(run_copy, monkeypatch):
+  before = _kept(run_copy)
+
+  def exhausted(*args, **kwargs):
+    raise _runtime_error('RESOURCE_EXHAUSTED: Out of memory')
+  monkeypatch.setattr(train.evaluate_lib, 'evaluate', exhausted)
+  with pytest.raises(ResourceError, match='eval.iw_chunk_size'):
+    train.evaluate_workdir(load_experiment('test'), run_copy)
+  assert _kept(run_copy) == before
+
+
+def test_other_runtime_errors_are_not_disguised(tmp_path, monkeypatch):
+  def broken(*args, **kwargs):
+    raise _runtime_error('INTERNAL: something else')
+  monkeypatch.setattr(steps, 'train_steps', broken)
+  with pytest.raises(jax.errors.JaxRuntimeError, match='INTERNAL'):
+    train.train_and_evaluate(load_experiment('test'), str(tmp_path / 'run'))
+
+
+# --- sweeps -------------------------------------------------------------------
+
+def test_sweep_checks_every_member_before_training_any(tmp_path):
+  axes = {'model.latent_dim': [3, 0]}  # two groups; the second is invalid
+  with pytest.raises(ConfigError, match='model.latent_dim'):
+    sweep.run_sweep(load_experiment('test'), axes, str(tmp_path / 'sweep'))
+  assert not (tmp_path / 'sweep').exists()
+
+
+def test_sweep_with_a_member_of_another_config_trains_nothing(tmp_path):
+  sweep_dir = tmp_path / 'sweep'
+  other = load_experiment('test')
+  other.train.num_steps = 2
+  train.train_and_evaluate(other, str(sweep_dir / 'latent_dim=4'))
+  other.objective.beta = 3.0
+  with pytest.raises(WorkdirError, match='objective.beta'):
+    sweep.run_sweep(other, {'model.latent_dim': [3, 4]}, str(sweep_dir))
+  assert not (sweep_dir / 'latent_dim=3').exists()
+
+
+def test_sweep_axis_value_of_the_wrong_type_is_a_config_error(tmp_path):
+  with pytest.raises(ConfigError, match='does not fit the field'):
+    sweep.run_sweep(load_experiment('test'), {'model.latent_dim': ['three']},
+                    str(tmp_path / 'sweep'))
+
+
+# --- report -------------------------------------------------------------------
+
+@pytest.mark.parametrize('name,text', [('summary.json', '{"step": '),
+                                       ('summary.json', '[]'),
+                                       ('config.json', None),
+                                       ('config.json', 'garbage')],
+                         ids=['torn-summary', 'list-summary', 'no-config', 'garbage-config'])
+def test_report_of_a_damaged_run_is_one_line(name, text, run_copy, capsys):
+  path = os.path.join(run_copy, name)
+  if text is None:
+    os.remove(path)
+  else:
+    with open(path, 'w') as f:
+      f.write(text)
+  assert report.main([run_copy]) == 2
+  err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1 and name in err
+
+
+def test_report_of_a_good_run_works(run_copy, capsys):
+  assert report.main([run_copy]) == 0
+  assert '| run |' in capsys.readouterr().out
+
+
+# --- command line: exit codes, signals, locks -----------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize('flag,code,words', [
+    ('--config.seed=1099511627776', 2, ('seed',)),
+    ('--config.data.batch_size=1000000', 2, ('data.batch_size',)),
+], ids=['seed-overflow', 'batch-over-dataset'])
+def test_cli_bad_input_is_one_line(flag, code, words, tmp_path):
+  workdir = tmp_path / 'never'
+  out = cli('--config=experiments/test.py', f'--workdir={workdir}', flag)
+  _one_line(out, code, *words)
+  assert not workdir.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('text', ['def get_config():\n  pass\n', 'X = 1\n'],
+                         ids=['none', 'absent'])
+def test_cli_broken_config_file_is_one_line(text, tmp_path):
+  path = tmp_path / 'exp.py'
+  path.write_text(text)
+  _one_line(cli(f'--config={path}', f'--workdir={tmp_path / "never"}'), 2, 'get_config()')
+
+
+@pytest.mark.slow
+def test_cli_workdir_that_is_a_file_is_one_line(tmp_path):
+  path = tmp_path / 'file'
+  path.write_text('x')
+  _one_line(cli('--config=experiments/test.py', f'--workdir={path}'), 2, 'cannot use')
+
+
+@pytest.mark.slow
+def test_cli_garbage_config_json_is_one_line(run_copy):
+  with open(os.path.join(run_copy, 'config.json'), 'w') as f:
+    f.write('{')
+  before = _kept(run_copy)
+  _one_line(cli(f'--workdir={run_copy}'), 2, 'config.json')
+  _one_line(cli('--mode=eval', f'--workdir={run_copy}'), 2, 'config.json')
+  assert _kept(run_copy) == before
+
+
+@pytest.mark.slow
+def test_cli_deleted_config_json_with_another_model_is_refused(run_copy):
+  os.remove(os.path.join(run_copy, 'config.json'))
+  before = _kept(run_copy)
+  out = cli('--config=experiments/test.py', f'--workdir={run_copy}',
+            '--config.model.latent_dim=5')
+  # Orbax's restore threads log a traceback of their own before the one error line.
+  assert out.returncode == 2, out.stderr[-3000:]
+  errors = [l for l in out.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and 'another model' in errors[0], out.stderr[-3000:]
+  assert _kept(run_copy) == before
+
+
+@pytest.mark.slow
+def test_cli_divergence_exits_1_naming_the_step(tmp_path):
+  workdir = str(tmp_path / 'run')
+  out = cli('--config=experiments/test.py', f'--workdir={workdir}',
+            '--config.train.learning_rate=1e6', '--config.train.log_every_steps=1',
+            '--config.train.checkpoint_every_steps=1')
+  _one_line(out, 1, 'non-finite', 'new --workdir')
+
+
+@pytest.mark.slow
+def test_cli_report_of_a_damaged_run_is_one_line(run_copy):
+  with open(os.path.join(run_copy, 'summary.json'), 'w') as f:
+    f.write('{')
+  out = subprocess.run([sys.executable, '-m', 'vae_jax.report', run_copy], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+  _one_line(out, 2, 'summary.json')
+
+
+_LONG = ['--config=experiments/test.py', '--config.train.num_steps=60',
+         '--config.train.log_every_steps=1', '--config.train.eval_every_steps=30',
+         '--config.train.checkpoint_every_steps=30']
+
+
+def _start(workdir: str, flags: tuple = tuple(_LONG)) -> subprocess.Popen:
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.Popen([sys.executable, '-m', 'vae_jax.main', f'--workdir={workdir}',
+                           *flags], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_train_records(workdir: str, proc: subprocess.Popen, count: int) -> None:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if os.path.exists(path) and sum('"train"' in l for l in open(path)) >= count:
+      return
+    time.sleep(0.01)
+  pytest.fail('the run ended before it could be signalled')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum,code', [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=['SIGINT', 'SIGTERM'])
+def test_signal_saves_a_checkpoint_and_the_same_command_resumes_exactly(signum, code,
+                                                                        tmp_path):
+  workdir = str(tmp_path / 'stopped')
+  proc = _start(workdir)
+  _wait_for_train_records(workdir, proc, 3)
+  proc.send_signal(signum)
+  _, stderr = proc.communicate(timeout=240)
+  out = subprocess.CompletedProcess(proc.args, proc.returncode, '', stderr)
+  line = _one_line(out, code, signal.Signals(signum).name, 'saved a checkpoint at step')
+  stopped_at = int(line.split('at step ')[-1].split(';')[0])
+  assert 0 < stopped_at < 60
+  assert stopped_at in checkpoints.Checkpointer(workdir, read_only=True).all_steps()
+
+  resumed = cli(f'--workdir={workdir}', *_LONG)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert f'from step {stopped_at}' in resumed.stderr
+  config = load_experiment('test')
+  config.train.num_steps = 60
+  config.train.log_every_steps = 1
+  config.train.eval_every_steps = 30
+  config.train.checkpoint_every_steps = 30
+  reference = str(tmp_path / 'uninterrupted')
+  train.train_and_evaluate(config, reference)
+  assert_same_state(final_state(workdir, config), final_state(reference, config))
+  strip = lambda rs: [{k: v for k, v in r.items() if k not in ('time', 'steps_per_sec')}
+                      for r in rs]
+  assert strip(_records(workdir)) == strip(_records(reference))
+
+
+@pytest.mark.slow
+def test_second_process_on_one_workdir_exits_2_naming_the_first(tmp_path):
+  workdir = str(tmp_path / 'run')
+  endless = [f if 'num_steps' not in f else '--config.train.num_steps=1000000' for f in _LONG]
+  proc = _start(workdir, tuple(endless))
+  try:
+    _wait_for_train_records(workdir, proc, 1)
+    out = cli(f'--workdir={workdir}', *endless)
+    _one_line(out, 2, f'pid {proc.pid}')
+  finally:
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=240)
+  assert proc.returncode == 143
