@@ -8,7 +8,6 @@ train.MAX_STEPS_PER_CALL jitted steps per dispatch that gather, binarize and
 update on the device); torch gathers from a uint8 tensor in memory. GFLOP/s counts the model FLOPs (cases.train_flops).
 """
 
-import jax
 import numpy as np
 
 from benchmarks import cases, timing

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import checkpoints, configs, runs, steps, train
+from vae_jax import checkpoints, configs, runs, steps
 from vae_jax.data import idx
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')

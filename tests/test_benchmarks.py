@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import cases, conv_formulations
 from benchmarks.__main__ import BENCHMARKS
-from vae_jax import gaussian, likelihoods, objectives, steps
+from vae_jax import gaussian, likelihoods, steps
 
 
 @pytest.mark.parametrize('case', ['mlp_b128', pytest.param('conv_b64', marks=pytest.mark.slow)])

@@ -12,14 +12,13 @@ Which of them a run writes at each evaluation: `vae_jax.eval_pictures`.
 """
 
 import math
-import os
 from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import figures, models, plots, steps
+from vae_jax import figures, models
 from vae_jax.data import dsprites
 
 

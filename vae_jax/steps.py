@@ -19,7 +19,6 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from vae_jax import data as data_lib
@@ -239,8 +238,8 @@ def population_train_steps(states: TrainState, arrays: dict, indices: jax.Array,
   """
   one = functools.partial(_train_step, spec=spec)
   if not loop_members:
-    step = jax.vmap(one, in_axes=(0, None, 0, 0))
-    return _scan(lambda s, i: step(s, arrays, i, hparams), states, indices, spec)
+    vmapped = jax.vmap(one, in_axes=(0, None, 0, 0))
+    return _scan(lambda s, i: vmapped(s, arrays, i, hparams), states, indices, spec)
   num = indices.shape[1]
   each = [member(hparams, m) for m in range(num)]
 

@@ -31,15 +31,11 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, eval_pictures, figures, parallel, steps
+from vae_jax import checkpoints, eval_pictures, figures, guards, parallel, steps
 from vae_jax import evaluate as evaluate_lib
 from vae_jax import workdir as workdir_lib
-from vae_jax.errors import Interrupted, NonFiniteError, ResourceError, WorkdirError
+from vae_jax.errors import Interrupted, WorkdirError
 from vae_jax.runs import Run, build_run
-
-# Named (in this order) when a step's `finite` metric is False: the first non-finite one.
-LOSS_TERMS = ('loss', 'recon', 'kl', 'grad_norm')
-
 
 def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
   """`evaluate.evaluate` of the run's state (on one device); writes
@@ -104,8 +100,8 @@ def train_group(runs: list) -> list:
       writers.append(workdir_lib.MetricWriter(run.workdir))
       cleanup.callback(writers[-1].close)
       writers[-1].truncate_after(start if start else -1)  # step 0 is evaluated again
-    interrupts = cleanup.enter_context(_Interrupts())
-    cleanup.enter_context(_out_of_memory_is_a_user_error(lead_config=runs[0].config))
+    interrupts = cleanup.enter_context(guards.Interrupts())
+    cleanup.enter_context(guards.out_of_memory_is_a_user_error(lead_config=runs[0].config))
     lead = runs[0]
     logging.info('workdir %s%s; data: %s (%d train, %d eval examples)', lead.workdir,
                  f' and {len(runs) - 1} more' if len(runs) > 1 else '',
@@ -186,7 +182,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
     stop = interrupts.signum is not None and done < num_steps
     if not (log or evaluate or save or stop):
       continue
-    _check_finite(runs, jax.device_get(unchecked), ckpts, population)
+    guards.check_finite(runs, jax.device_get(unchecked), ckpts, population)
     unchecked = []
     if log:
       history = jax.device_get(history)  # waits for the steps dispatched so far
@@ -244,53 +240,6 @@ def _read_summary(workdir: str):
   return summary if isinstance(summary, dict) else None
 
 
-class _Interrupts:
-  """While entered, SIGINT and SIGTERM set `signum`; the loop then checkpoints and stops.
-
-  A second SIGINT raises KeyboardInterrupt at once.
-  """
-
-  def __init__(self):
-    self.signum = None
-    self._previous = {}
-
-  def __enter__(self):
-    for signum in (signal.SIGINT, signal.SIGTERM):
-      try:
-        self._previous[signum] = signal.signal(signum, self._handle)
-      except ValueError:  # not the main thread: signals keep their handlers
-        pass
-    return self
-
-  def _handle(self, signum: int, frame) -> None:  # pylint: disable=unused-argument
-    if self.signum == signal.SIGINT and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.signum = signum
-    logging.warning('%s received: stopping after the current steps with a checkpoint',
-                    signal.Signals(signum).name)
-
-  def __exit__(self, *exc) -> None:
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
-
-
-@contextlib.contextmanager
-def _out_of_memory_is_a_user_error(lead_config: ml_collections.ConfigDict):
-  """Turns XLA's RESOURCE_EXHAUSTED into a ResourceError naming the settings to lower."""
-  try:
-    yield
-  except jax.errors.JaxRuntimeError as e:
-    if 'RESOURCE_EXHAUSTED' not in str(e):
-      raise
-    first_line = str(e).splitlines()[0][:200] if str(e) else ''
-    raise ResourceError(
-        f'out of device memory ({first_line}); lower data.batch_size (now '
-        f'{lead_config.data.batch_size}; with a new --workdir, it may not change on resume) '
-        f'or, if it ran out in an evaluation, eval.iw_chunk_size (now '
-        f'{lead_config.eval.iw_chunk_size}) or eval.iw_batch_size (now '
-        f'{lead_config.eval.iw_batch_size}; these may change on resume)') from None
-
-
 # Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
 # host round trips (README "Performance"). A call never crosses a log, eval or
 # checkpoint step, and its end is a function of the absolute step, so a
@@ -337,29 +286,6 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
   return metrics
 
 
-def _check_finite(runs: list, unchecked: list, ckpts: list, population: bool) -> None:
-  """NonFiniteError at the first step (and sweep member) whose loss, gradient norm
-  or updated parameters are not finite: `unchecked` holds (first step, metrics
-  of a dispatch) on the host. Raised before that state is logged, saved or evaluated."""
-  for first, record in unchecked:
-    finite = np.asarray(record['finite']).reshape(len(record['finite']), -1)  # [K, M]
-    if finite.all():
-      continue
-    k, i = (int(v) for v in np.argwhere(~finite)[0])
-    values = {t: float(np.reshape(record[t][k], -1)[i]) for t in LOSS_TERMS}
-    term = next((t for t in LOSS_TERMS if not np.isfinite(values[t])), None)
-    what = f'{term} ({values[term]})' if term else 'parameters'
-    others = ', '.join(f'{t}={v:.4g}' for t, v in values.items() if t != term)
-    where = f' in {os.path.basename(runs[i].workdir)}' if population else ''
-    saved = ckpts[i].latest_step()
-    kept = (f'the checkpoints here are finite (the last at step {saved}: --mode=eval '
-            'evaluates it)' if saved else 'no checkpoint was saved')
-    raise NonFiniteError(
-        f'non-finite {what} at step {first + k + 1}{where} ({others}); lower '
-        'train.learning_rate or set train.grad_clip_norm and rerun with a new --workdir '
-        f'(those settings may not change on resume); {kept}')
-
-
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """--mode=eval: restores the newest checkpoint, writes images and summary.json.
 
@@ -374,7 +300,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
   writer = workdir_lib.MetricWriter(workdir)
   try:
-    with _out_of_memory_is_a_user_error(config):
+    with guards.out_of_memory_is_a_user_error(config):
       state = ckpt.restore_latest(steps.init_state(run.spec, config.seed),
                                   move_unreadable=False)
       if state is None:

@@ -1,0 +1,95 @@
+"""Guards of the training loop: divergence, interrupting signals, out of memory.
+
+- `check_finite`: the loop stops at the first step whose loss, gradient norm
+  or updated parameters are not finite, before that state is logged, saved
+  or evaluated (the step computes a `finite` flag every step).
+- `Interrupts`: SIGINT / SIGTERM while training make the loop save a
+  checkpoint at the current step and stop (exit 130 / 143); the same command
+  resumes exactly.
+- `out_of_memory_is_a_user_error`: XLA's RESOURCE_EXHAUSTED becomes one line
+  naming the settings to lower.
+"""
+
+import contextlib
+import os
+import signal
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from vae_jax.errors import NonFiniteError, ResourceError
+
+# Named (in this order) when a step's `finite` metric is False: the first non-finite one.
+LOSS_TERMS = ('loss', 'recon', 'kl', 'grad_norm')
+
+
+def check_finite(runs: list, unchecked: list, ckpts: list, population: bool) -> None:
+  """NonFiniteError at the first step (and sweep member) whose loss, gradient norm
+  or updated parameters are not finite: `unchecked` holds (first step, metrics
+  of a dispatch) on the host. Raised before that state is logged, saved or evaluated."""
+  for first, record in unchecked:
+    finite = np.asarray(record['finite']).reshape(len(record['finite']), -1)  # [K, M]
+    if finite.all():
+      continue
+    k, i = (int(v) for v in np.argwhere(~finite)[0])
+    values = {t: float(np.reshape(record[t][k], -1)[i]) for t in LOSS_TERMS}
+    term = next((t for t in LOSS_TERMS if not np.isfinite(values[t])), None)
+    what = f'{term} ({values[term]})' if term else 'parameters'
+    others = ', '.join(f'{t}={v:.4g}' for t, v in values.items() if t != term)
+    where = f' in {os.path.basename(runs[i].workdir)}' if population else ''
+    saved = ckpts[i].latest_step()
+    kept = (f'the checkpoints here are finite (the last at step {saved}: --mode=eval '
+            'evaluates it)' if saved else 'no checkpoint was saved')
+    raise NonFiniteError(
+        f'non-finite {what} at step {first + k + 1}{where} ({others}); lower '
+        'train.learning_rate or set train.grad_clip_norm and rerun with a new --workdir '
+        f'(those settings may not change on resume); {kept}')
+
+
+class Interrupts:
+  """While entered, SIGINT and SIGTERM set `signum`; the loop then checkpoints and stops.
+
+  A second SIGINT raises KeyboardInterrupt at once.
+  """
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def __enter__(self):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[signum] = signal.signal(signum, self._handle)
+      except ValueError:  # not the main thread: signals keep their handlers
+        pass
+    return self
+
+  def _handle(self, signum: int, frame) -> None:  # pylint: disable=unused-argument
+    if self.signum == signal.SIGINT and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = signum
+    logging.warning('%s received: stopping after the current steps with a checkpoint',
+                    signal.Signals(signum).name)
+
+  def __exit__(self, *exc) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def out_of_memory_is_a_user_error(lead_config: ml_collections.ConfigDict):
+  """Turns XLA's RESOURCE_EXHAUSTED into a ResourceError naming the settings to lower."""
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if 'RESOURCE_EXHAUSTED' not in str(e):
+      raise
+    first_line = str(e).splitlines()[0][:200] if str(e) else ''
+    raise ResourceError(
+        f'out of device memory ({first_line}); lower data.batch_size (now '
+        f'{lead_config.data.batch_size}; with a new --workdir, it may not change on resume) '
+        f'or, if it ran out in an evaluation, eval.iw_chunk_size (now '
+        f'{lead_config.eval.iw_chunk_size}) or eval.iw_batch_size (now '
+        f'{lead_config.eval.iw_batch_size}; these may change on resume)') from None
