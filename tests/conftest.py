@@ -1,5 +1,6 @@
 """Shared fixtures: strict numpy semantics, tiny local datasets, config loading."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -49,6 +50,17 @@ def final_state(workdir: str, config):
   state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
   ckpt.close()
   return state
+
+
+def tree_digest(directory: str) -> dict:
+  """{relative path: sha256} of every file under `directory` (to show nothing changed)."""
+  digests = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        digests[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+  return digests
 
 
 def assert_same_state(a, b) -> None:

@@ -15,27 +15,16 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_same_state, cli, final_state, load_experiment
+from conftest import REPO, assert_same_state, cli, final_state, load_experiment, tree_digest
 from vae_jax import checkpoints, configs, report, steps, sweep, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import (ConfigError, NonFiniteError, ResourceError, UserError,
                             WorkdirError)
 
 
-def _digest(directory: str) -> dict:
-  """{relative path: sha256} of every file under `directory`."""
-  digests = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        digests[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-  return digests
-
-
 def _kept(workdir: str) -> dict:
   """What a refused command must leave as it was: checkpoints, metrics, summary."""
-  digests = _digest(os.path.join(workdir, 'checkpoints'))
+  digests = tree_digest(os.path.join(workdir, 'checkpoints'))
   for name in ('metrics.jsonl', 'summary.json'):
     path = os.path.join(workdir, name)
     if os.path.exists(path):
@@ -261,7 +250,7 @@ def test_eval_mode_moves_nothing_and_falls_back_to_an_older_checkpoint(run_copy)
   before = _kept(run_copy)
   metrics_before = open(os.path.join(run_copy, 'metrics.jsonl')).read()
   train.evaluate_workdir(load_experiment('test'), run_copy)
-  assert _digest(os.path.join(run_copy, 'checkpoints')) == {
+  assert tree_digest(os.path.join(run_copy, 'checkpoints')) == {
       k: v for k, v in before.items() if k not in ('metrics.jsonl', 'summary.json')}
   assert not os.path.exists(os.path.join(run_copy, 'checkpoints_unreadable'))
   assert json.load(open(os.path.join(run_copy, 'summary.json')))['step'] == 3

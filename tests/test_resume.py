@@ -1,6 +1,5 @@
 """Runs survive interruption: SIGKILL and resume, unreadable checkpoints, eval mode."""
 
-import hashlib
 import json
 import os
 import signal
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import REPO, assert_same_state, final_state, load_experiment
+from conftest import REPO, assert_same_state, final_state, load_experiment, tree_digest
 from vae_jax import train
 
 
@@ -84,25 +83,15 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   assert_same_state(final_state(workdir, config), final_state(reference, config))
 
 
-def _tree_digest(directory: str) -> dict:
-  digests = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        digests[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-  return digests
-
-
 def test_eval_mode_rewrites_summary_and_leaves_checkpoints_unchanged(tmp_path):
   config = load_experiment('test')
   workdir = str(tmp_path / 'run')
   train.train_and_evaluate(config, workdir)
-  before = _tree_digest(os.path.join(workdir, 'checkpoints'))
+  before = tree_digest(os.path.join(workdir, 'checkpoints'))
   os.remove(os.path.join(workdir, 'summary.json'))
   config.eval.iw_samples = 4  # evaluation settings may differ from training's
   metrics = train.evaluate_workdir(config, workdir)
-  assert _tree_digest(os.path.join(workdir, 'checkpoints')) == before
+  assert tree_digest(os.path.join(workdir, 'checkpoints')) == before
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['step'] == 6 and summary['nelbo'] == metrics['nelbo']
   assert summary['iw_samples'] == 4
