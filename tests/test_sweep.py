@@ -201,19 +201,10 @@ SWEEP_FILE = '''
 from vae_jax import configs
 
 def get_config():
-  config = configs.get_config()
+  config = configs.make_tiny(configs.get_config())
   config.data.name = 'dsprites'
-  config.data.batch_size = 8
-  config.data.eval_size = 16
-  config.model.hidden_dims = (8,)
-  config.model.latent_dim = 2
-  config.train.num_steps = 2
-  config.train.log_every_steps = 2
-  config.train.eval_every_steps = 2
+  config.train.num_steps = config.train.eval_every_steps = 2
   config.train.checkpoint_every_steps = 2
-  config.eval.batch_size = 16
-  config.eval.num_images = 4
-  config.eval.iw_samples = 4
   return config
 
 def get_sweep():
