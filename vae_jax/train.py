@@ -241,7 +241,7 @@ def _read_summary(workdir: str):
 
 
 # Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
-# host round trips (README "Performance"). A call never crosses a log, eval or
+# host round trips (benchmarks/README.md). A call never crosses a log, eval or
 # checkpoint step, and its end is a function of the absolute step, so a
 # resumed run makes the same calls.
 MAX_STEPS_PER_CALL = 10
