@@ -265,7 +265,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
       stop = interrupts.signum is not None and done < num_steps
       if not (log or evaluate or save or stop):
         continue
-      guards.check_finite(runs, jax.device_get(unchecked), ckpts, population)
+      guards.check_finite(runs, jax.device_get(unchecked), ckpts)
       unchecked = []
       if log:
         history = jax.device_get(history)  # waits for the steps dispatched so far
