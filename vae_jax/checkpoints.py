@@ -81,12 +81,14 @@ class Checkpointer:
               f'model than the config describes ({first_line.rstrip(":")}); resume with the '
               'config it was trained with or pass a new --workdir') from None
         if not move_unreadable:
-          logging.warning('checkpoint at step %d is unreadable (%s: %s); trying an older '
-                          'one', step, type(e).__name__, first_line)
+          logging.warning('checkpoint at step %d in %s is unreadable (%s: %s); trying an '
+                          'older one', step, self._manager.directory, type(e).__name__,
+                          first_line)
           continue
         moved = self._set_aside(step)
-        logging.warning('checkpoint at step %d is unreadable (%s: %s); moved to %s, '
-                        'trying an older one', step, type(e).__name__, first_line, moved)
+        logging.warning('checkpoint at step %d in %s is unreadable (%s: %s); moved to %s, '
+                        'trying an older one', step, self._manager.directory,
+                        type(e).__name__, first_line, moved)
     return None
 
   def _set_aside(self, step: int) -> str:

@@ -26,6 +26,8 @@ default ~/.cache/vae_jax/xla; set it to '' to turn the cache off.
 A bad flag, config value, dataset or workdir exits with code 2 and one line
 saying what is wrong; a non-finite loss exits with code 1 naming step and term;
 SIGINT / SIGTERM save a checkpoint and exit with 130 / 143 (docs/reliability.md).
+A finished mode prints one line on stdout saying where its results are
+(docs/outputs.md).
 """
 
 import os
@@ -184,6 +186,7 @@ def main(argv: list) -> None:
       from vae_jax import sweep  # pylint: disable=g-import-not-at-top
       _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
       sweep.run_sweep(_CONFIG.value, axes, sweep_dir)
+      print(sweep.results_line(sweep_dir), flush=True)
       return
     config = _CONFIG.value
     workdir_path = _WORKDIR.value or workdir.default_workdir(
@@ -194,10 +197,13 @@ def main(argv: list) -> None:
         _fail('--mode=score needs --workdir=RUN and --score_data=NAME_OR_IDX_DIR')
       from vae_jax import score  # pylint: disable=g-import-not-at-top
       score.score_workdir(config, workdir_path, _SCORE_DATA.value)
+      print(score.results_line(workdir_path, _SCORE_DATA.value), flush=True)
     elif _MODE.value == 'eval':
       train.evaluate_workdir(config, workdir_path)
+      print(train.results_line(workdir_path, mode='eval'), flush=True)
     else:
       train.train_and_evaluate(config, workdir_path)
+      print(train.results_line(workdir_path), flush=True)
   except UserError as e:
     _fail(' '.join(str(e).split()), e.exit_code)
   except KeyboardInterrupt:  # a second Ctrl-C, or one before training began

@@ -17,9 +17,11 @@ after another.
 Sweep directory:
     sweep.json            the axes and the members (name, settings, group)
     <member>/             a run's workdir (config.json, metrics.jsonl, checkpoints, ...)
-    results.csv, results.md   one row per member (vae_jax.report)
+    results.md            one row per member (vae_jax.report), settings shared by
+                          every member stated once above the table
+    results.csv           the same rows with every column
     <metric>_vs_<axis>.png    metric against each swept value, seeds as error bars
-    rate_distortion.png       kl (rate) vs recon (distortion) per member
+    rate_distortion.png       kl (rate) vs recon (distortion) per setting
 
 Re-running the same command resumes every member from its checkpoints.
 """
@@ -151,13 +153,19 @@ def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str) -> li
     runs = []
     for name, _, config in group:
       workdir = os.path.join(sweep_dir, name)
-      runs.append(build_run(config, workdir, shares=runs[0] if runs else None))
+      runs.append(build_run(config, workdir, shares=runs[0] if runs else None, name=name))
       workdirs.append(workdir)
     logging.info('sweep group %d/%d: %d members trained as one population (%s)', g + 1,
                  len(member_groups), len(runs), ', '.join(n for n, _, _ in group))
     train.train_group(runs)
   write_results(sweep_dir, workdirs, list(axes))
   return workdirs
+
+
+def results_line(sweep_dir: str) -> str:
+  """The closing line of --mode=sweep: where the results are."""
+  return (f'results: {os.path.join(sweep_dir, "results.md")} (and results.csv, plots '
+          f'*.png beside it); members in {os.path.join(sweep_dir, "<member>", "")}')
 
 
 def write_results(sweep_dir: str, workdirs: list, axes: list) -> None:

@@ -19,7 +19,9 @@ Resume rules (docs/design.md):
 """
 
 import contextlib
+import dataclasses
 import json
+import logging as python_logging
 import os
 import signal
 import sys
@@ -37,6 +39,73 @@ from vae_jax import workdir as workdir_lib
 from vae_jax.errors import Interrupted, WorkdirError
 from vae_jax.runs import Run, build_run
 
+class _AboveTheBar:
+  """A text stream that writes each whole line above the live tqdm bars of `terminal`
+  (`tqdm.write`: clear the bars, write the line, redraw them); a partial line
+  waits for its end."""
+
+  def __init__(self, terminal):
+    self.terminal = terminal
+    self._partial = ''
+
+  def write(self, text: str) -> int:
+    lines, newline, self._partial = (self._partial + text).rpartition('\n')
+    if newline:
+      tqdm.tqdm.write(lines, file=self.terminal)
+    return len(text)
+
+  def flush(self) -> None:
+    self.terminal.flush()
+
+  def finish(self) -> None:
+    """Writes a pending partial line as it is."""
+    if self._partial:
+      self.terminal.write(self._partial)
+      self._partial = ''
+
+  def __getattr__(self, name: str):  # isatty, fileno, encoding, ... of the terminal
+    return getattr(self.terminal, name)
+
+
+def _stream_handlers() -> list:
+  """The logging.StreamHandlers of the root logger (absl's Python handler included)."""
+  handlers = [getattr(h, 'python_handler', h) for h in python_logging.getLogger().handlers]
+  return [h for h in handlers if isinstance(h, python_logging.StreamHandler)]
+
+
+@contextlib.contextmanager
+def progress_bar(**tqdm_args):
+  """A tqdm bar on sys.stderr if that is a terminal (else a disabled one).
+
+  While the bar is live, sys.stderr and every logging handler that writes to
+  it (absl's included) write through `_AboveTheBar`, so a log line starts on
+  its own line above the bar instead of inside the bar's line. Everything is
+  restored on exit, and the bar closed.
+  """
+  terminal = sys.stderr
+  bar = tqdm.tqdm(file=terminal, dynamic_ncols=True, disable=not terminal.isatty(),
+                  **tqdm_args)
+  if bar.disable:
+    try:
+      yield bar
+    finally:
+      bar.close()
+    return
+  shared = _AboveTheBar(terminal)
+  handlers = [h for h in _stream_handlers() if h.stream is terminal]
+  sys.stderr = shared
+  for handler in handlers:
+    handler.stream = shared
+  try:
+    yield bar
+  finally:
+    for handler in handlers:
+      handler.stream = terminal
+    sys.stderr = terminal
+    shared.finish()
+    bar.close()
+
+
 def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
   """`evaluate.evaluate` of the run's state (on one device); writes
   anomaly_scores.npz (per-example nll_iw) when eval.anomaly asks for it."""
@@ -53,8 +122,8 @@ def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
 def _write_images(run: Run, state, step: int, result: evaluate_lib.Evaluation,
                   writer) -> None:
   """Every picture of `eval_pictures.make_pictures`, to images/ and TensorBoard."""
-  history = [r for r in workdir_lib.read_metrics(run.workdir)
-             if r['split'] == 'eval' and 0 < r['step'] < step and r.get('kl') is not None]
+  history = eval_pictures.rate_distortion_history(workdir_lib.read_metrics(run.workdir),
+                                                  step)
   made = eval_pictures.make_pictures(
       run.spec.model, state.params, run.dataset, seed=run.config.seed,
       num_images=run.config.eval.num_images, stochastic=run.stochastic, step=step,
@@ -72,6 +141,16 @@ def _write_summary(run: Run, step: int, metrics: dict) -> None:
   workdir_lib.write_json(os.path.join(run.workdir, 'summary.json'), summary)
 
 
+def results_line(workdir: str, mode: str = 'train') -> str:
+  """The closing line of --mode=train (or eval): where the results are."""
+  line = (f'results: {os.path.join(workdir, "summary.json")}; images in '
+          f'{os.path.join(workdir, "images", "")}')
+  if mode == 'train':
+    line += (f'; curves in {os.path.join(workdir, "metrics.jsonl")} and TensorBoard '
+             f'(tensorboard --logdir {workdir})')
+  return line
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the final held-out metrics."""
   return train_group([build_run(config, workdir)])[0]
@@ -80,7 +159,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def train_group(runs: list) -> list:
   """Trains (or resumes) runs that share every static setting (one compiled
   step; the first run's spec), each in its own workdir; returns their final
-  held-out metrics. Several runs train together as one vmapped population."""
+  held-out metrics. Several runs train together as one vmapped population;
+  each one's log lines start with its name (`Run.name`, else its directory's)."""
+  if len(runs) > 1:
+    runs = [run if run.name else dataclasses.replace(
+        run, name=os.path.basename(os.path.normpath(run.workdir))) for run in runs]
   with contextlib.ExitStack() as cleanup:
     ckpts, writers = [], []
     for run in runs:
@@ -91,7 +174,7 @@ def train_group(runs: list) -> list:
     start = int(states[0].step)
     for run in runs:
       if start:
-        logging.info('resuming %s from step %d', run.workdir, start)
+        logging.info('%sresuming %s from step %d', run.log_prefix, run.workdir, start)
       workdir_lib.write_json(os.path.join(run.workdir, 'config.json'),
                              workdir_lib.config_to_dict(run.config))
       workdir_lib.write_json(os.path.join(run.workdir, 'run.json'),
@@ -156,58 +239,56 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
     metrics = [_evaluate_missing(run, s, start, writer)
                for run, s, writer in zip(runs, members(state), writers)]
   history, unchecked, last_log_time, last_log_step = [], [], time.perf_counter(), start
-  # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
-  bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
-                  disable=not sys.stderr.isatty())
-  step = start
-  while step < num_steps:
-    done = _call_end(step, num_steps, cfg)
-    indices = np.stack([[run.dataset.train_indices(run.config.seed, s, batch_size)
-                         for run in runs] for s in range(step, done)])  # [K, M, B]
-    if population:
-      state, call_metrics = steps.population_train_steps(
-          state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams,
-          spec=lead.spec, loop_members=steps.loop_members(cfg.population, lead.spec))
-    else:
-      state, call_metrics = steps.train_steps(
-          state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
-          spec=lead.spec)
-    history.append(call_metrics)  # leaves [K] (or [K, M]), still on the device
-    unchecked.append((step, call_metrics))
-    bar.update(done - step)
-    step = done
-    log = done % cfg.log_every_steps == 0 or done == num_steps
-    evaluate = done % cfg.eval_every_steps == 0 or done == num_steps
-    save = done % cfg.checkpoint_every_steps == 0 or done == num_steps
-    stop = interrupts.signum is not None and done < num_steps
-    if not (log or evaluate or save or stop):
-      continue
-    guards.check_finite(runs, jax.device_get(unchecked), ckpts, population)
-    unchecked = []
-    if log:
-      history = jax.device_get(history)  # waits for the steps dispatched so far
-      now = time.perf_counter()
-      steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
-      for i, (run, writer) in enumerate(zip(runs, writers)):
-        values = [{k: np.reshape(v[j], -1)[i] for k, v in record.items() if k != 'finite'}
-                  for record in history for j in range(len(record['loss']))]
-        _log_train(run, values, done, steps_per_sec, writer,
-                   name=os.path.basename(run.workdir) if population else '')
-        if i == 0:
-          bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
-                          refresh=False)
-      history, last_log_time, last_log_step = [], time.perf_counter(), done
-    if save or stop:
-      for ckpt, s in zip(ckpts, members(state)):
-        ckpt.save(done, s)
-    if evaluate:
-      metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
-                 for run, s, writer in zip(runs, members(state), writers)]
-    if stop:  # train_group's clean-up waits for the save
-      name = signal.Signals(interrupts.signum).name
-      raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
-                        f'{done}; run the same command to resume', interrupts.signum)
-  bar.close()
+  # A live bar on an interactive terminal, log lines printed above it; plain log
+  # lines (every log step) elsewhere.
+  with progress_bar(total=num_steps, initial=start, unit='step') as bar:
+    step = start
+    while step < num_steps:
+      done = _call_end(step, num_steps, cfg)
+      indices = np.stack([[run.dataset.train_indices(run.config.seed, s, batch_size)
+                           for run in runs] for s in range(step, done)])  # [K, M, B]
+      if population:
+        state, call_metrics = steps.population_train_steps(
+            state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams,
+            spec=lead.spec, loop_members=steps.loop_members(cfg.population, lead.spec))
+      else:
+        state, call_metrics = steps.train_steps(
+            state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
+            spec=lead.spec)
+      history.append(call_metrics)  # leaves [K] (or [K, M]), still on the device
+      unchecked.append((step, call_metrics))
+      bar.update(done - step)
+      step = done
+      log = done % cfg.log_every_steps == 0 or done == num_steps
+      evaluate = done % cfg.eval_every_steps == 0 or done == num_steps
+      save = done % cfg.checkpoint_every_steps == 0 or done == num_steps
+      stop = interrupts.signum is not None and done < num_steps
+      if not (log or evaluate or save or stop):
+        continue
+      guards.check_finite(runs, jax.device_get(unchecked), ckpts)
+      unchecked = []
+      if log:
+        history = jax.device_get(history)  # waits for the steps dispatched so far
+        now = time.perf_counter()
+        steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
+        for i, (run, writer) in enumerate(zip(runs, writers)):
+          values = [{k: np.reshape(v[j], -1)[i] for k, v in record.items() if k != 'finite'}
+                    for record in history for j in range(len(record['loss']))]
+          _log_train(run, values, done, steps_per_sec, writer)
+          if i == 0:
+            bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
+                            refresh=False)
+        history, last_log_time, last_log_step = [], time.perf_counter(), done
+      if save or stop:
+        for ckpt, s in zip(ckpts, members(state)):
+          ckpt.save(done, s)
+      if evaluate:
+        metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
+                   for run, s, writer in zip(runs, members(state), writers)]
+      if stop:  # train_group's clean-up waits for the save
+        name = signal.Signals(interrupts.signum).name
+        raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
+                          f'{done}; run the same command to resume', interrupts.signum)
   return state, metrics
 
 
@@ -254,14 +335,13 @@ def _call_end(step: int, num_steps: int, cfg) -> int:
   return min([num_steps] + [(step // period + 1) * period for period in periods])
 
 
-def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
-               name: str = '') -> None:
+def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer) -> None:
   """Writes the mean train metrics since the last log step."""
   mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
   mean['steps_per_sec'] = steps_per_sec
   public = evaluate_lib.public(mean, run.stochastic)
   writer.write(done, 'train', public)
-  logging.info('%sstep %d/%d  %s', f'{name}: ' if name else '', done,
+  logging.info('%sstep %d/%d  %s', run.log_prefix, done,
                run.config.train.num_steps, '  '.join(
                    f'{k} {public[k]:.3f}'
                    for k in ('loss', 'nelbo', 'recon', 'kl', 'steps_per_sec')
@@ -281,7 +361,9 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
         moments=(result.mu, result.logvar, result.labels), images_dir=run.images_dir)
   if record:
     writer.write(step, 'eval', metrics)
-  logging.info('eval at step %d: %s', step, '  '.join(
+    if final:
+      writer.hparams(workdir_lib.flatten(workdir_lib.config_to_dict(run.config)), metrics)
+  logging.info('%seval at step %d: %s', run.log_prefix, step, '  '.join(
       f'{k} {v:.3f}' for k, v in metrics.items() if isinstance(v, float)))
   return metrics
 
