@@ -93,6 +93,7 @@ def test_shards_one_after_another_and_in_parallel_equal_the_unsharded_sweep(tmp_
   sharded = str(tmp_path / 'sharded')
   with pytest.raises(WorkdirError, match='4 of the 4 members .* have not finished'):
     sweep.run_sweep(base, AXES, sharded, shard='report')
+  assert not os.path.exists(sharded)
   first = sweep.run_sweep(base, AXES, sharded, shard=(0, 2))
   # Shard 0 of 2 is group 0 (latent_dim 2); the results wait for the other half.
   assert [os.path.basename(w) for w in first] == ['beta=1_latent_dim=2', 'beta=4_latent_dim=2']

@@ -188,17 +188,18 @@ def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str,
       configs.validate(config)
       workdir_lib.check_config_matches(os.path.join(sweep_dir, name), config)
   everyone = [member for group in all_groups for member in group]
+  unfinished = [name for name, _, config in everyone if shard == 'report'
+                and not _finished(os.path.join(sweep_dir, name), config)]
+  if unfinished:
+    raise WorkdirError(f'{len(unfinished)} of the {len(everyone)} members of {sweep_dir} '
+                       f'have not finished ({", ".join(unfinished[:3])}'
+                       f'{", ..." if len(unfinished) > 3 else ""}); run their shards '
+                       'first (the same command resumes them)')
   if parallel.is_primary():
     _write_plan(sweep_dir, axes, all_groups)
   if shard == 'report':
-    unfinished = [name for name, _, config in everyone
-                  if not _finished(os.path.join(sweep_dir, name), config)]
-    if unfinished:
-      raise WorkdirError(f'{len(unfinished)} of the {len(everyone)} members of {sweep_dir} '
-                         f'have not finished ({", ".join(unfinished[:3])}'
-                         f'{", ..." if len(unfinished) > 3 else ""}); run their shards '
-                         'first (the same command resumes them)')
-    _report_if_finished(sweep_dir, everyone, axes)
+    if parallel.is_primary():
+      _report_if_finished(sweep_dir, everyone, axes)
     return []
   member_groups = all_groups if shard is None else shard_members(all_groups, *shard)
   if shard is not None:
