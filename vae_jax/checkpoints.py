@@ -4,6 +4,12 @@ Saves are asynchronous (training continues while the state is written) and
 atomic (Orbax writes to a temporary directory and renames it when complete),
 so a run killed at any moment leaves only whole checkpoints; `close` waits
 for the save in flight.
+
+With several processes (`jax.distributed`) every process makes the same calls
+in the same order: Orbax writes each replicated array once (from process 0)
+and finalizes a step after every process's part is written; an unreadable
+checkpoint is moved by process 0 while the others wait (`_set_aside`). The
+workdir must be on a file system every process sees.
 """
 
 import os
@@ -15,6 +21,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vae_jax import parallel
 from vae_jax.errors import WorkdirError
 
 
@@ -92,13 +99,16 @@ class Checkpointer:
     return None
 
   def _set_aside(self, step: int) -> str:
-    """Moves an unreadable checkpoint out of the manager's directory."""
+    """Moves an unreadable checkpoint out of the manager's directory (process 0
+    moves it; every process waits for the move, then rereads the steps)."""
     source = os.path.join(str(self._manager.directory), str(step))
     target_dir = os.path.join(os.path.dirname(str(self._manager.directory)),
                               'checkpoints_unreadable')
-    os.makedirs(target_dir, exist_ok=True)
     target = os.path.join(target_dir, f'{step}-{int(time.time())}')
-    shutil.move(source, target)
+    if parallel.is_primary():
+      os.makedirs(target_dir, exist_ok=True)
+      shutil.move(source, target)
+    parallel.sync_processes(f'vae_jax_set_aside_{step}')
     self._manager.reload()
     return target
 

@@ -14,6 +14,11 @@ r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags
                           every member is trained (vae_jax/sweep.py);
                           score: the run in --workdir scores --score_data
                           (a dataset name or an IDX directory; vae_jax/score.py)
+    --sweep_shard=I/N     --mode=sweep: train only slice I (0 <= I < N) of the
+                          members (one job of N, e.g. a Slurm array task), into
+                          the same --workdir; the last slice to finish writes
+                          the results; --sweep_shard=report writes them from
+                          the finished members (docs/sweeps.md)
 
 With VAE_JAX_DISTRIBUTED=1 (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID) every host of a TPU pod or GPU cluster joins one run
@@ -47,6 +52,10 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sweep', 'score'],
                           'train: train or resume; eval: evaluate the latest checkpoint; '
                           'sweep: train every member of a sweep file; score: score '
                           '--score_data with a trained run.')
+_SWEEP_SHARD = flags.DEFINE_string(
+    'sweep_shard', None, '--mode=sweep: I/N trains only slice I (0 <= I < N) of the '
+    "sweep's members into the same --workdir; report: write the results of the finished "
+    'members.')
 _SCORE_DATA = flags.DEFINE_string(
     'score_data', None, '--mode=score: a dataset name or a directory of MNIST-format IDX '
     'files whose test split the run in --workdir scores.')
@@ -176,6 +185,11 @@ def main(argv: list) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _enable_compilation_cache()
   try:
+    if _MODE.value == 'sweep':
+      from vae_jax import sweep  # pylint: disable=g-import-not-at-top
+      shard = sweep.parse_shard(_SWEEP_SHARD.value)
+    elif _SWEEP_SHARD.value is not None:
+      _fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')
     parallel.initialize_distributed()
     if _MODE.value == 'sweep':
       if _CONFIG.value is None:
@@ -183,10 +197,10 @@ def main(argv: list) -> None:
       config_arg = flags.FLAGS['config'].config_filename
       sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
       logging.info('sweep directory: %s', sweep_dir)
-      from vae_jax import sweep  # pylint: disable=g-import-not-at-top
       _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
-      sweep.run_sweep(_CONFIG.value, axes, sweep_dir)
-      print(sweep.results_line(sweep_dir), flush=True)
+      sweep.run_sweep(_CONFIG.value, axes, sweep_dir, shard=shard)
+      if os.path.exists(os.path.join(sweep_dir, 'results.md')) and parallel.is_primary():
+        print(sweep.results_line(sweep_dir), flush=True)
       return
     config = _CONFIG.value
     workdir_path = _WORKDIR.value or workdir.default_workdir(

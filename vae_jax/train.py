@@ -8,6 +8,12 @@ dispatch, as `steps.train_steps` for one run; the members vmapped or looped
 over, config.train.population); each member keeps its own
 workdir, written exactly as a single run's.
 
+With several processes (`jax.distributed`, vae_jax/parallel.py) every
+process runs the loop and the checkpoint saves and restores (Orbax
+coordinates them); only process 0 takes the workdir lock, evaluates and
+writes config.json, run.json, metrics.jsonl, events, images and summary.json.
+A SIGINT/SIGTERM to any process stops all of them at the same step.
+
 Resume rules (docs/design.md):
 1. A workdir with checkpoints is resumed from its newest readable checkpoint.
 2. Its saved config.json must equal the current config except for settings
@@ -106,11 +112,14 @@ def progress_bar(**tqdm_args):
     bar.close()
 
 
+def _local(run: Run, state):
+  """The state on this process's first device (evaluation runs unsharded)."""
+  return state if run.mesh is None else parallel.to_one_device(state)
+
+
 def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
-  """`evaluate.evaluate` of the run's state (on one device); writes
-  anomaly_scores.npz (per-example nll_iw) when eval.anomaly asks for it."""
-  if run.mesh is not None:
-    state = parallel.to_one_device(state)
+  """`evaluate.evaluate` of the run's state (`_local`); writes anomaly_scores.npz
+  (per-example nll_iw) when eval.anomaly asks for it."""
   result = evaluate_lib.evaluate(state.params, run.config, run.spec, run.dataset,
                                  final=final, factor_source=run.factor_source)
   if run.config.eval.anomaly and result.nll_iw is not None:
@@ -160,14 +169,20 @@ def train_group(runs: list) -> list:
   """Trains (or resumes) runs that share every static setting (one compiled
   step; the first run's spec), each in its own workdir; returns their final
   held-out metrics. Several runs train together as one vmapped population;
-  each one's log lines start with its name (`Run.name`, else its directory's)."""
+  each one's log lines start with its name (`Run.name`, else its directory's).
+
+  With several processes, only process 0 (`parallel.is_primary`) evaluates
+  and writes the run's files; the others return None for each run.
+  """
   if len(runs) > 1:
     runs = [run if run.name else dataclasses.replace(
         run, name=os.path.basename(os.path.normpath(run.workdir))) for run in runs]
+  primary = parallel.is_primary()
   with contextlib.ExitStack() as cleanup:
     ckpts, writers = [], []
     for run in runs:
-      cleanup.callback(workdir_lib.WorkdirLock(run.workdir).release)
+      if primary:
+        cleanup.callback(workdir_lib.WorkdirLock(run.workdir).release)
       ckpts.append(checkpoints.Checkpointer(run.workdir))
       cleanup.callback(ckpts[-1].close)
     states = _restore_common_step(runs, ckpts)
@@ -175,6 +190,9 @@ def train_group(runs: list) -> list:
     for run in runs:
       if start:
         logging.info('%sresuming %s from step %d', run.log_prefix, run.workdir, start)
+      if not primary:
+        writers.append(workdir_lib.NoWriter())
+        continue
       workdir_lib.write_json(os.path.join(run.workdir, 'config.json'),
                              workdir_lib.config_to_dict(run.config))
       workdir_lib.write_json(os.path.join(run.workdir, 'run.json'),
@@ -192,8 +210,9 @@ def train_group(runs: list) -> list:
     state = states[0] if len(runs) == 1 else steps.stack(states)
     state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers,
                            interrupts)
-    for run, member_metrics in zip(runs, metrics):
-      _write_summary(run, int(state.step.ravel()[0]), member_metrics)
+    if primary:
+      for run, member_metrics in zip(runs, metrics):
+        _write_summary(run, int(state.step.ravel()[0]), member_metrics)
     return metrics
 
 
@@ -223,6 +242,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
   `state` is one TrainState (one run) or the stacked states of the runs.
   Every step's finiteness is checked before a log, checkpoint or evaluation
   uses the state; a checkpoint is saved before the evaluation of its step.
+  Only the primary process evaluates (the others' metrics stay None).
   """
   lead = runs[0]
   cfg = lead.config.train
@@ -231,12 +251,13 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
   # One member's state sliced out at a time (an 18-member population's states are GBs).
   members = lambda s: (steps.member(s, i) for i in range(len(runs))) if population else iter([s])
   hparams = steps.stack([r.hparams for r in runs]) if population else lead.hparams
+  primary = parallel.is_primary()
   metrics = [None] * len(runs)
   if start == 0:
     metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
-               for run, s, writer in zip(runs, members(state), writers)]
+               if primary else None for run, s, writer in zip(runs, members(state), writers)]
   else:  # a resumed run: what a stop after the checkpoint at `start` left undone
-    metrics = [_evaluate_missing(run, s, start, writer)
+    metrics = [_evaluate_missing(run, s, start, writer) if primary else None
                for run, s, writer in zip(runs, members(state), writers)]
   history, unchecked, last_log_time, last_log_step = [], [], time.perf_counter(), start
   # A live bar on an interactive terminal, log lines printed above it; plain log
@@ -262,7 +283,9 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
       log = done % cfg.log_every_steps == 0 or done == num_steps
       evaluate = done % cfg.eval_every_steps == 0 or done == num_steps
       save = done % cfg.checkpoint_every_steps == 0 or done == num_steps
-      stop = interrupts.signum is not None and done < num_steps
+      # Every process stops at the same step, the first boundary after a signal to any.
+      signum = parallel.max_over_processes(interrupts.signum or 0)
+      stop = signum > 0 and done < num_steps
       if not (log or evaluate or save or stop):
         continue
       guards.check_finite(runs, jax.device_get(unchecked), ckpts)
@@ -284,11 +307,12 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
           ckpt.save(done, s)
       if evaluate:
         metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
+                   if primary else None
                    for run, s, writer in zip(runs, members(state), writers)]
       if stop:  # train_group's clean-up waits for the save
-        name = signal.Signals(interrupts.signum).name
+        name = signal.Signals(signum).name
         raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
-                          f'{done}; run the same command to resume', interrupts.signum)
+                          f'{done}; run the same command to resume', signum)
   return state, metrics
 
 
@@ -308,7 +332,7 @@ def _evaluate_missing(run: Run, state, step: int, writer) -> dict:
   if summary is not None and summary.get('step') == step:
     return {k: v for k, v in summary.items()
             if k not in ('step', 'dataset', 'eval_examples', 'data_source')}
-  return _evaluate(run, state, final=True).metrics
+  return _evaluate(run, _local(run, state), final=True).metrics
 
 
 def _read_summary(workdir: str):
@@ -351,6 +375,7 @@ def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer) 
 def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
                         record: bool = True) -> dict:
   """Held-out metrics (to metrics.jsonl unless `record` is False) and pictures."""
+  state = _local(run, state)
   result = _evaluate(run, state, final=final)
   metrics = result.metrics
   _write_images(run, state, step, result, writer)

@@ -8,6 +8,9 @@ Layout (a public contract, docs/design.md):
     checkpoints/     Orbax checkpoints (vae_jax.checkpoints)
     images/          <kind>_<step>.png (vae_jax.pictures)
     summary.json     final held-out metrics
+
+In a multi-process run only process 0 writes these files (vae_jax.train);
+Orbax coordinates the processes' checkpoint saves (vae_jax.checkpoints).
 """
 
 import datetime
@@ -18,6 +21,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Optional
 
@@ -169,12 +173,15 @@ def strict(obj):
 
 
 def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (temp file + rename), so a kill never leaves half a file;
-  NaN and infinities are written as null."""
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
+  """Writes JSON atomically (a temp file of this process, then a rename), so a kill
+  never leaves half a file and processes writing the same file never mix their
+  bytes; NaN and infinities are written as null."""
+  handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.',
+                                 prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
+  with os.fdopen(handle, 'w') as f:
     json.dump(strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
     f.write('\n')
+  os.chmod(tmp, 0o644)
   os.replace(tmp, path)
 
 
@@ -304,3 +311,20 @@ class MetricWriter:
 
   def close(self) -> None:
     self._tb.close()
+
+
+class NoWriter:
+  """MetricWriter's interface, writing nothing (the processes other than 0 of a
+  multi-process run: process 0 writes the run's files)."""
+
+  def truncate_after(self, step: int) -> None:
+    del step
+
+  def write(self, step: int, split: str, metrics: dict) -> None:
+    del step, split, metrics
+
+  def image(self, step: int, kind: str, image: np.ndarray) -> None:
+    del step, kind, image
+
+  def close(self) -> None:
+    pass
