@@ -13,7 +13,10 @@ nll_iw) are reported for q(z|x) = N(mu, exp(logvar)). Network (20 latents),
 data and optimizer of experiments/vae.py, so the two sit in one table; the
 paper's MNIST model has 8 latents (`--config.model.latent_dim=8`).
 
-Results: not measured yet.
+Measured (docs/results.md), 20,000 steps, seed 0, Gaussian encoder: held-out
+recon 205.90 nats (the VAE's 218.57), aggregate posterior's moment-matched KL
+to the prior 0.08 nats; kl 308.11 and nll_iw (k = 5000) 505.72 nats: without
+a KL term the encoder variances shrink, a poor importance proposal.
 """
 
 from vae_jax import configs
