@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vae_jax import configs
+from vae_jax import configs, files
 from vae_jax.errors import WorkdirError
 
 # Settings that do not change the function a run trains: a resumed run (and
@@ -169,13 +169,11 @@ def strict(obj):
 
 
 def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (temp file + rename), so a kill never leaves half a file;
+  """Writes JSON atomically (`files.atomic`), so a stop never leaves half a file;
   NaN and infinities are written as null."""
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
+  with files.atomic(path) as tmp, open(tmp, 'w') as f:
     json.dump(strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
     f.write('\n')
-  os.replace(tmp, path)
 
 
 def read_metrics(workdir: str) -> list:
@@ -249,9 +247,9 @@ class MetricWriter:
 
   def truncate_after(self, step: int) -> None:
     """Drops records past `step` (left by a run killed after its last checkpoint);
-    `step` -1 drops them all."""
+    `step` -1 drops them all. The file is replaced atomically (`files.atomic`)."""
     kept = [r for r in read_metrics(os.path.dirname(self._jsonl)) if r['step'] <= step]
-    with open(self._jsonl, 'w') as f:
+    with files.atomic(self._jsonl) as tmp, open(tmp, 'w') as f:
       f.writelines(json.dumps(strict(r), allow_nan=False) + '\n' for r in kept)
 
   def write(self, step: int, split: str, metrics: dict) -> None:
