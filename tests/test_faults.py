@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -17,10 +18,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, cli, final_state, load_experiment, state_digest, tree_digest
-from vae_jax import checkpoints, configs, report, steps, sweep, train
+from vae_jax import checkpoints, configs, files, guards, report, steps, sweep, train
 from vae_jax import workdir as workdir_lib
-from vae_jax.errors import (ConfigError, NonFiniteError, ResourceError, UserError,
-                            WorkdirError)
+from vae_jax.errors import (ConfigError, NonFiniteError, ResourceError, SignalInterrupt,
+                            UserError, WorkdirError)
 
 
 def _kept(workdir: str) -> dict:
@@ -42,8 +43,8 @@ def _keys(workdir: str) -> list:
 
 
 def _corrupt(directory: str) -> None:
-  for root, _, files in os.walk(directory):
-    for name in files:
+  for root, _, names in os.walk(directory):
+    for name in names:
       with open(os.path.join(root, name), 'wb') as f:
         f.write(b'\x00garbage')
 
@@ -375,6 +376,70 @@ def test_a_stop_between_checkpoint_and_evaluation_redoes_the_evaluation(tmp_path
   train.train_and_evaluate(load_experiment('test'), workdir)
   evals = [s for s, split in _keys(workdir) if split == 'eval']
   assert evals == [0, 3, 6]
+
+
+# --- stops outside the training loop, whole files, another model's tree -----------
+
+def _main_thread_only() -> None:
+  if threading.current_thread() is not threading.main_thread():
+    pytest.skip('signal handlers can be set only in the main thread')
+
+
+def test_a_signal_in_a_held_block_stops_at_its_end():
+  _main_thread_only()
+  before = signal.getsignal(signal.SIGTERM)
+  reached = []
+  with guards.StopAtOnce():
+    with pytest.raises(SignalInterrupt) as stopped:
+      with guards.signals_held():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler has run by now: it only noted the signal
+        reached.append(True)
+    assert reached == [True]
+    assert (stopped.value.signum, stopped.value.exit_code) == (signal.SIGTERM, 143)
+    with pytest.raises(SignalInterrupt) as stopped:  # outside a held block: at once
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(5)
+      reached.append(False)
+    assert reached == [True] and stopped.value.exit_code == 130
+  assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_held_block_that_raises_still_stops():
+  _main_thread_only()
+  with guards.StopAtOnce():
+    with pytest.raises(SignalInterrupt):
+      with guards.signals_held():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        raise ValueError('an unreadable checkpoint')
+
+
+def test_atomic_file_is_whole_or_untouched(tmp_path):
+  path = str(tmp_path / 'summary.json')
+  with files.atomic(path) as tmp, open(tmp, 'w') as f:
+    f.write('old')
+  with pytest.raises(KeyboardInterrupt):
+    with files.atomic(path) as tmp, open(tmp, 'w') as f:
+      f.write('half of the new')
+      raise KeyboardInterrupt
+  assert open(path).read() == 'old' and os.listdir(tmp_path) == ['summary.json']
+
+
+def test_misfit_names_the_first_difference_parameters_first():
+  tree = {('params', 'w'): np.zeros((3, 2), np.float32),
+          ('opt_state', 'mu', 'w'): np.zeros((3, 2), np.float32)}
+  assert checkpoints.misfit(tree, dict(tree)) is None
+  wider = {k: np.zeros((3, 5), np.float32) for k in tree}
+  assert checkpoints.misfit(tree, wider) == (
+      'params.w is stored as float32[3, 2], the config needs float32[3, 5]')
+  assert checkpoints.misfit(tree, {('params', 'w'): np.zeros((3, 2), np.int32),
+                                   ('opt_state', 'mu', 'w'): tree[('opt_state', 'mu', 'w')]}
+                            ) == 'params.w is stored as float32[3, 2], the config needs int32[3, 2]'
+  more = {**tree, ('params', 'b'): np.zeros(2), ('opt_state', 'mu', 'b'): np.zeros(2)}
+  assert checkpoints.misfit(tree, more) == 'the stored tree lacks params.b and 1 more'
+  assert checkpoints.misfit(more, tree) == (
+      'the stored tree has an unexpected params.b and 1 more')
 
 
 # --- divergence -----------------------------------------------------------------
