@@ -93,9 +93,11 @@ class Checkpointer:
       with guards.signals_held():
         metadata = self._manager.item_metadata(step)
       tree = metadata.tree if hasattr(metadata, 'tree') else metadata
-      return ocp.tree.to_flat_dict(tree) if tree is not None else None
+      stored = ocp.tree.to_flat_dict(tree)
     except Exception:  # pylint: disable=broad-except
       return None
+    described = all(hasattr(v, 'shape') and hasattr(v, 'dtype') for v in stored.values())
+    return stored if described else None
 
   def _refuse_another_model(self, step: int, abstract) -> None:
     """WorkdirError if the checkpoint at `step` readably holds a tree that does
