@@ -6,7 +6,7 @@
 
 `./launch.sh bench [--quick]` installs the PyTorch reference first. Only a
 full run of every benchmark writes results.json (machine, versions, date,
-every figure); README "Performance" shows its tables.
+every figure); benchmarks/README.md shows its tables.
 """
 
 import argparse

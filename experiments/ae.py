@@ -7,7 +7,7 @@ the prior, so `kl` and `nelbo` are reported as null: compare its `recon` with
 the VAE's to see what the KL term costs in reconstruction. No prior samples
 are drawn (the latent space is not regularized toward N(0, I)).
 
-Measured (README "Results"), 20,000 steps, no importance-weighted
+Measured (docs/results.md), 20,000 steps, no importance-weighted
 evaluation: held-out recon 205.86 nats.
 """
 

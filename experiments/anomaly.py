@@ -9,7 +9,7 @@ nine classes (`anomaly_auroc`), with the mean score of each group; the scores
 themselves are in anomaly_scores.npz. Leave out another class with
 --config.data.exclude_classes='(k,)'.
 
-Measured (README "Results"): AUROC 0.342. Trousers, never seen in training,
+Measured (docs/results.md): AUROC 0.342. Trousers, never seen in training,
 get a lower NLL (204.3 nats) than the training classes (242.0) —
 the known failure of likelihood-based out-of-distribution detection
 (Nalisnick et al. 2019). nelbo 241.99, nll_iw 238.22 over all test images.

@@ -17,7 +17,7 @@ Every evaluation reports the five disentanglement scores on the encoder mean
 (the final one with the reference sample counts); the final one also writes
 a traversal GIF and the ground-truth factor traversals (images/factors_0.png).
 
-Measured (README "Results"), `:fc`, 10,000 steps, final evaluation with the
+Measured (docs/results.md), `:fc`, 10,000 steps, final evaluation with the
 reference disentanglement protocol and the k = 100 bound: held-out nelbo
 89.51 nats (recon 77.08, kl 12.43); BetaVAE 0.824, FactorVAE 0.692, MIG
 0.081, DCI disentanglement 0.144 — inside the published β-VAE ranges. Conv

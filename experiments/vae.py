@@ -8,7 +8,7 @@ or --config.data.local_dir) or TFDS. Each training pixel is resampled
 Bernoulli(intensity) every time it is used; the 10,000 test images are
 binarized once with a fixed key.
 
-Measured (README "Results"), 20,000 steps, final evaluation with k = 5000
+Measured (docs/results.md), 20,000 steps, final evaluation with k = 5000
 importance samples for each of the 10,000 test images: held-out nelbo
 238.07 nats (recon 218.57, kl 19.51), nll_iw 234.40 nats (k = 5000); nelbo
 602.12 at step 0 and 246.72 after 2,000 steps.

@@ -1,7 +1,11 @@
-"""Shared fixtures: strict numpy semantics, tiny local datasets, config loading."""
+"""Shared fixtures: strict numpy semantics, tiny local datasets, config loading,
+a fake terminal and the reading of TensorBoard event files."""
 
 import hashlib
+import io
 import os
+import re
+import struct
 import subprocess
 import sys
 
@@ -80,6 +84,52 @@ def assert_same_state(a, b) -> None:
   assert int(a.step) == int(b.step)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+class FakeTerminal(io.StringIO):
+  """A text stream that says it is a terminal (so tqdm draws a live bar)."""
+
+  def isatty(self) -> bool:
+    return True
+
+
+def segments(text: str) -> list:
+  """The text between carriage returns and newlines: what a terminal line starts with."""
+  return [s for s in re.split(r'[\r\n]', text) if s.strip()]
+
+
+def read_events(path: str) -> list:
+  """The Event protos of a TensorBoard event file (TFRecord framing, CRCs unchecked)."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  events = []
+  with open(path, 'rb') as f:
+    while header := f.read(12):
+      (length,) = struct.unpack('<Q', header[:8])
+      events.append(event_pb2.Event.FromString(f.read(length)))
+      f.read(4)
+  return events
+
+
+def scalar_tags(events: list) -> dict:
+  """{tag: [(step, value)]} of the scalar summaries."""
+  tags = {}
+  for event in events:
+    for value in event.summary.value:
+      if value.HasField('simple_value'):
+        tags.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return tags
+
+
+def hparams_data(events: list) -> dict:
+  """{tag: HParamsPluginData} of the hparams plugin's summaries."""
+  from tensorboardX.proto import plugin_hparams_pb2  # pylint: disable=g-import-not-at-top
+  found = {}
+  for event in events:
+    for value in event.summary.value:
+      if value.metadata.plugin_data.plugin_name == 'hparams':
+        found[value.tag] = plugin_hparams_pb2.HParamsPluginData.FromString(
+            value.metadata.plugin_data.content)
+  return found
 
 
 @pytest.fixture(scope='session')

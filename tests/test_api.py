@@ -224,6 +224,8 @@ def test_score_mode_writes_per_example_scores_and_auroc(vae_run, tmp_path):
   other = write_fake_mnist(str(tmp_path / 'other'), num_train=8, num_test=12, seed=5)
   out = cli('--mode=score', f'--workdir={workdir}', f'--score_data={other}')
   assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.splitlines()[-1] == (
+      f'results: {workdir}/scores/other.json (per-example scores: {workdir}/scores/other.npz)')
   with open(os.path.join(workdir, 'scores', 'other.json')) as f:
     summary = json.load(f)
   scores = np.load(os.path.join(workdir, 'scores', 'other.npz'))

@@ -3,13 +3,15 @@ resume continues exactly; bad input is one line and exit code 2."""
 
 import glob
 import json
+import logging
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import assert_same_state, cli as _cli, final_state, load_experiment
+from conftest import (FakeTerminal, assert_same_state, cli as _cli, final_state,
+                      hparams_data, load_experiment, read_events, scalar_tags, segments)
 from vae_jax import disentanglement, train
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
@@ -43,10 +45,24 @@ EXPERIMENTS = [('vae', None), ('cvae', None), ('ae', None), ('anomaly', None),
 @pytest.mark.parametrize('name,arg', [  # all but the smoke-test config are slow
     pytest.param(n, a, marks=() if n == 'test' else pytest.mark.slow) for n, a in EXPERIMENTS
 ], ids=[f'{n}:{a}' for n, a in EXPERIMENTS])
-def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_dir):
+def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_dir,
+                                              monkeypatch, caplog):
   config = _tiny(load_experiment(name, arg), fake_mnist_dir)
   workdir = str(tmp_path / 'run')
-  final = train.train_and_evaluate(config, workdir)
+  terminal = FakeTerminal()  # on a terminal: a live bar, the log lines above it
+  monkeypatch.setattr('sys.stderr', terminal)
+  handler = logging.StreamHandler(terminal)
+  caplog.set_level('INFO')
+  logging.getLogger().addHandler(handler)
+  try:
+    final = train.train_and_evaluate(config, workdir)
+  finally:
+    logging.getLogger().removeHandler(handler)
+  lines = segments(terminal.getvalue())
+  assert any('4/4' in line for line in lines)  # the bar
+  for logged in ('step 2/4', 'eval at step 2:', 'step 4/4', 'eval at step 4:'):
+    (line,) = [line for line in lines if logged in line]  # one line each, not in the bar's
+    assert line.startswith(logged.split()[0]) and '|' not in line, line
 
   saved = json.load(open(os.path.join(workdir, 'config.json')))
   assert saved['model']['latent_dim'] == config.model.latent_dim
@@ -59,7 +75,21 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
   assert [r['step'] for r in eval_records] == [0, 2, 4]
   assert all(TRAIN_KEYS <= set(r) for r in train_records)
   assert all(EVAL_KEYS <= set(r) for r in eval_records)
-  assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+  (events_file,) = glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+  events = read_events(events_file)
+  tags = scalar_tags(events)
+  latents = range(config.model.latent_dim)
+  assert {f'eval/unit_activity/{i}' for i in latents} <= set(tags)
+  assert 'eval/active_units' in tags and 'train/loss' in tags
+  assert not any(t.startswith(('eval/iw_samples', 'eval/disentanglement_sample_divisor'))
+                 for t in tags)  # settings, not metrics
+  assert [s for s, _ in tags['eval/recon']] == [0, 2, 4]
+  session = hparams_data(events)['_hparams_/session_start_info'].session_start_info
+  assert session.hparams['objective.name'].string_value == config.objective.name
+  assert session.hparams['train.num_steps'].number_value == 4
+  metric_tags = {m.name.tag for m in hparams_data(events)['_hparams_/experiment']
+                 .experiment.metric_infos}
+  assert {'eval/recon', 'eval/active_units'} <= metric_tags <= set(tags)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2', '4']
 
   images = sorted(os.listdir(os.path.join(workdir, 'images')))
@@ -82,11 +112,17 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
   assert summary['step'] == 4 and summary['recon'] == final['recon']
   assert 0 <= summary['active_units'] <= config.model.latent_dim
   if config.objective.name == 'ae':
+    assert not any(t.startswith('eval/kl_per_dim') for t in tags)
     assert summary['kl'] is None and summary['nelbo'] is None
     assert all(r['kl'] is None for r in records)
     assert 'nll_iw' not in summary
   else:
     assert summary['nelbo'] == pytest.approx(summary['recon'] + summary['kl'], rel=1e-5)
+    for i in latents:  # per-latent KL at every evaluation
+      assert [s for s, _ in tags[f'eval/kl_per_dim/{i}']] == [0, 2, 4]
+      assert tags[f'eval/kl_per_dim/{i}'][-1][1] == pytest.approx(summary['kl_per_dim'][i],
+                                                                  rel=1e-5, abs=1e-6)
+    assert 'eval/nll_iw' in metric_tags
     assert summary['kl'] >= 0 and summary['recon'] > 0
     # The importance-weighted bound is tighter than the ELBO (k=16 here).
     assert summary['iw_samples'] == 16 and 0 < summary['nll_iw'] <= summary['nelbo'] + 1e-3
@@ -181,6 +217,7 @@ def test_cli_trains_and_resumes(tmp_path):
   out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
              '--config.train.num_steps=4')
   assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.splitlines()[-1] == train.results_line(workdir)  # where the results are
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['step'] == 4
   out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
@@ -192,6 +229,7 @@ def test_cli_trains_and_resumes(tmp_path):
   os.remove(os.path.join(workdir, 'summary.json'))
   out = _cli('--mode=eval', f'--workdir={workdir}')
   assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.splitlines()[-1] == train.results_line(workdir, mode='eval')
   assert json.load(open(os.path.join(workdir, 'summary.json')))['step'] == 6
   # A different config on resume is refused in one line, and the run is kept.
   before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))

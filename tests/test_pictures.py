@@ -140,15 +140,36 @@ def test_traversals_cvae_uses_the_label(cvae, inputs):
   np.testing.assert_allclose(grid[0, 1], centre, atol=1e-6)
 
 
-def test_traversal_order_by_kl_or_variance():
-  mu = np.array([[0.0, 1.0, 5.0], [0.0, -1.0, -5.0]])
-  metrics = {'kl_per_dim': np.array([3.0, 1.0, 2.0])}
-  order, kl = eval_pictures.traversal_order(metrics, mu, stochastic=True)
-  np.testing.assert_array_equal(order, [0, 2, 1])
+def test_traversal_order_by_kl_or_variance_active_latents_only():
+  # Activities Var(mu) = [0, 1, 25, 4]: latent 0 has collapsed.
+  mu = np.array([[0.0, 1.0, 5.0, 2.0], [0.0, -1.0, -5.0, -2.0]])
+  metrics = {'kl_per_dim': np.array([3.0, 1.0, 2.0, 0.5])}
+  order, kl, active = eval_pictures.traversal_order(metrics, mu, stochastic=True)
+  np.testing.assert_array_equal(order, [2, 1, 3])  # by KL; latent 0 (KL 3, inactive) left out
   np.testing.assert_array_equal(kl, metrics['kl_per_dim'])
-  order, kl = eval_pictures.traversal_order(metrics, mu, stochastic=False)
-  np.testing.assert_array_equal(order, [2, 1, 0])
-  assert kl is None
+  assert active == 3
+  order, kl, active = eval_pictures.traversal_order(metrics, mu, stochastic=False)
+  np.testing.assert_array_equal(order, [2, 3, 1])  # by activity
+  assert kl is None and active == 3
+  # No active latent: the top-ranked one, so the picture exists.
+  order, _, active = eval_pictures.traversal_order(metrics, np.zeros((5, 4)), stochastic=True)
+  np.testing.assert_array_equal(order, [0])
+  assert active == 0
+  # At most MAX_TRAVERSAL_ROWS of many active latents, those with most KL.
+  wide = np.random.default_rng(0).normal(size=(100, 15))
+  kl_wide = {'kl_per_dim': np.arange(15.0)}
+  order, _, active = eval_pictures.traversal_order(kl_wide, wide, stochastic=True)
+  assert active == 15
+  np.testing.assert_array_equal(order, np.arange(14, 14 - eval_pictures.MAX_TRAVERSAL_ROWS,
+                                                 -1))
+
+
+def test_traversal_note():
+  assert eval_pictures.traversal_note(3, 3, 20) == (
+      '3 of 20 latents active; 17 inactive ones not shown')
+  assert eval_pictures.traversal_note(10, 12, 12) == (
+      '12 of 12 latents active; the 10 with most KL shown')
+  assert eval_pictures.traversal_note(1, 0, 5) == 'no latent active (of 5); the top one shown'
 
 
 # --- interpolations ------------------------------------------------------------
@@ -175,6 +196,19 @@ def test_interpolations_midpoint_and_cvae_label(cvae, inputs):
   z = jnp.stack([mu[0], 0.5 * (mu[0] + mu[1]), mu[1]])
   expected = models.decode_mean(model, params, z, jnp.full((3,), y[0]))
   np.testing.assert_allclose(grid[0], np.asarray(expected), atol=1e-6)
+
+
+def test_interpolation_grid_ends_are_the_inputs(vae, inputs):
+  model, params = vae
+  x, y = inputs
+  pairs, labels = x.reshape(2, 2, *IMAGE_SHAPE), y.reshape(2, 2)
+  grid, col_labels = pictures.interpolation_grid(model, params, pairs, labels, num_steps=5)
+  assert grid.shape == (2, 7, *IMAGE_SHAPE)
+  np.testing.assert_array_equal(grid[:, 0], np.asarray(pairs[:, 0]))  # x_a, as it is
+  np.testing.assert_array_equal(grid[:, -1], np.asarray(pairs[:, 1]))  # x_b
+  path = pictures.interpolations(model, params, pairs, labels, num_steps=5)
+  np.testing.assert_array_equal(grid[:, 1:-1], path)
+  assert col_labels == ['x_a', '0', '0.25', '0.5', '0.75', '1', 'x_b']
 
 
 # --- gif_offsets and traversal_gif -------------------------------------------
@@ -278,6 +312,27 @@ def test_make_pictures_kinds_and_final_animations(cvae, tmp_path):
   assert paths == [str(tmp_path / 'traversals_3.gif')]
   _, frames = _read_gif(paths[0])
   assert len(frames) > 1  # the latents sweep
+
+
+def test_make_pictures_leave_out_collapsed_latents_and_frame_interpolations(cvae):
+  model, params = cvae
+  dataset = _dataset()
+  mu = np.random.default_rng(1).normal(size=(20, LATENT)).astype(np.float32)
+  metrics = {'kl': 5.0, 'recon': 60.0, 'kl_per_dim': np.array([0.5, 2.0, 1.0])}
+  heights = {}
+  for collapsed in (False, True):
+    moments = (mu * [0.0, 1.0, 1.0] if collapsed else mu, np.zeros_like(mu),
+               np.arange(20) % NUM_CLASSES)
+    made = eval_pictures.make_pictures(model, params, dataset, seed=0, num_images=16,
+                                       stochastic=True, step=3, metrics=metrics,
+                                       moments=moments, history=[])
+    heights[collapsed] = made['traversals'].shape[0]
+  text = 2 * figures.LINE_HEIGHT  # the title and the offsets
+  assert heights[False] == text + _grid_size(LATENT, 11)[0]
+  assert heights[True] == text + _grid_size(LATENT - 1, 11)[0]  # z0 (activity 0) left out
+  # 16 images: 4 inputs, 2 pairs; each row x_a, 10 decoded steps, x_b, with labels.
+  assert made['interpolations'].shape[0] == text + _grid_size(2, 12)[0]
+  assert made['interpolations'].shape[1] >= _grid_size(2, 12)[1]
 
 
 # --- dSprites ground truth ---------------------------------------------------

@@ -25,11 +25,35 @@ def test_table_has_one_row_per_run_and_only_columns_some_run_has(tmp_path, capsy
   assert report.main([a, b, unfinished, f'--csv={tmp_path}/t.csv']) == 0
   out = capsys.readouterr()
   lines = out.out.strip().splitlines()
-  assert lines[0] == '| run | objective | β | data | model | steps | nelbo | recon | kl | MIG |'
-  assert lines[2] == '| a | beta | 4 | dsprites | mlp | 10 | 90.12 | 80.00 | 10.12 | 0.250 |'
-  assert lines[3] == '| b | beta | 4 | dsprites | mlp | 20 | 95.00 | 85.00 | 10.00 |  |'
+  # The settings both runs share are stated once; every header is the key itself.
+  assert lines[0] == ('all rows: objective.name = beta, objective.beta = 4, '
+                      'data.name = dsprites, model.architecture = mlp')
+  assert lines[1] == ''
+  assert lines[2] == '| run | step | nelbo | recon | kl | mig |'
+  assert lines[4] == '| a | 10 | 90.12 | 80.00 | 10.12 | 0.250 |'
+  assert lines[5] == '| b | 20 | 95.00 | 85.00 | 10.00 |  |'
   assert 'c has no summary.json' in out.err
-  assert open(f'{tmp_path}/t.csv').read().splitlines()[1].startswith('a,beta,4,dsprites')
+  rows = open(f'{tmp_path}/t.csv').read().splitlines()  # the CSV keeps every column
+  assert rows[0] == ('run,objective.name,objective.beta,data.name,model.architecture,step,'
+                     'nelbo,recon,kl,mig')
+  assert rows[1].startswith('a,beta,4,dsprites,mlp,10,90.12')
+
+
+def test_constant_columns_are_stated_once_above_the_table():
+  headers = ['run', 'seed', 'objective.beta', 'iw_samples', 'nelbo']
+  rows = [['s0', '0', '4', '10', '90.00'], ['s1', '1', '4', '10', '91.00'],
+          ['s2', '2', '4', '10', '90.00']]
+  assert report.constant_columns(headers, rows) == [2, 3]
+  assert report.markdown(headers, rows).splitlines() == [
+      'all rows: objective.beta = 4, iw_samples = 10', '',
+      '| run | seed | nelbo |', '|---|---|---|', '| s0 | 0 | 90.00 |', '| s1 | 1 | 91.00 |',
+      '| s2 | 2 | 90.00 |']
+  # One row: nothing to fold, the whole row is the table.
+  assert report.constant_columns(headers, rows[:1]) == []
+  assert report.markdown(headers, rows[:1]).splitlines()[0] == (
+      '| run | seed | objective.beta | iw_samples | nelbo |')
+  # The run column stays even when (as in a one-member sweep) the names agree.
+  assert report.constant_columns(['run', 'kl'], [['x', '1'], ['x', '2']]) == []
 
 
 def test_no_usable_run_is_an_error(tmp_path, capsys):

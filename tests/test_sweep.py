@@ -127,10 +127,20 @@ def test_members_and_groups():
 
 
 @pytest.mark.slow
-def test_sweep_writes_member_workdirs_table_and_plots(tmp_path):
+def test_sweep_writes_member_workdirs_table_and_plots(tmp_path, caplog):
   base, sweep_dir = _tiny_base(), str(tmp_path / 'sweep')
-  workdirs = sweep.run_sweep(base, AXES, sweep_dir)
+  with caplog.at_level('INFO'):
+    workdirs = sweep.run_sweep(base, AXES, sweep_dir)
   assert len(workdirs) == 4
+  # Every log line of a member's training and evaluation names the member.
+  names = [os.path.basename(w) for w in workdirs]
+  messages = [r.getMessage() for r in caplog.records]
+  for marker in ('eval at step', 'step 4/4'):
+    lines = [m for m in messages if marker in m]
+    assert sorted(lines) == sorted(
+        [line for line in lines if any(line.startswith(f'[{n}] ') for n in names)])
+    assert {line.split(']')[0][1:] for line in lines} == set(names)
+  assert sum(m.startswith(f'[{names[0]}] eval at step') for m in messages) == 2  # 0 and 4
   for workdir in workdirs:  # every member's workdir is a complete run's
     for name in ('config.json', 'run.json', 'metrics.jsonl', 'summary.json', 'checkpoints',
                  'images'):
@@ -155,10 +165,13 @@ def test_sweep_writes_member_workdirs_table_and_plots(tmp_path):
   assert model.sample(2).shape == (2, *model.image_shape)
 
   rows = list(csv.reader(open(os.path.join(sweep_dir, 'results.csv'))))
-  assert rows[0][:4] == ['run', 'model.latent_dim', 'objective', 'β']
+  assert rows[0][:4] == ['run', 'model.latent_dim', 'objective.name', 'objective.beta']
   assert [r[0] for r in rows[1:]] == [os.path.basename(w) for w in workdirs]
   assert float(rows[4][rows[0].index('nelbo')]) == pytest.approx(member['nelbo'], abs=0.01)
-  assert open(os.path.join(sweep_dir, 'results.md')).read().startswith('| run |')
+  table = open(os.path.join(sweep_dir, 'results.md')).read().splitlines()
+  assert table[0].startswith('all rows: objective.name = beta, data.name = dsprites, ')
+  assert 'step = 4' in table[0] and table[1] == ''
+  assert table[2].startswith('| run | model.latent_dim | objective.beta | nelbo |')
   for plot in ('metrics_vs_beta.png', 'metrics_vs_latent_dim.png', 'rate_distortion.png'):
     assert os.path.getsize(os.path.join(sweep_dir, plot)) > 1000
   plan = json.load(open(os.path.join(sweep_dir, 'sweep.json')))
@@ -218,6 +231,8 @@ def test_cli_sweep_and_its_errors(tmp_path):
   path.write_text(textwrap.dedent(SWEEP_FILE))
   out = cli('--mode=sweep', f'--config={path}', f'--workdir={tmp_path}/s')
   assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.splitlines()[-1] == sweep.results_line(f'{tmp_path}/s')
+  assert '[seed=1] eval at step 2:' in out.stderr
   assert sorted(os.listdir(tmp_path / 's')) == [
       'metrics_vs_seed.png', 'rate_distortion.png', 'results.csv', 'results.md', 'seed=0',
       'seed=1', 'sweep.json']

@@ -11,6 +11,12 @@ another model is refused by that comparison, so Orbax never starts a restore
 that must fail (its worker threads would print tracebacks of their own).
 For the same reason restores, saves and `close` run in `guards.signals_held`
 blocks: a signal that stops the command at once waits for their end.
+
+With several processes (`jax.distributed`) every process makes the same calls
+in the same order: Orbax writes each replicated array once (from process 0)
+and finalizes a step after every process's part is written; an unreadable
+checkpoint is moved by process 0 while the others wait (`_set_aside`). The
+workdir must be on a file system every process sees.
 """
 
 import os
@@ -22,7 +28,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from vae_jax import guards
+from vae_jax import guards, parallel
 from vae_jax.errors import WorkdirError
 
 
@@ -146,22 +152,27 @@ class Checkpointer:
         if any(sign in str(e) for sign in MISMATCH_SIGNS):
           raise self._another_model(step, first_line.rstrip(':')) from None
         if not move_unreadable:
-          logging.warning('checkpoint at step %d is unreadable (%s: %s); trying an older '
-                          'one', step, type(e).__name__, first_line)
+          logging.warning('checkpoint at step %d in %s is unreadable (%s: %s); trying an '
+                          'older one', step, self._manager.directory, type(e).__name__,
+                          first_line)
           continue
         moved = self._set_aside(step)
-        logging.warning('checkpoint at step %d is unreadable (%s: %s); moved to %s, '
-                        'trying an older one', step, type(e).__name__, first_line, moved)
+        logging.warning('checkpoint at step %d in %s is unreadable (%s: %s); moved to %s, '
+                        'trying an older one', step, self._manager.directory,
+                        type(e).__name__, first_line, moved)
     return None
 
   def _set_aside(self, step: int) -> str:
-    """Moves an unreadable checkpoint out of the manager's directory."""
+    """Moves an unreadable checkpoint out of the manager's directory (process 0
+    moves it; every process waits for the move, then rereads the steps)."""
     source = os.path.join(str(self._manager.directory), str(step))
     target_dir = os.path.join(os.path.dirname(str(self._manager.directory)),
                               'checkpoints_unreadable')
-    os.makedirs(target_dir, exist_ok=True)
     target = os.path.join(target_dir, f'{step}-{int(time.time())}')
-    shutil.move(source, target)
+    if parallel.is_primary():
+      os.makedirs(target_dir, exist_ok=True)
+      shutil.move(source, target)
+    parallel.sync_processes(f'vae_jax_set_aside_{step}')
     self._manager.reload()
     return target
 

@@ -10,7 +10,11 @@ import numpy as np
 from vae_jax import gaussian
 
 
-def active_units(mu: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarray]:
+ACTIVE_UNIT_THRESHOLD = 0.01  # A_u above it: an active unit (Burda et al.'s 10^-2)
+
+
+def active_units(mu: np.ndarray,
+                 threshold: float = ACTIVE_UNIT_THRESHOLD) -> tuple[int, np.ndarray]:
   """(number of u with A_u > threshold, A [D]); A_u = Var over N of mu[:, u]."""
   activity = np.var(np.asarray(mu, np.float64), axis=0)
   return int(np.sum(activity > threshold)), activity

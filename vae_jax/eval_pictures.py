@@ -16,10 +16,10 @@ import jax
 import numpy as np
 
 from vae_jax import data as data_lib
-from vae_jax import figures, models, pictures, plots, steps
+from vae_jax import diagnostics, figures, models, pictures, plots, steps
 
 RECON_SAMPLES = 3  # posterior samples per input in the reconstruction pictures
-MAX_TRAVERSAL_ROWS = 10  # latents shown in a traversal (those with most KL)
+MAX_TRAVERSAL_ROWS = 10  # active latents shown in a traversal (those with most KL)
 INTERPOLATION_PAIRS = 4
 SCATTER_POINTS = 5_000
 
@@ -34,16 +34,46 @@ def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def traversal_order(metrics: dict, mu: np.ndarray,
-                    stochastic: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
-  """(latents to show, most informative first, int [≤ MAX_TRAVERSAL_ROWS]; KL [D] or None).
+                    stochastic: bool) -> tuple[np.ndarray, Optional[np.ndarray], int]:
+  """(latents to show, most informative first, int [≤ MAX_TRAVERSAL_ROWS]; KL [D]
+  or None; the number of active latents).
 
-  Ranked by metrics['kl_per_dim'] when the model is stochastic and has it,
-  else by the variance of the posterior means mu [N, D].
+  Only active latents are shown: activity A_u = Var_x E[z_u|x] of the
+  posterior means mu [N, D] above diagnostics.ACTIVE_UNIT_THRESHOLD (the
+  `active_units` metric); a collapsed latent decodes to the same image at
+  every offset. They are ranked by metrics['kl_per_dim'] when the model is
+  stochastic and has it, else by A_u. Without any active latent the top
+  ranked one is shown, so the picture exists.
   """
+  _, activity = diagnostics.active_units(mu)
   kl_per_dim = metrics.get('kl_per_dim') if stochastic else None
-  ranking = np.asarray(kl_per_dim) if kl_per_dim is not None else np.var(mu, axis=0)
   kl = None if kl_per_dim is None else np.asarray(kl_per_dim)
-  return np.argsort(-ranking)[:MAX_TRAVERSAL_ROWS], kl
+  ranking = activity if kl is None else kl
+  order = np.argsort(-ranking, kind='stable')
+  active = activity > diagnostics.ACTIVE_UNIT_THRESHOLD
+  shown = order[active[order]][:MAX_TRAVERSAL_ROWS]
+  return (shown if len(shown) else order[:1]), kl, int(np.sum(active))
+
+
+def traversal_note(shown: int, active: int, latent_dim: int) -> str:
+  """What a traversal picture leaves out, e.g. '3 of 20 latents active; 17
+  inactive ones not shown'."""
+  if active == 0:
+    return f'no latent active (of {latent_dim}); the top one shown'
+  note = f'{active} of {latent_dim} latents active'
+  if active < latent_dim:
+    note += f'; {latent_dim - active} inactive ones not shown'
+  if shown < active:
+    note += f'; the {shown} with most KL shown'
+  return note
+
+
+def rate_distortion_history(records: list, step: int) -> list:
+  """The held-out records of metrics.jsonl before `step` that have a kl, from
+  step 0 (the untrained model) on: the earlier points of the run's
+  rate–distortion curve."""
+  return [r for r in records
+          if r['split'] == 'eval' and r['step'] < step and r.get('kl') is not None]
 
 
 def write_final_animations(model: models.VAE, params, dataset: data_lib.Dataset, *,
@@ -55,7 +85,7 @@ def write_final_animations(model: models.VAE, params, dataset: data_lib.Dataset,
   """
   data_key = _keys(seed)[2]
   x, y = _eval_batch(dataset.spec, dataset.arrays, 'eval', dataset.eval_ids[:1], data_key)
-  order, kl = traversal_order(metrics, moments[0], stochastic)
+  order, kl, _ = traversal_order(metrics, moments[0], stochastic)
   os.makedirs(images_dir, exist_ok=True)
   paths = [pictures.traversal_gif(model, params, x[0], y[0],
                          os.path.join(images_dir, f'traversals_{step}.gif'),
@@ -73,12 +103,15 @@ def make_pictures(model: models.VAE, params, dataset: data_lib.Dataset, *, seed:
 
   samples (prior; only if stochastic), reconstructions (inputs, decoded
   posterior means, then posterior samples), conditional (CVAE: row k = class
-  k), traversals (one row per latent, ±3 prior σ around an encoded input, rows
-  sorted by KL), interpolations (between encoded test inputs), scatter (z0, z1
-  of the posterior means, coloured by label) and rate_distortion (held-out
-  (kl, recon) of `history` and now; only if stochastic). moments: (mu [N, D],
-  logvar [N, D], labels [N]) of the evaluation examples; history: earlier
-  held-out records with 'step', 'kl' and 'recon'.
+  k), traversals (one row per active latent, ±3 prior σ around an encoded
+  input, rows sorted by KL, the title saying how many were left out:
+  `traversal_order`), interpolations (each row: an input, the decoded path
+  between the posterior means of it and a second input, that input),
+  scatter (z0, z1 of the posterior means, coloured by label) and
+  rate_distortion (held-out (kl, recon) of `history` and now; only if
+  stochastic). moments: (mu [N, D], logvar [N, D], labels [N]) of the
+  evaluation examples; history: earlier held-out records with 'step', 'kl'
+  and 'recon' (`rate_distortion_history`).
   """
   spec = dataset.spec
   sample_key, recon_key, data_key = _keys(seed)
@@ -102,21 +135,24 @@ def make_pictures(model: models.VAE, params, dataset: data_lib.Dataset, *, seed:
     out['conditional'] = figures.labelled_grid(
         grid, row_labels=list(names), title=f'same z, one row per class ({where})')
 
-  order, kl = traversal_order(metrics, moments[0], stochastic)
+  order, kl, active = traversal_order(metrics, moments[0], stochastic)
   grid, row_labels = pictures.traversals(model, params, x[0], y[0], order=order,
                                          kl_per_dim=kl)
   offsets = [f'{s:+.1f}' for s in pictures.traversal_offsets(grid.shape[1])]
+  note = traversal_note(len(order), active, model.encoder.latent_dim)
   out['traversals'] = figures.labelled_grid(
       grid, row_labels=row_labels, col_labels=offsets,
-      title=f'latent traversals, offsets in prior std ({where})')
+      title=f'latent traversals, offsets in prior std; {note} ({where})')
 
   pairs = min(INTERPOLATION_PAIRS, len(ids) // 2)
   if pairs:
     x_pairs = np.stack([np.asarray(x[:pairs]), np.asarray(x[pairs:2 * pairs])], axis=1)
     y_pairs = np.stack([np.asarray(y[:pairs]), np.asarray(y[pairs:2 * pairs])], axis=1)
-    grid = pictures.interpolations(model, params, x_pairs, y_pairs)
+    grid, col_labels = pictures.interpolation_grid(model, params, x_pairs, y_pairs)
     out['interpolations'] = figures.labelled_grid(
-        grid, title=f'interpolations between encoded inputs ({where})')
+        grid, col_labels=col_labels,
+        title=f'interpolations: input x_a, decoded path t=0..1 from mu_a to mu_b, '
+              f'input x_b ({where})')
 
   mu, _, labels = moments
   if model.encoder.latent_dim >= 2:

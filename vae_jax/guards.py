@@ -16,7 +16,6 @@
 """
 
 import contextlib
-import os
 import signal
 
 import jax
@@ -30,7 +29,7 @@ from vae_jax.errors import NonFiniteError, ResourceError, SignalInterrupt
 LOSS_TERMS = ('loss', 'recon', 'kl', 'grad_norm')
 
 
-def check_finite(runs: list, unchecked: list, ckpts: list, population: bool) -> None:
+def check_finite(runs: list, unchecked: list, ckpts: list) -> None:
   """NonFiniteError at the first step (and sweep member) whose loss, gradient norm
   or updated parameters are not finite: `unchecked` holds (first step, metrics
   of a dispatch) on the host. Raised before that state is logged, saved or evaluated."""
@@ -43,7 +42,7 @@ def check_finite(runs: list, unchecked: list, ckpts: list, population: bool) -> 
     term = next((t for t in LOSS_TERMS if not np.isfinite(values[t])), None)
     what = f'{term} ({values[term]})' if term else 'parameters'
     others = ', '.join(f'{t}={v:.4g}' for t, v in values.items() if t != term)
-    where = f' in {os.path.basename(runs[i].workdir)}' if population else ''
+    where = f' in {runs[i].name}' if runs[i].name else ''  # a sweep member
     saved = ckpts[i].latest_step()
     kept = (f'the checkpoints here are finite (the last at step {saved}: --mode=eval '
             'evaluates it)' if saved else 'no checkpoint was saved')

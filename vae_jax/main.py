@@ -14,6 +14,11 @@ r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags
                           every member is trained (vae_jax/sweep.py);
                           score: the run in --workdir scores --score_data
                           (a dataset name or an IDX directory; vae_jax/score.py)
+    --sweep_shard=I/N     --mode=sweep: train only slice I (0 <= I < N) of the
+                          members (one job of N, e.g. a Slurm array task), into
+                          the same --workdir; the last slice to finish writes
+                          the results; --sweep_shard=report writes them from
+                          the finished members (docs/sweeps.md)
 
 With VAE_JAX_DISTRIBUTED=1 (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID) every host of a TPU pod or GPU cluster joins one run
@@ -28,7 +33,8 @@ saying what is wrong; a non-finite loss exits with code 1 naming step and term;
 SIGINT / SIGTERM while training save a checkpoint and exit with 130 / 143;
 elsewhere (start-up, --mode=eval, --mode=score) they stop the command at once
 with one line and exit 130 / 143, leaving no half-written file
-(docs/reliability.md).
+(docs/reliability.md). A finished mode prints one line on stdout saying where its
+results are (docs/outputs.md).
 """
 
 import os
@@ -49,6 +55,10 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sweep', 'score'],
                           'train: train or resume; eval: evaluate the latest checkpoint; '
                           'sweep: train every member of a sweep file; score: score '
                           '--score_data with a trained run.')
+_SWEEP_SHARD = flags.DEFINE_string(
+    'sweep_shard', None, '--mode=sweep: I/N trains only slice I (0 <= I < N) of the '
+    "sweep's members into the same --workdir; report: write the results of the finished "
+    'members.')
 _SCORE_DATA = flags.DEFINE_string(
     'score_data', None, '--mode=score: a dataset name or a directory of MNIST-format IDX '
     'files whose test split the run in --workdir scores.')
@@ -203,6 +213,11 @@ def main(argv: list) -> None:
 def _run_mode() -> None:
   """Runs --mode (train, eval, sweep or score) with the parsed flags."""
   from vae_jax import parallel, train, workdir  # pylint: disable=g-import-not-at-top
+  if _MODE.value == 'sweep':
+    from vae_jax import sweep  # pylint: disable=g-import-not-at-top
+    shard = sweep.parse_shard(_SWEEP_SHARD.value)
+  elif _SWEEP_SHARD.value is not None:
+    _fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')
   parallel.initialize_distributed()
   if _MODE.value == 'sweep':
     if _CONFIG.value is None:
@@ -210,9 +225,10 @@ def _run_mode() -> None:
     config_arg = flags.FLAGS['config'].config_filename
     sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
     logging.info('sweep directory: %s', sweep_dir)
-    from vae_jax import sweep  # pylint: disable=g-import-not-at-top
     _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
-    sweep.run_sweep(_CONFIG.value, axes, sweep_dir)
+    sweep.run_sweep(_CONFIG.value, axes, sweep_dir, shard=shard)
+    if os.path.exists(os.path.join(sweep_dir, 'results.md')) and parallel.is_primary():
+      print(sweep.results_line(sweep_dir), flush=True)
     return
   config = _CONFIG.value
   workdir_path = _WORKDIR.value or workdir.default_workdir(
@@ -223,10 +239,13 @@ def _run_mode() -> None:
       _fail('--mode=score needs --workdir=RUN and --score_data=NAME_OR_IDX_DIR')
     from vae_jax import score  # pylint: disable=g-import-not-at-top
     score.score_workdir(config, workdir_path, _SCORE_DATA.value)
+    print(score.results_line(workdir_path, _SCORE_DATA.value), flush=True)
   elif _MODE.value == 'eval':
     train.evaluate_workdir(config, workdir_path)
+    print(train.results_line(workdir_path, mode='eval'), flush=True)
   else:
     train.train_and_evaluate(config, workdir_path)
+    print(train.results_line(workdir_path), flush=True)
 
 
 if __name__ == '__main__':

@@ -6,10 +6,16 @@ optimizer state and the device-resident dataset are replicated. XLA inserts
 the gradient all-reduce, so the step's maths is unchanged: a run on N devices
 gives the results of one device up to float summation order.
 
-Multi-host (TPU pods, GPU clusters): `initialize_distributed()` starts
-`jax.distributed` when the environment asks for it (see its docstring); every
-host then computes the same global batch indices from (seed, step) and keeps
-the slice its devices hold, so no data moves between hosts.
+Multi-host (TPU pods, GPU clusters, or several processes of one machine):
+`initialize_distributed()` starts `jax.distributed` when the environment asks
+for it (see its docstring); every process then computes the same global batch
+indices from (seed, step) and keeps the slice its devices hold, so no data
+moves between hosts. Every process runs the same jitted computations in the
+same order (training steps, checkpoint saves and restores, `max_over_processes`);
+only the primary process (`is_primary`, process 0) evaluates and writes the
+run's files, on a local copy of the replicated parameters (`to_one_device`).
+On CPUs the cross-process all-reduce is jax's default CPU collectives
+implementation, gloo over TCP (`jax_cpu_collectives_implementation`).
 """
 
 import os
@@ -44,6 +50,27 @@ def initialize_distributed() -> bool:
   logging.info('jax.distributed: process %d of %d, %d devices in all',
                jax.process_index(), jax.process_count(), jax.device_count())
   return True
+
+
+def is_primary() -> bool:
+  """True in the process that evaluates and writes the run's files (process 0;
+  the only process without `jax.distributed`)."""
+  return jax.process_index() == 0
+
+
+def max_over_processes(value: int) -> int:
+  """The largest of every process's `value` (a collective: every process calls it)."""
+  if jax.process_count() == 1:
+    return int(value)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return int(np.max(multihost_utils.process_allgather(np.int32(value))))
+
+
+def sync_processes(name: str) -> None:
+  """Waits until every process reaches the barrier `name` (no-op in one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
 
 
 def data_mesh(batch_size: int, name: str = 'config.data.batch_size') -> Optional[Mesh]:
@@ -88,9 +115,17 @@ def shard_batch(indices: np.ndarray, mesh: Optional[Mesh]):
 def to_one_device(tree):
   """A copy of `tree` on the first local device (evaluation runs unsharded).
 
-  With several hosts the tree stays as it is: every host evaluates the
-  replicated parameters.
+  With several processes each leaf must be replicated (the train state is):
+  the copy is this process's first shard, so evaluating it needs no other
+  process.
   """
-  if jax.process_count() > 1:
-    return tree
-  return jax.device_put(tree, jax.local_devices()[0])
+  if jax.process_count() == 1:
+    return jax.device_put(tree, jax.local_devices()[0])
+
+  def local(leaf):
+    if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+      return leaf
+    if not leaf.is_fully_replicated:
+      raise ValueError(f'a {leaf.shape} leaf sharded over processes has no local copy')
+    return leaf.addressable_data(0)
+  return jax.tree.map(local, tree)

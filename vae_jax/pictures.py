@@ -138,6 +138,23 @@ def interpolations(model: models.VAE, params, x_pairs: jax.Array,
   return np.asarray(decoded).reshape(num_pairs, num_steps, *decoded.shape[1:])
 
 
+def interpolation_grid(model: models.VAE, params, x_pairs: jax.Array,
+                       y_pairs: Optional[jax.Array] = None,
+                       num_steps: int = 10) -> tuple[np.ndarray, list[str]]:
+  """The real inputs around their decoded interpolation.
+
+  Row p: the input x_a = x_pairs[p, 0], the `interpolations` row (decoded
+  (1 − t)·mu_a + t·mu_b for t in linspace(0, 1, num_steps)), the input
+  x_b = x_pairs[p, 1]. Returns (grid [P, num_steps + 2, H, W, C], column
+  labels 'x_a', t, ..., 'x_b').
+  """
+  path = interpolations(model, params, x_pairs, y_pairs, num_steps)
+  x_pairs = np.asarray(x_pairs, path.dtype)
+  grid = np.concatenate([x_pairs[:, :1], path, x_pairs[:, 1:]], axis=1)
+  t = np.linspace(0.0, 1.0, num_steps)
+  return grid, ['x_a'] + [f'{v:.2g}' for v in t] + ['x_b']
+
+
 # --- Animated traversals -----------------------------------------------------
 
 def gif_offsets(num_frames: int = 24, span: float = 3.0) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 FIGURE_INCHES = 5.0
 FIGURE_DPI = 100  # pixels an inch: a 5-inch figure is 500 pixels a side
 MAX_LEGEND_CLASSES = 20  # more distinct (or non-integer) labels get a colorbar
+MIN_LABEL_GAP = 0.06  # fraction of the axes: closer point labels are left out
 
 
 def figure(width: float = FIGURE_INCHES, height: float = FIGURE_INCHES,
@@ -70,12 +71,25 @@ def latent_scatter(mu: np.ndarray, labels: np.ndarray,
   return render(fig)
 
 
+def uncrowded(xy: np.ndarray, min_gap: float) -> list[bool]:
+  """Which of the points xy [N, 2] keep their label: the last one, then each
+  earlier one at least `min_gap` (Euclidean) from every label kept so far."""
+  kept = []
+  keep = [False] * len(xy)
+  for i in reversed(range(len(xy))):
+    if all(np.hypot(*(xy[i] - xy[j])) >= min_gap for j in kept):
+      kept.append(i)
+      keep[i] = True
+  return keep
+
+
 def rate_distortion_plot(points: list[dict], title: str = '') -> np.ndarray:
   """Rate (KL, x) vs distortion (−E log p(x|z), y), both in nats; uint8 [500, 500, 3].
 
-  Each point is a dict with 'kl', 'recon' and 'label' (annotated next to it);
-  points sharing an optional 'group' are joined by a line, coloured alike and
-  named in a legend. The dashed diagonal is the best −ELBO = kl + recon.
+  Each point is a dict with 'kl', 'recon' and 'label' (annotated next to it,
+  unless it would crowd the label of a later point: `uncrowded`); points
+  sharing an optional 'group' are joined by a line, coloured alike and named
+  in a legend. The dashed diagonal is the best −ELBO = kl + recon.
   """
   if not points:
     raise ValueError('rate_distortion_plot needs at least one point')
@@ -92,14 +106,18 @@ def rate_distortion_plot(points: list[dict], title: str = '') -> np.ndarray:
     style = '-o' if group is not None and len(members) > 1 else 'o'
     ax.plot(kl, recon, style, color=cmap(i % 10), markersize=6,
             label=None if group is None else str(group))
-    for p, x, y in zip(members, kl, recon):
+  ax.margins(0.15)
+  xy = np.array([[float(p['kl']), float(p['recon'])] for p in points])
+  (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+  in_axes = (xy - [x0, y0]) / [max(x1 - x0, 1e-12), max(y1 - y0, 1e-12)]
+  for p, (x, y), keep in zip(points, xy, uncrowded(in_axes, MIN_LABEL_GAP)):
+    if keep:
       ax.annotate(str(p['label']), (x, y), textcoords='offset points', xytext=(5, 5),
                   fontsize='small')
   best = min(points, key=lambda p: float(p['kl']) + float(p['recon']))
   best_nelbo = float(best['kl']) + float(best['recon'])
   ax.axline((float(best['kl']), float(best['recon'])), slope=-1.0, color='grey',
             linestyle='--', linewidth=1, label=f'-ELBO = {best_nelbo:.1f}')
-  ax.margins(0.15)
   ax.legend(fontsize='small', loc='best')
   ax.set_xlabel('rate: KL(q(z|x) || p(z)) [nats]')
   ax.set_ylabel('distortion: -E log p(x|z) [nats]')

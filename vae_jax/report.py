@@ -8,7 +8,10 @@ Each row is one workdir: its objective and data (config.json) and its final
 held-out metrics (summary.json), in nats per example. A column is shown when
 at least one run has it; every other config key whose value differs between
 the runs (a sweep's axes: seed, learning rate, latent size, ...) gets a
-column of its own.
+column of its own. Every header is the key itself: a dotted config.json key
+(objective.beta) or a summary.json key (nll_iw). The markdown table states
+a column whose value is the same in every row once, above the table
+("all rows: objective.name = beta, ..."); the CSV keeps every column.
 """
 
 import csv
@@ -19,28 +22,29 @@ import sys
 from vae_jax.errors import UserError
 from vae_jax.workdir import flatten
 
-COLUMNS = (  # (header, summary.json key or config key path, format)
-    ('run', 'run', '{}'),
-    ('objective', 'objective.name', '{}'),
-    ('β', 'objective.beta', '{:g}'),
-    ('data', 'data.name', '{}'),
-    ('model', 'model.architecture', '{}'),
-    ('steps', 'step', '{}'),
-    ('nelbo', 'nelbo', '{:.2f}'),
-    ('recon', 'recon', '{:.2f}'),
-    ('kl', 'kl', '{:.2f}'),
-    ('nll_iw', 'nll_iw', '{:.2f}'),
-    ('k', 'iw_samples', '{}'),
-    ('active units', 'active_units', '{}'),
-    ('anomaly AUROC', 'anomaly_auroc', '{:.3f}'),
-    ('BetaVAE', 'beta_vae_score', '{:.3f}'),
-    ('FactorVAE', 'factor_vae_score', '{:.3f}'),
-    ('MIG', 'mig', '{:.3f}'),
-    ('DCI dis.', 'dci_disentanglement', '{:.3f}'),
-    ('DCI comp.', 'dci_completeness', '{:.3f}'),
-    ('DCI inf.', 'dci_informativeness', '{:.3f}'),
-    ('SAP', 'sap', '{:.3f}'),
+COLUMNS = (  # (summary.json key or config key path: the header, format)
+    ('run', '{}'),
+    ('objective.name', '{}'),
+    ('objective.beta', '{:g}'),
+    ('data.name', '{}'),
+    ('model.architecture', '{}'),
+    ('step', '{}'),
+    ('nelbo', '{:.2f}'),
+    ('recon', '{:.2f}'),
+    ('kl', '{:.2f}'),
+    ('nll_iw', '{:.2f}'),
+    ('iw_samples', '{}'),
+    ('active_units', '{}'),
+    ('anomaly_auroc', '{:.3f}'),
+    ('beta_vae_score', '{:.3f}'),
+    ('factor_vae_score', '{:.3f}'),
+    ('mig', '{:.3f}'),
+    ('dci_disentanglement', '{:.3f}'),
+    ('dci_completeness', '{:.3f}'),
+    ('dci_informativeness', '{:.3f}'),
+    ('sap', '{:.3f}'),
 )
+COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
 
 # Config keys that differ between runs without describing the experiment.
 VARYING_BUT_UNINTERESTING = ('data.local_dir', 'data.tfds_data_dir')
@@ -74,7 +78,7 @@ def read_run(workdir: str, extra_keys: tuple = ()) -> dict:
   FileNotFoundError without summary.json."""
   config, summary = _read_json(workdir, 'config.json'), _read_json(workdir, 'summary.json')
   record = {**config, **summary, 'run': os.path.basename(os.path.normpath(workdir))}
-  keys = [key for _, key, _ in COLUMNS] + list(extra_keys)
+  keys = list(COLUMN_KEYS) + list(extra_keys)
   return {key: _lookup(record, key) for key in keys}
 
 
@@ -82,8 +86,7 @@ def varying_keys(workdirs: list) -> list:
   """Config keys (dotted) whose values differ between the runs' config.json."""
   flats = [flatten(_read_json(w, 'config.json')) for w in workdirs]
   keys = sorted(set().union(*flats))
-  shown = {key for _, key, _ in COLUMNS}
-  return [k for k in keys if k not in shown and k not in VARYING_BUT_UNINTERESTING
+  return [k for k in keys if k not in COLUMN_KEYS and k not in VARYING_BUT_UNINTERESTING
           and len({json.dumps(f.get(k)) for f in flats}) > 1]
 
 
@@ -102,12 +105,12 @@ def table_rows(workdirs: list, extra_keys=None) -> tuple:
   if extra_keys is None:
     extra_keys = varying_keys(workdirs)
   runs = [read_run(w, extra_keys) for w in workdirs]
-  columns = [COLUMNS[0]] + [(k, k, '{}') for k in extra_keys
-                            if k not in {key for _, key, _ in COLUMNS}] + list(COLUMNS[1:])
-  shown = [c for c in columns if any(r[c[1]] is not None for r in runs)]
-  rows = [['' if r[key] is None else format_value(r[key], fmt) for _, key, fmt in shown]
+  columns = [COLUMNS[0]] + [(k, '{}') for k in extra_keys
+                            if k not in COLUMN_KEYS] + list(COLUMNS[1:])
+  shown = [c for c in columns if any(r[c[0]] is not None for r in runs)]
+  rows = [['' if r[key] is None else format_value(r[key], fmt) for key, fmt in shown]
           for r in runs]
-  return [header for header, _, _ in shown], rows
+  return [key for key, _ in shown], rows
 
 
 def write_csv(path: str, headers: list, rows: list) -> None:
@@ -115,9 +118,26 @@ def write_csv(path: str, headers: list, rows: list) -> None:
     csv.writer(f).writerows([headers, *rows])
 
 
+def constant_columns(headers: list, rows: list) -> list:
+  """Indices of the columns (but `run`) whose value is the same in every one of
+  two or more rows."""
+  if len(rows) < 2:
+    return []
+  return [i for i, header in enumerate(headers)
+          if header != 'run' and len({row[i] for row in rows}) == 1]
+
+
 def markdown(headers: list, rows: list) -> str:
-  lines = ['| ' + ' | '.join(headers) + ' |', '|' + '---|' * len(headers)]
-  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+  """A markdown table; the constant columns (`constant_columns`) are stated
+  once above it as "all rows: key = value, ..." instead of in every row."""
+  constant = constant_columns(headers, rows)
+  lines = []
+  if constant:
+    lines += ['all rows: ' + ', '.join(f'{headers[i]} = {rows[0][i]}' for i in constant),
+              '']
+  keep = [i for i in range(len(headers)) if i not in constant]
+  lines += ['| ' + ' | '.join(headers[i] for i in keep) + ' |', '|' + '---|' * len(keep)]
+  lines += ['| ' + ' | '.join(row[i] for i in keep) + ' |' for row in rows]
   return '\n'.join(lines)
 
 

@@ -32,6 +32,12 @@ class Run:
   spec: steps.StepSpec
   hparams: dict
   config_changes: dict  # {key: [saved, now]} of settings changed on resume
+  name: str = ''  # a sweep member's name (its directory), leading its log lines; '' alone
+
+  @property
+  def log_prefix(self) -> str:
+    """'[name] ' for a named run (a sweep member), else ''."""
+    return f'[{self.name}] ' if self.name else ''
 
   @property
   def images_dir(self) -> str:
@@ -43,11 +49,13 @@ class Run:
 
 
 def build_run(config: ml_collections.ConfigDict, workdir: str,
-              free_keys: tuple = workdir_lib.FREE_ON_RESUME, shares: Run = None) -> Run:
+              free_keys: tuple = workdir_lib.FREE_ON_RESUME, shares: Run = None,
+              name: str = '') -> Run:
   """Checks `config` (and the workdir's saved one) and builds the run's pieces.
 
   `shares`: a Run with the same data settings whose dataset, factor source
-  and train arrays this one reuses (the members of a sweep).
+  and train arrays this one reuses (the members of a sweep). `name`: a sweep
+  member's name, which leads every log line of its training and evaluation.
   """
   configs.validate(config)
   changes = workdir_lib.check_config_matches(workdir, config, free_keys)
@@ -69,7 +77,8 @@ def build_run(config: ml_collections.ConfigDict, workdir: str,
   return Run(config=config, workdir=workdir, mesh=mesh, dataset=dataset,
              train_arrays=train_arrays, factor_source=factor_source,
              spec=steps.make_spec(config, dataset.spec),
-             hparams=steps.make_hparams(config, dataset.num_train), config_changes=changes)
+             hparams=steps.make_hparams(config, dataset.num_train), config_changes=changes,
+             name=name)
 
 
 def _factor_source(config: ml_collections.ConfigDict, dataset: data_lib.Dataset):

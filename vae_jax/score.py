@@ -27,13 +27,26 @@ from vae_jax.data import image_arrays
 from vae_jax.errors import DataError
 
 
+def score_name(data_arg: str) -> str:
+  """The short name of the scored data: scores/<name>.npz and .json."""
+  if os.path.isdir(data_arg):
+    return os.path.basename(os.path.normpath(data_arg)) or 'data'
+  return data_arg
+
+
+def results_line(workdir: str, data_arg: str) -> str:
+  """The closing line of --mode=score: where the scores are."""
+  path = os.path.join(workdir, 'scores', score_name(data_arg))
+  return f'results: {path}.json (per-example scores: {path}.npz)'
+
+
 def _test_images(data_arg: str, tfds_data_dir: str) -> tuple[np.ndarray, np.ndarray, str]:
   """(images uint8 [N, H, W, C], labels [N], short name) of the data to score."""
   if os.path.isdir(data_arg):
     images, labels = image_arrays.read_idx_split(data_arg, 'test')
-    return images, labels, os.path.basename(os.path.normpath(data_arg)) or 'data'
+    return images, labels, score_name(data_arg)
   host = image_arrays.load_image_arrays(data_arg, '', tfds_data_dir)
-  return host.test_images, host.test_labels, data_arg
+  return host.test_images, host.test_labels, score_name(data_arg)
 
 
 def score_workdir(config: ml_collections.ConfigDict, workdir: str, data_arg: str) -> dict:

@@ -276,7 +276,7 @@ def _scan(step, state, indices: jax.Array, spec: StepSpec):
   keep the loop, two steps per iteration: fully unrolled code runs slower,
   and with one step per iteration XLA's copy insertion copies the weights
   the backward pass reads at every step; with two per iteration it does not
-  (README "Performance" has the measurements).
+  (benchmarks/README.md has the measurements).
   """
   unroll = True if spec.model.encoder.conv_channels else 2
   return jax.lax.scan(step, state, indices, unroll=unroll)

@@ -17,22 +17,35 @@ after another.
 Sweep directory:
     sweep.json            the axes and the members (name, settings, group)
     <member>/             a run's workdir (config.json, metrics.jsonl, checkpoints, ...)
-    results.csv, results.md   one row per member (vae_jax.report)
+    results.md            one row per member (vae_jax.report), settings shared by
+                          every member stated once above the table
+    results.csv           the same rows with every column
     <metric>_vs_<axis>.png    metric against each swept value, seeds as error bars
-    rate_distortion.png       kl (rate) vs recon (distortion) per member
+    rate_distortion.png       kl (rate) vs recon (distortion) per setting
 
 Re-running the same command resumes every member from its checkpoints.
+
+Over a cluster (`--sweep_shard=I/N`, one job per I = 0..N-1, e.g. a Slurm
+array): shard I trains members [I·M/N, (I+1)·M/N) of the M members in
+sweep.json's order (group by group, so a shard's members still form
+populations; `shard_members`), into the same sweep directory (disjoint
+member workdirs; every shard writes the same sweep.json). The shard that
+finds every member finished writes the tables and plots (holding a lock on sweep.json);
+`--sweep_shard=report` writes them from finished members at any time.
 """
 
 import copy
+import fcntl
 import itertools
 import json
 import os
+import re
+from typing import Optional
 
 import ml_collections
 from absl import logging
 
-from vae_jax import configs, objectives, report, steps, sweep_plots, train
+from vae_jax import configs, objectives, parallel, report, steps, sweep_plots, train
 from vae_jax.runs import build_run
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, WorkdirError
@@ -118,8 +131,31 @@ def groups(member_list: list) -> list:
   return list(by_key.values())
 
 
+def parse_shard(text: Optional[str]):
+  """(index, count) of --sweep_shard=I/N (0 <= I < N), 'report', or None when unset;
+  ConfigError for anything else."""
+  if text is None or text == '':
+    return None
+  if text == 'report':
+    return 'report'
+  found = re.fullmatch(r'\s*(\d+)\s*/\s*(\d+)\s*', text)
+  if not found or int(found.group(2)) == 0 or int(found.group(1)) >= int(found.group(2)):
+    raise ConfigError(f'--sweep_shard={text} is not I/N with 0 <= I < N (e.g. '
+                      '--sweep_shard=0/4 ... 3/4) or report')
+  return int(found.group(1)), int(found.group(2))
+
+
+def shard_members(member_groups: list, index: int, count: int) -> list:
+  """Shard `index` of `count`: members [index·M/count, (index+1)·M/count) of the
+  M members in group order (sweep.json's), regrouped (`groups`)."""
+  ordered = [member for group in member_groups for member in group]
+  start, stop = index * len(ordered) // count, (index + 1) * len(ordered) // count
+  return groups(ordered[start:stop])
+
+
 def _write_plan(sweep_dir: str, axes: dict, member_groups: list) -> None:
-  """sweep.json; WorkdirError if the directory holds a sweep with other axes."""
+  """sweep.json (left as it is when it already holds this plan, so concurrent
+  shards agree); WorkdirError if the directory holds a sweep with other axes."""
   path = os.path.join(sweep_dir, 'sweep.json')
   plan = {'axes': {k: list(v) for k, v in axes.items()},
           'members': [{'name': name, 'settings': settings, 'group': g}
@@ -133,31 +169,87 @@ def _write_plan(sweep_dir: str, axes: dict, member_groups: list) -> None:
       raise WorkdirError(f'{sweep_dir} holds a sweep over {saved.get("axes")}, not '
                          f'{plan["axes"]}; resume it with the same sweep file or pass a '
                          'new --workdir')
+    if saved == plan:
+      return
   os.makedirs(sweep_dir, exist_ok=True)
   workdir_lib.write_json(path, plan)
 
 
-def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str) -> list:
-  """Trains (or resumes) every member; writes the tables and plots; returns the
-  member workdirs."""
-  member_groups = groups(members(base, axes))
-  for group in member_groups:  # every member is checked before any trains
+def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str,
+              shard=None) -> list:
+  """Trains (or resumes) every member, or shard (index, count) of them
+  (`shard_members`); writes the tables and plots once every member has
+  finished; returns the workdirs of the members trained here.
+
+  `shard='report'` trains nothing: it writes the tables and plots of the
+  finished sweep (WorkdirError naming the members not finished).
+  """
+  all_groups = groups(members(base, axes))
+  for group in all_groups:  # every member is checked before any trains
     for name, _, config in group:
       configs.validate(config)
       workdir_lib.check_config_matches(os.path.join(sweep_dir, name), config)
-  _write_plan(sweep_dir, axes, member_groups)
+  everyone = [member for group in all_groups for member in group]
+  unfinished = [name for name, _, config in everyone if shard == 'report'
+                and not _finished(os.path.join(sweep_dir, name), config)]
+  if unfinished:
+    raise WorkdirError(f'{len(unfinished)} of the {len(everyone)} members of {sweep_dir} '
+                       f'have not finished ({", ".join(unfinished[:3])}'
+                       f'{", ..." if len(unfinished) > 3 else ""}); run their shards '
+                       'first (the same command resumes them)')
+  if parallel.is_primary():
+    _write_plan(sweep_dir, axes, all_groups)
+  if shard == 'report':
+    if parallel.is_primary():
+      _report_if_finished(sweep_dir, everyone, axes)
+    return []
+  member_groups = all_groups if shard is None else shard_members(all_groups, *shard)
+  if shard is not None:
+    logging.info('sweep shard %d/%d: %d of the %d members', shard[0], shard[1],
+                 sum(map(len, member_groups)), len(everyone))
   workdirs = []
   for g, group in enumerate(member_groups):
     runs = []
     for name, _, config in group:
       workdir = os.path.join(sweep_dir, name)
-      runs.append(build_run(config, workdir, shares=runs[0] if runs else None))
+      runs.append(build_run(config, workdir, shares=runs[0] if runs else None, name=name))
       workdirs.append(workdir)
     logging.info('sweep group %d/%d: %d members trained as one population (%s)', g + 1,
                  len(member_groups), len(runs), ', '.join(n for n, _, _ in group))
     train.train_group(runs)
-  write_results(sweep_dir, workdirs, list(axes))
+  if parallel.is_primary() and not _report_if_finished(sweep_dir, everyone, axes):
+    logging.info('%s: not every member has finished; the last shard to finish (or '
+                 '--sweep_shard=report) writes the results', sweep_dir)
   return workdirs
+
+
+def results_line(sweep_dir: str) -> str:
+  """The closing line of --mode=sweep: where the results are."""
+  return (f'results: {os.path.join(sweep_dir, "results.md")} (and results.csv, plots '
+          f'*.png beside it); members in {os.path.join(sweep_dir, "<member>", "")}')
+
+
+def _finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
+  """True if the member's summary.json holds its final step's metrics."""
+  try:
+    with open(os.path.join(workdir, 'summary.json')) as f:
+      return json.load(f).get('step') == config.train.num_steps
+  except (OSError, ValueError, AttributeError):
+    return False
+
+
+def _report_if_finished(sweep_dir: str, member_list: list, axes: dict) -> bool:
+  """Writes the results if every member has finished (holding a lock on
+  sweep.json, so shards finishing together write one after the other); True
+  if it wrote them."""
+  with open(os.path.join(sweep_dir, 'sweep.json'), 'a') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+    if not all(_finished(os.path.join(sweep_dir, name), config)
+               for name, _, config in member_list):
+      return False
+    write_results(sweep_dir, [os.path.join(sweep_dir, name) for name, _, _ in member_list],
+                  list(axes))
+    return True
 
 
 def write_results(sweep_dir: str, workdirs: list, axes: list) -> None:

@@ -3,13 +3,18 @@
 - `metrics_vs_<axis>.png`: each final metric against the swept values of one
   axis; one line per combination of the other non-seed axes; points are the
   mean over seeds, error bars their standard deviation.
-- `rate_distortion.png`: rate (kl) against distortion (recon) per setting,
-  labelled with β when β is swept — the rate–distortion trade-off of β.
+- `rate_distortion.png`: rate (kl) against distortion (recon) per setting
+  (mean ± std over seeds), one colour and legend entry per setting (β when
+  β is swept): the rate–distortion trade-off of β, no label over a point.
+
+Values are ordered as numbers where they are numbers (`natural_key`: 2
+before 10), in legends, on category axes and along lines.
 """
 
 import collections
 import os
 
+import matplotlib
 import numpy as np
 
 from vae_jax import disentanglement, plots, report
@@ -20,6 +25,19 @@ SEED_KEY = 'seed'
 
 def _label(key: str) -> str:
   return {'objective.beta': 'β'}.get(key, key.split('.')[-1])
+
+
+def natural_key(value) -> tuple:
+  """Sort key: numbers and numeric text ('2', '10', '1e-3') by value, before any
+  other text (sorted as text); tuples element by element."""
+  if isinstance(value, (tuple, list)):
+    return tuple(natural_key(v) for v in value)
+  if not isinstance(value, bool):
+    try:
+      return (0, float(value), '')
+    except (TypeError, ValueError):
+      pass
+  return (1, 0.0, str(value))
 
 
 def _numeric(values) -> bool:
@@ -39,7 +57,7 @@ def seed_statistics(records: list, x_key: str, metric: str, other_keys: list) ->
     lines[line].append((x, float(np.mean(values)), float(np.std(values))))
   result = {}
   for line, points in lines.items():
-    points.sort(key=lambda p: p[0] if _numeric([p[0]]) else str(p[0]))
+    points.sort(key=lambda p: natural_key(p[0]))
     result[line] = tuple(list(column) for column in zip(*points))
   return result
 
@@ -52,7 +70,7 @@ def _positions(xs: list, all_xs: list):
   """Numeric x values as they are; others as their index among `all_xs`."""
   if _numeric(all_xs):
     return xs
-  order = sorted({str(x) for x in all_xs})
+  order = sorted({str(x) for x in all_xs}, key=natural_key)
   return [order.index(str(x)) for x in xs]
 
 
@@ -68,8 +86,9 @@ def plot_metrics_vs_axis(path: str, records: list, axis: str, axes: list) -> boo
   fig = plots.figure(4.2 * cols, 3.2 * rows, layout='tight')
   grid = fig.subplots(rows, cols, squeeze=False)
   for ax, metric in zip(grid.ravel(), metrics):
-    for line, (xs, means, stds) in sorted(seed_statistics(records, axis, metric,
-                                                          others).items()):
+    lines = seed_statistics(records, axis, metric, others)
+    for line, (xs, means, stds) in sorted(lines.items(),
+                                          key=lambda item: natural_key(item[0])):
       label = ', '.join(f'{_label(k)}={v}' for k, v in zip(others, line)) or None
       ax.errorbar(_positions(xs, all_xs), means, yerr=stds, marker='o', capsize=3,
                   label=label)
@@ -78,7 +97,7 @@ def plot_metrics_vs_axis(path: str, records: list, axis: str, axes: list) -> boo
     if _numeric(all_xs) and min(all_xs) > 0 and max(all_xs) / min(all_xs) >= 10:
       ax.set_xscale('log', base=2)
     if not _numeric(all_xs):
-      order = sorted({str(x) for x in all_xs})
+      order = sorted({str(x) for x in all_xs}, key=natural_key)
       ax.set_xticks(range(len(order)), order)
     ax.grid(alpha=0.3)
   for ax in grid.ravel()[len(metrics):]:
@@ -91,24 +110,37 @@ def plot_metrics_vs_axis(path: str, records: list, axis: str, axes: list) -> boo
   return True
 
 
+MARKERS = ('o', 's', '^', 'D', 'v')  # after every colour of the colormap, the next marker
+
+
+def rate_distortion_cells(records: list, settings: list) -> dict:
+  """{setting (formatted values of the `settings` keys): (kl [S], recon [S]) of its
+  S seeds}, settings in `natural_key` order; records without kl or recon left out."""
+  cells = collections.defaultdict(list)
+  for record in records:
+    if record.get('kl') is not None and record.get('recon') is not None:
+      setting = tuple(report.format_value(record[k]) for k in settings)
+      cells[setting].append((record['kl'], record['recon']))
+  return {setting: tuple(np.asarray(cells[setting], np.float64).T)
+          for setting in sorted(cells, key=natural_key)}
+
+
 def plot_rate_distortion(path: str, records: list, axes: list) -> bool:
   """`rate_distortion.png` (kl vs recon, mean ± std over seeds); False without kl."""
   settings = [a for a in axes if a != SEED_KEY]
   if not any(r.get('kl') is not None for r in records):
     return False
-  cells = collections.defaultdict(list)
-  for record in records:
-    if record.get('kl') is not None and record.get('recon') is not None:
-      cells[tuple(report.format_value(record[k]) for k in settings)].append((record['kl'], record['recon']))
-  fig = plots.figure(5.5, 4.2, layout='tight')
+  cells = rate_distortion_cells(records, settings)
+  fig = plots.figure(7.0, 4.2, layout='constrained')
   ax = fig.subplots()
-  for setting, points in sorted(cells.items()):
-    kl, recon = np.asarray(points, np.float64).T
-    ax.errorbar(kl.mean(), recon.mean(), xerr=kl.std(), yerr=recon.std(), marker='o',
-                capsize=3, color='tab:blue')
-    ax.annotate(', '.join(f'{_label(k)}={v}' for k, v in zip(settings, setting)),
-                (kl.mean(), recon.mean()), textcoords='offset points', xytext=(5, 4),
-                fontsize=7)
+  cmap = matplotlib.colormaps['tab10' if len(cells) <= 10 else 'tab20']
+  for n, (setting, (kl, recon)) in enumerate(cells.items()):
+    label = ', '.join(f'{_label(k)}={v}' for k, v in zip(settings, setting)) or None
+    ax.errorbar(kl.mean(), recon.mean(), xerr=kl.std(), yerr=recon.std(), capsize=3,
+                color=cmap(n % cmap.N), marker=MARKERS[n // cmap.N % len(MARKERS)],
+                linestyle='none', label=label)
+  if settings:
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
   ax.set_xlabel('rate: kl (nats)')
   ax.set_ylabel('distortion: recon (nats)')
   ax.set_title('rate–distortion of the sweep (held-out)')

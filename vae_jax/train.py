@@ -8,6 +8,12 @@ dispatch, as `steps.train_steps` for one run; the members vmapped or looped
 over, config.train.population); each member keeps its own
 workdir, written exactly as a single run's.
 
+With several processes (`jax.distributed`, vae_jax/parallel.py) every
+process runs the loop and the checkpoint saves and restores (Orbax
+coordinates them); only process 0 takes the workdir lock, evaluates and
+writes config.json, run.json, metrics.jsonl, events, images and summary.json.
+A SIGINT/SIGTERM to any process stops all of them at the same step.
+
 Resume rules (docs/design.md):
 1. A workdir with checkpoints is resumed from its newest readable checkpoint.
 2. Its saved config.json must equal the current config except for settings
@@ -19,7 +25,9 @@ Resume rules (docs/design.md):
 """
 
 import contextlib
+import dataclasses
 import json
+import logging as python_logging
 import os
 import signal
 import sys
@@ -37,11 +45,81 @@ from vae_jax import workdir as workdir_lib
 from vae_jax.errors import Interrupted, WorkdirError
 from vae_jax.runs import Run, build_run
 
+class _AboveTheBar:
+  """A text stream that writes each whole line above the live tqdm bars of `terminal`
+  (`tqdm.write`: clear the bars, write the line, redraw them); a partial line
+  waits for its end."""
+
+  def __init__(self, terminal):
+    self.terminal = terminal
+    self._partial = ''
+
+  def write(self, text: str) -> int:
+    lines, newline, self._partial = (self._partial + text).rpartition('\n')
+    if newline:
+      tqdm.tqdm.write(lines, file=self.terminal)
+    return len(text)
+
+  def flush(self) -> None:
+    self.terminal.flush()
+
+  def finish(self) -> None:
+    """Writes a pending partial line as it is."""
+    if self._partial:
+      self.terminal.write(self._partial)
+      self._partial = ''
+
+  def __getattr__(self, name: str):  # isatty, fileno, encoding, ... of the terminal
+    return getattr(self.terminal, name)
+
+
+def _stream_handlers() -> list:
+  """The logging.StreamHandlers of the root logger (absl's Python handler included)."""
+  handlers = [getattr(h, 'python_handler', h) for h in python_logging.getLogger().handlers]
+  return [h for h in handlers if isinstance(h, python_logging.StreamHandler)]
+
+
+@contextlib.contextmanager
+def progress_bar(**tqdm_args):
+  """A tqdm bar on sys.stderr if that is a terminal (else a disabled one).
+
+  While the bar is live, sys.stderr and every logging handler that writes to
+  it (absl's included) write through `_AboveTheBar`, so a log line starts on
+  its own line above the bar instead of inside the bar's line. Everything is
+  restored on exit, and the bar closed.
+  """
+  terminal = sys.stderr
+  bar = tqdm.tqdm(file=terminal, dynamic_ncols=True, disable=not terminal.isatty(),
+                  **tqdm_args)
+  if bar.disable:
+    try:
+      yield bar
+    finally:
+      bar.close()
+    return
+  shared = _AboveTheBar(terminal)
+  handlers = [h for h in _stream_handlers() if h.stream is terminal]
+  sys.stderr = shared
+  for handler in handlers:
+    handler.stream = shared
+  try:
+    yield bar
+  finally:
+    for handler in handlers:
+      handler.stream = terminal
+    sys.stderr = terminal
+    shared.finish()
+    bar.close()
+
+
+def _local(run: Run, state):
+  """The state on this process's first device (evaluation runs unsharded)."""
+  return state if run.mesh is None else parallel.to_one_device(state)
+
+
 def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
-  """`evaluate.evaluate` of the run's state (on one device); writes
-  anomaly_scores.npz (per-example nll_iw) when eval.anomaly asks for it."""
-  if run.mesh is not None:
-    state = parallel.to_one_device(state)
+  """`evaluate.evaluate` of the run's state (`_local`); writes anomaly_scores.npz
+  (per-example nll_iw) when eval.anomaly asks for it."""
   result = evaluate_lib.evaluate(state.params, run.config, run.spec, run.dataset,
                                  final=final, factor_source=run.factor_source)
   if run.config.eval.anomaly and result.nll_iw is not None:
@@ -54,8 +132,8 @@ def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
 def _write_images(run: Run, state, step: int, result: evaluate_lib.Evaluation,
                   writer) -> None:
   """Every picture of `eval_pictures.make_pictures`, to images/ and TensorBoard."""
-  history = [r for r in workdir_lib.read_metrics(run.workdir)
-             if r['split'] == 'eval' and 0 < r['step'] < step and r.get('kl') is not None]
+  history = eval_pictures.rate_distortion_history(workdir_lib.read_metrics(run.workdir),
+                                                  step)
   made = eval_pictures.make_pictures(
       run.spec.model, state.params, run.dataset, seed=run.config.seed,
       num_images=run.config.eval.num_images, stochastic=run.stochastic, step=step,
@@ -73,6 +151,16 @@ def _write_summary(run: Run, step: int, metrics: dict) -> None:
   workdir_lib.write_json(os.path.join(run.workdir, 'summary.json'), summary)
 
 
+def results_line(workdir: str, mode: str = 'train') -> str:
+  """The closing line of --mode=train (or eval): where the results are."""
+  line = (f'results: {os.path.join(workdir, "summary.json")}; images in '
+          f'{os.path.join(workdir, "images", "")}')
+  if mode == 'train':
+    line += (f'; curves in {os.path.join(workdir, "metrics.jsonl")} and TensorBoard '
+             f'(tensorboard --logdir {workdir})')
+  return line
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the final held-out metrics."""
   return train_group([build_run(config, workdir)])[0]
@@ -81,18 +169,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def train_group(runs: list) -> list:
   """Trains (or resumes) runs that share every static setting (one compiled
   step; the first run's spec), each in its own workdir; returns their final
-  held-out metrics. Several runs train together as one vmapped population."""
+  held-out metrics. Several runs train together as one vmapped population;
+  each one's log lines start with its name (`Run.name`, else its directory's).
+
+  With several processes, only process 0 (`parallel.is_primary`) evaluates
+  and writes the run's files; the others return None for each run.
+  """
+  if len(runs) > 1:
+    runs = [run if run.name else dataclasses.replace(
+        run, name=os.path.basename(os.path.normpath(run.workdir))) for run in runs]
+  primary = parallel.is_primary()
   with contextlib.ExitStack() as cleanup:
     ckpts, writers = [], []
     for run in runs:
-      cleanup.callback(workdir_lib.WorkdirLock(run.workdir).release)
+      if primary:
+        cleanup.callback(workdir_lib.WorkdirLock(run.workdir).release)
       ckpts.append(checkpoints.Checkpointer(run.workdir))
       cleanup.callback(ckpts[-1].close)
     states = _restore_common_step(runs, ckpts)
     start = int(states[0].step)
     for run in runs:
       if start:
-        logging.info('resuming %s from step %d', run.workdir, start)
+        logging.info('%sresuming %s from step %d', run.log_prefix, run.workdir, start)
+      if not primary:
+        writers.append(workdir_lib.NoWriter())
+        continue
       workdir_lib.write_json(os.path.join(run.workdir, 'config.json'),
                              workdir_lib.config_to_dict(run.config))
       workdir_lib.write_json(os.path.join(run.workdir, 'run.json'),
@@ -110,8 +211,9 @@ def train_group(runs: list) -> list:
     state = states[0] if len(runs) == 1 else steps.stack(states)
     state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers,
                            interrupts)
-    for run, member_metrics in zip(runs, metrics):
-      _write_summary(run, int(state.step.ravel()[0]), member_metrics)
+    if primary:
+      for run, member_metrics in zip(runs, metrics):
+        _write_summary(run, int(state.step.ravel()[0]), member_metrics)
     return metrics
 
 
@@ -141,6 +243,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
   `state` is one TrainState (one run) or the stacked states of the runs.
   Every step's finiteness is checked before a log, checkpoint or evaluation
   uses the state; a checkpoint is saved before the evaluation of its step.
+  Only the primary process evaluates (the others' metrics stay None).
   """
   lead = runs[0]
   cfg = lead.config.train
@@ -149,66 +252,68 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
   # One member's state sliced out at a time (an 18-member population's states are GBs).
   members = lambda s: (steps.member(s, i) for i in range(len(runs))) if population else iter([s])
   hparams = steps.stack([r.hparams for r in runs]) if population else lead.hparams
+  primary = parallel.is_primary()
   metrics = [None] * len(runs)
   if start == 0:
     metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
-               for run, s, writer in zip(runs, members(state), writers)]
+               if primary else None for run, s, writer in zip(runs, members(state), writers)]
   else:  # a resumed run: what a stop after the checkpoint at `start` left undone
-    metrics = [_evaluate_missing(run, s, start, writer)
+    metrics = [_evaluate_missing(run, s, start, writer) if primary else None
                for run, s, writer in zip(runs, members(state), writers)]
   history, unchecked, last_log_time, last_log_step = [], [], time.perf_counter(), start
-  # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
-  bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
-                  disable=not sys.stderr.isatty())
-  step = start
-  while step < num_steps:
-    done = _call_end(step, num_steps, cfg)
-    indices = np.stack([[run.dataset.train_indices(run.config.seed, s, batch_size)
-                         for run in runs] for s in range(step, done)])  # [K, M, B]
-    if population:
-      state, call_metrics = steps.population_train_steps(
-          state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams,
-          spec=lead.spec, loop_members=steps.loop_members(cfg.population, lead.spec))
-    else:
-      state, call_metrics = steps.train_steps(
-          state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
-          spec=lead.spec)
-    history.append(call_metrics)  # leaves [K] (or [K, M]), still on the device
-    unchecked.append((step, call_metrics))
-    bar.update(done - step)
-    step = done
-    log = done % cfg.log_every_steps == 0 or done == num_steps
-    evaluate = done % cfg.eval_every_steps == 0 or done == num_steps
-    save = done % cfg.checkpoint_every_steps == 0 or done == num_steps
-    stop = interrupts.signum is not None and done < num_steps
-    if not (log or evaluate or save or stop):
-      continue
-    guards.check_finite(runs, jax.device_get(unchecked), ckpts, population)
-    unchecked = []
-    if log:
-      history = jax.device_get(history)  # waits for the steps dispatched so far
-      now = time.perf_counter()
-      steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
-      for i, (run, writer) in enumerate(zip(runs, writers)):
-        values = [{k: np.reshape(v[j], -1)[i] for k, v in record.items() if k != 'finite'}
-                  for record in history for j in range(len(record['loss']))]
-        _log_train(run, values, done, steps_per_sec, writer,
-                   name=os.path.basename(run.workdir) if population else '')
-        if i == 0:
-          bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
-                          refresh=False)
-      history, last_log_time, last_log_step = [], time.perf_counter(), done
-    if save or stop:
-      for ckpt, s in zip(ckpts, members(state)):
-        ckpt.save(done, s)
-    if evaluate:
-      metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
-                 for run, s, writer in zip(runs, members(state), writers)]
-    if stop:  # train_group's clean-up waits for the save
-      name = signal.Signals(interrupts.signum).name
-      raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
-                        f'{done}; run the same command to resume', interrupts.signum)
-  bar.close()
+  # A live bar on an interactive terminal, log lines printed above it; plain log
+  # lines (every log step) elsewhere.
+  with progress_bar(total=num_steps, initial=start, unit='step') as bar:
+    step = start
+    while step < num_steps:
+      done = _call_end(step, num_steps, cfg)
+      indices = np.stack([[run.dataset.train_indices(run.config.seed, s, batch_size)
+                           for run in runs] for s in range(step, done)])  # [K, M, B]
+      if population:
+        state, call_metrics = steps.population_train_steps(
+            state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams,
+            spec=lead.spec, loop_members=steps.loop_members(cfg.population, lead.spec))
+      else:
+        state, call_metrics = steps.train_steps(
+            state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
+            spec=lead.spec)
+      history.append(call_metrics)  # leaves [K] (or [K, M]), still on the device
+      unchecked.append((step, call_metrics))
+      bar.update(done - step)
+      step = done
+      log = done % cfg.log_every_steps == 0 or done == num_steps
+      evaluate = done % cfg.eval_every_steps == 0 or done == num_steps
+      save = done % cfg.checkpoint_every_steps == 0 or done == num_steps
+      # Every process stops at the same step, the first boundary after a signal to any.
+      signum = parallel.max_over_processes(interrupts.signum or 0)
+      stop = signum > 0 and done < num_steps
+      if not (log or evaluate or save or stop):
+        continue
+      guards.check_finite(runs, jax.device_get(unchecked), ckpts)
+      unchecked = []
+      if log:
+        history = jax.device_get(history)  # waits for the steps dispatched so far
+        now = time.perf_counter()
+        steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
+        for i, (run, writer) in enumerate(zip(runs, writers)):
+          values = [{k: np.reshape(v[j], -1)[i] for k, v in record.items() if k != 'finite'}
+                    for record in history for j in range(len(record['loss']))]
+          _log_train(run, values, done, steps_per_sec, writer)
+          if i == 0:
+            bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
+                            refresh=False)
+        history, last_log_time, last_log_step = [], time.perf_counter(), done
+      if save or stop:
+        for ckpt, s in zip(ckpts, members(state)):
+          ckpt.save(done, s)
+      if evaluate:
+        metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
+                   if primary else None
+                   for run, s, writer in zip(runs, members(state), writers)]
+      if stop:  # train_group's clean-up waits for the save
+        name = signal.Signals(signum).name
+        raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
+                          f'{done}; run the same command to resume', signum)
   return state, metrics
 
 
@@ -228,7 +333,7 @@ def _evaluate_missing(run: Run, state, step: int, writer) -> dict:
   if summary is not None and summary.get('step') == step:
     return {k: v for k, v in summary.items()
             if k not in ('step', 'dataset', 'eval_examples', 'data_source')}
-  return _evaluate(run, state, final=True).metrics
+  return _evaluate(run, _local(run, state), final=True).metrics
 
 
 def _read_summary(workdir: str):
@@ -242,7 +347,7 @@ def _read_summary(workdir: str):
 
 
 # Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
-# host round trips (README "Performance"). A call never crosses a log, eval or
+# host round trips (benchmarks/README.md). A call never crosses a log, eval or
 # checkpoint step, and its end is a function of the absolute step, so a
 # resumed run makes the same calls.
 MAX_STEPS_PER_CALL = 10
@@ -255,14 +360,13 @@ def _call_end(step: int, num_steps: int, cfg) -> int:
   return min([num_steps] + [(step // period + 1) * period for period in periods])
 
 
-def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
-               name: str = '') -> None:
+def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer) -> None:
   """Writes the mean train metrics since the last log step."""
   mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
   mean['steps_per_sec'] = steps_per_sec
   public = evaluate_lib.public(mean, run.stochastic)
   writer.write(done, 'train', public)
-  logging.info('%sstep %d/%d  %s', f'{name}: ' if name else '', done,
+  logging.info('%sstep %d/%d  %s', run.log_prefix, done,
                run.config.train.num_steps, '  '.join(
                    f'{k} {public[k]:.3f}'
                    for k in ('loss', 'nelbo', 'recon', 'kl', 'steps_per_sec')
@@ -272,6 +376,7 @@ def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer,
 def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
                         record: bool = True) -> dict:
   """Held-out metrics (to metrics.jsonl unless `record` is False) and pictures."""
+  state = _local(run, state)
   result = _evaluate(run, state, final=final)
   metrics = result.metrics
   _write_images(run, state, step, result, writer)
@@ -282,7 +387,9 @@ def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
         moments=(result.mu, result.logvar, result.labels), images_dir=run.images_dir)
   if record:
     writer.write(step, 'eval', metrics)
-  logging.info('eval at step %d: %s', step, '  '.join(
+    if final:
+      writer.hparams(workdir_lib.flatten(workdir_lib.config_to_dict(run.config)), metrics)
+  logging.info('%seval at step %d: %s', run.log_prefix, step, '  '.join(
       f'{k} {v:.3f}' for k, v in metrics.items() if isinstance(v, float)))
   return metrics
 
@@ -292,8 +399,9 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   The checkpoints and metrics.jsonl are left as they are (an unreadable
   checkpoint stays in place; the newest readable one is evaluated); images and
-  summary.json are each written whole (`files.atomic`), summary.json last. Evaluation settings
-  (config.eval.*, e.g. iw_samples) may differ from the training run's.
+  summary.json are each written whole (`files.atomic`), summary.json last.
+  Evaluation settings (config.eval.*, e.g. iw_samples) may differ from the
+  training run's.
   """
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '

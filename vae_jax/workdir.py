@@ -4,10 +4,13 @@ Layout (a public contract, docs/design.md):
     config.json      the fully resolved config
     run.json         versions, devices, git commit, command line, seed
     metrics.jsonl    {"step": int, "split": "train"|"eval", ...} one per line
-    events.*         TensorBoard scalars and images (tensorboardX)
+    events.*         TensorBoard scalars, images and hparams (tensorboardX)
     checkpoints/     Orbax checkpoints (vae_jax.checkpoints)
     images/          <kind>_<step>.png (vae_jax.pictures)
     summary.json     final held-out metrics
+
+In a multi-process run only process 0 writes these files (vae_jax.train);
+Orbax coordinates the processes' checkpoint saves (vae_jax.checkpoints).
 """
 
 import datetime
@@ -169,8 +172,9 @@ def strict(obj):
 
 
 def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (`files.atomic`), so a stop never leaves half a file;
-  NaN and infinities are written as null."""
+  """Writes JSON atomically (`files.atomic`: a temporary file of this process, then a
+  rename), so a stop never leaves half a file and processes writing the same file
+  never mix their bytes; NaN and infinities are written as null."""
   with files.atomic(path) as tmp, open(tmp, 'w') as f:
     json.dump(strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
     f.write('\n')
@@ -234,10 +238,29 @@ class WorkdirLock:
     self._file.close()
 
 
+# Settings recorded beside the held-out metrics in metrics.jsonl and
+# summary.json (they say how a number was measured) but not metrics: no
+# TensorBoard scalar of their own.
+SETTINGS_NOT_METRICS = ('iw_samples', 'disentanglement_sample_divisor')
+# Per-latent metrics (lists [latent_dim]): TensorBoard scalars <split>/<name>/<i>.
+PER_LATENT = ('kl_per_dim', 'unit_activity')
+
+
+def hparam_value(value):
+  """A config value as a TensorBoard hyperparameter: bool, int, float, str (lists
+  as their JSON text) or None (left out)."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return value
+  return json.dumps(value)
+
+
 class MetricWriter:
-  """The one metrics path: metrics.jsonl plus TensorBoard scalars and images.
+  """The one metrics path: metrics.jsonl plus TensorBoard scalars, images and hparams.
 
   Each metrics.jsonl record is {step, split, time (Unix seconds), metrics...}.
+  TensorBoard gets `<split>/<name>` for every number but SETTINGS_NOT_METRICS,
+  `<split>/<name>/<i>` for latent i of the PER_LATENT lists, the pictures
+  under their kind, and (`hparams`) the run's config with its final metrics.
   """
 
   def __init__(self, workdir: str):
@@ -257,8 +280,25 @@ class MetricWriter:
     with open(self._jsonl, 'a') as f:
       f.write(json.dumps(strict(record), allow_nan=False) + '\n')
     for name, value in metrics.items():
+      if name in SETTINGS_NOT_METRICS:
+        continue
       if isinstance(value, (int, float)) and not isinstance(value, bool):
         self._tb.add_scalar(f'{split}/{name}', value, step)
+      elif name in PER_LATENT and isinstance(value, list):
+        for i, v in enumerate(value):
+          self._tb.add_scalar(f'{split}/{name}/{i}', v, step)
+
+  def hparams(self, flat_config: dict, final_metrics: dict) -> None:
+    """The HParams dashboard's session of this run: every config key of
+    `flat_config` ({"a.b": value}) as a hyperparameter, and the final held-out
+    scalars `eval/<name>` (already written by `write`) as its metrics."""
+    from tensorboardX import summary  # pylint: disable=g-import-not-at-top
+    hparams = {k: hparam_value(v) for k, v in flat_config.items()}
+    metrics = {f'eval/{k}': v for k, v in final_metrics.items()
+               if k not in SETTINGS_NOT_METRICS and isinstance(v, (int, float))
+               and not isinstance(v, bool)}
+    for part in summary.hparams(hparams, metrics):
+      self._tb.file_writer.add_summary(part)
 
   def image(self, step: int, kind: str, image: np.ndarray) -> None:
     """An HWC uint8 picture to TensorBoard."""
@@ -266,3 +306,20 @@ class MetricWriter:
 
   def close(self) -> None:
     self._tb.close()
+
+
+class NoWriter:
+  """MetricWriter's interface, writing nothing (the processes other than 0 of a
+  multi-process run: process 0 writes the run's files)."""
+
+  def truncate_after(self, step: int) -> None:
+    del step
+
+  def write(self, step: int, split: str, metrics: dict) -> None:
+    del step, split, metrics
+
+  def image(self, step: int, kind: str, image: np.ndarray) -> None:
+    del step, kind, image
+
+  def close(self) -> None:
+    pass
