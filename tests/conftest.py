@@ -67,6 +67,18 @@ def tree_digest(directory: str) -> dict:
   return digests
 
 
+def state_digest(state) -> str:
+  """sha256 over every leaf of a TrainState (tree path, dtype, shape, bytes): equal
+  digests mean bit-identical states (checkpoint files themselves are not
+  byte-stable: Orbax names data files randomly and records timestamps)."""
+  digest = hashlib.sha256()
+  for path, leaf in jax.tree.flatten_with_path(state)[0]:
+    array = np.asarray(leaf)
+    digest.update(f'{jax.tree_util.keystr(path)} {array.dtype} {array.shape}'.encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
+
+
 def assert_same_state(a, b) -> None:
   """Bit-identical train states (step, parameters, optimizer state)."""
   assert int(a.step) == int(b.step)

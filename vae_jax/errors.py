@@ -33,3 +33,16 @@ class Interrupted(UserError):
   def __init__(self, message: str, signum: int):
     super().__init__(message)
     self.exit_code = 128 + signum
+
+
+class SignalInterrupt(KeyboardInterrupt):
+  """SIGINT or SIGTERM stopped the command at once, outside the training loop
+  (which first saves a checkpoint: `Interrupted`); exit code 128 + signal.
+
+  A KeyboardInterrupt, so no `except Exception` of a library swallows it.
+  """
+
+  def __init__(self, signum: int):
+    super().__init__(signum)
+    self.signum = signum
+    self.exit_code = 128 + signum

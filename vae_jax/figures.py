@@ -17,6 +17,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from vae_jax import files
+
 MIN_CELL_PIXELS = 56  # small images are enlarged to at least this many pixels a side
 
 
@@ -47,7 +49,8 @@ def save_png(directory: str, kind: str, step: int, picture: np.ndarray) -> str:
   """Writes uint8 [H, W, 3] `picture` to `<directory>/<kind>_<step>.png`; returns its path."""
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, f'{kind}_{step}.png')
-  Image.fromarray(picture).save(path)
+  with files.atomic(path) as tmp:
+    Image.fromarray(picture).save(tmp, format='PNG')
   return path
 
 
@@ -188,6 +191,7 @@ def write_gif(path: str, pictures: Sequence[np.ndarray], frame_ms: int = 80) -> 
   """
   frames = palette_frames(pictures)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  frames[0].save(path, format='GIF', save_all=True, append_images=frames[1:],
-                 duration=frame_ms, loop=0)
+  with files.atomic(path) as tmp:
+    frames[0].save(tmp, format='GIF', save_all=True, append_images=frames[1:],
+                   duration=frame_ms, loop=0)
   return path

@@ -6,6 +6,11 @@
 - `Interrupts`: SIGINT / SIGTERM while training make the loop save a
   checkpoint at the current step and stop (exit 130 / 143); the same command
   resumes exactly.
+- `StopAtOnce`: everywhere else (start-up, --mode=eval, --mode=score) the
+  command stops at once (`SignalInterrupt`, exit 130 / 143), except inside
+  `signals_held()` blocks (Orbax restores and saves, which run in threads an
+  exception would leave behind): those end first. Files are written whole or
+  not at all (`files.atomic`), so a stop leaves no half-written file.
 - `out_of_memory_is_a_user_error`: XLA's RESOURCE_EXHAUSTED becomes one line
   naming the settings to lower.
 """
@@ -18,7 +23,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vae_jax.errors import NonFiniteError, ResourceError
+from vae_jax.errors import NonFiniteError, ResourceError, SignalInterrupt
 
 # Named (in this order) when a step's `finite` metric is False: the first non-finite one.
 LOSS_TERMS = ('loss', 'recon', 'kl', 'grad_norm')
@@ -71,6 +76,57 @@ class Interrupts:
     self.signum = signum
     logging.warning('%s received: stopping after the current steps with a checkpoint',
                     signal.Signals(signum).name)
+
+  def __exit__(self, *exc) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+# How deep in `signals_held` blocks the main thread is, and the signal that waits for their end.
+_HOLD = {'depth': 0, 'pending': None}
+
+
+@contextlib.contextmanager
+def signals_held():
+  """Within the block, a signal that `StopAtOnce` turns into a SignalInterrupt
+  waits for the block's end (then it is raised, also over an exception of the
+  block); a second SIGINT does not wait."""
+  _HOLD['depth'] += 1
+  try:
+    yield
+  finally:
+    _HOLD['depth'] -= 1
+    if _HOLD['depth'] == 0 and _HOLD['pending'] is not None:
+      signum, _HOLD['pending'] = _HOLD['pending'], None
+      raise SignalInterrupt(signum)  # pylint: disable=lost-exception
+
+
+def _stop_at_once(signum: int, frame) -> None:  # pylint: disable=unused-argument
+  insisting = signum == signal.SIGINT and _HOLD['pending'] == signal.SIGINT
+  if _HOLD['depth'] and not insisting:
+    _HOLD['pending'] = signum
+    logging.warning('%s received: stopping when the checkpoint in hand is read or written',
+                    signal.Signals(signum).name)
+    return
+  _HOLD['pending'] = None
+  raise SignalInterrupt(signum)
+
+
+class StopAtOnce:
+  """While entered, SIGINT and SIGTERM raise SignalInterrupt (a KeyboardInterrupt)
+  at once, or at the end of a `signals_held()` block. The training loop's
+  `Interrupts` takes the signals over while it runs."""
+
+  def __init__(self):
+    self._previous = {}
+
+  def __enter__(self):
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[signum] = signal.signal(signum, _stop_at_once)
+      except ValueError:  # not the main thread: signals keep their handlers
+        pass
+    return self
 
   def __exit__(self, *exc) -> None:
     for signum, handler in self._previous.items():

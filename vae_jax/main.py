@@ -30,19 +30,22 @@ default ~/.cache/vae_jax/xla; set it to '' to turn the cache off.
 
 A bad flag, config value, dataset or workdir exits with code 2 and one line
 saying what is wrong; a non-finite loss exits with code 1 naming step and term;
-SIGINT / SIGTERM save a checkpoint and exit with 130 / 143 (docs/reliability.md).
-A finished mode prints one line on stdout saying where its results are
-(docs/outputs.md).
+SIGINT / SIGTERM while training save a checkpoint and exit with 130 / 143;
+elsewhere (start-up, --mode=eval, --mode=score) they stop the command at once
+with one line and exit 130 / 143, leaving no half-written file
+(docs/reliability.md). A finished mode prints one line on stdout saying where its
+results are (docs/outputs.md).
 """
 
 import os
 import re
+import signal
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax.errors import UserError
+from vae_jax.errors import SignalInterrupt, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (experiments/*.py).', lock_config=True)
@@ -178,51 +181,71 @@ def parse_flags(argv: list) -> list:
     _fail(_one_line(e))
 
 
+# What a SignalInterrupt (a stop at once, outside the training loop) leaves, by --mode.
+_STOPPED = {
+    'train': 'the checkpoints saved so far are kept; run the same command to resume',
+    'sweep': 'the checkpoints saved so far are kept; run the same command to resume',
+    'eval': ('the checkpoints and metrics.jsonl are untouched and no file is left '
+             'half-written; run the same command to evaluate again'),
+    'score': 'no file is left half-written; run the same command to score again',
+}
+
+
 def main(argv: list) -> None:
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
-  from vae_jax import parallel, train, workdir  # pylint: disable=g-import-not-at-top
+  from vae_jax import guards  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _enable_compilation_cache()
   try:
-    if _MODE.value == 'sweep':
-      from vae_jax import sweep  # pylint: disable=g-import-not-at-top
-      shard = sweep.parse_shard(_SWEEP_SHARD.value)
-    elif _SWEEP_SHARD.value is not None:
-      _fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')
-    parallel.initialize_distributed()
-    if _MODE.value == 'sweep':
-      if _CONFIG.value is None:
-        _fail('--mode=sweep needs --config=experiments/sweeps/<name>.py')
-      config_arg = flags.FLAGS['config'].config_filename
-      sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
-      logging.info('sweep directory: %s', sweep_dir)
-      _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
-      sweep.run_sweep(_CONFIG.value, axes, sweep_dir, shard=shard)
-      if os.path.exists(os.path.join(sweep_dir, 'results.md')) and parallel.is_primary():
-        print(sweep.results_line(sweep_dir), flush=True)
-      return
-    config = _CONFIG.value
-    workdir_path = _WORKDIR.value or workdir.default_workdir(
-        flags.FLAGS['config'].config_filename)
-    logging.info('workdir: %s', workdir_path)
-    if _MODE.value == 'score':
-      if not (_WORKDIR.value and _SCORE_DATA.value):
-        _fail('--mode=score needs --workdir=RUN and --score_data=NAME_OR_IDX_DIR')
-      from vae_jax import score  # pylint: disable=g-import-not-at-top
-      score.score_workdir(config, workdir_path, _SCORE_DATA.value)
-      print(score.results_line(workdir_path, _SCORE_DATA.value), flush=True)
-    elif _MODE.value == 'eval':
-      train.evaluate_workdir(config, workdir_path)
-      print(train.results_line(workdir_path, mode='eval'), flush=True)
-    else:
-      train.train_and_evaluate(config, workdir_path)
-      print(train.results_line(workdir_path), flush=True)
+    with guards.StopAtOnce():
+      _run_mode()
   except UserError as e:
     _fail(' '.join(str(e).split()), e.exit_code)
-  except KeyboardInterrupt:  # a second Ctrl-C, or one before training began
+  except SignalInterrupt as e:
+    _fail(f'stopped by {signal.Signals(e.signum).name} during --mode={_MODE.value}; '
+          f'{_STOPPED[_MODE.value]}', e.exit_code)
+  except KeyboardInterrupt:  # a second Ctrl-C while the training loop stops
     _fail('interrupted; the checkpoints saved so far are kept (run the same command to '
           'resume)', 130)
+
+
+def _run_mode() -> None:
+  """Runs --mode (train, eval, sweep or score) with the parsed flags."""
+  from vae_jax import parallel, train, workdir  # pylint: disable=g-import-not-at-top
+  if _MODE.value == 'sweep':
+    from vae_jax import sweep  # pylint: disable=g-import-not-at-top
+    shard = sweep.parse_shard(_SWEEP_SHARD.value)
+  elif _SWEEP_SHARD.value is not None:
+    _fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')
+  parallel.initialize_distributed()
+  if _MODE.value == 'sweep':
+    if _CONFIG.value is None:
+      _fail('--mode=sweep needs --config=experiments/sweeps/<name>.py')
+    config_arg = flags.FLAGS['config'].config_filename
+    sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
+    logging.info('sweep directory: %s', sweep_dir)
+    _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
+    sweep.run_sweep(_CONFIG.value, axes, sweep_dir, shard=shard)
+    if os.path.exists(os.path.join(sweep_dir, 'results.md')) and parallel.is_primary():
+      print(sweep.results_line(sweep_dir), flush=True)
+    return
+  config = _CONFIG.value
+  workdir_path = _WORKDIR.value or workdir.default_workdir(
+      flags.FLAGS['config'].config_filename)
+  logging.info('workdir: %s', workdir_path)
+  if _MODE.value == 'score':
+    if not (_WORKDIR.value and _SCORE_DATA.value):
+      _fail('--mode=score needs --workdir=RUN and --score_data=NAME_OR_IDX_DIR')
+    from vae_jax import score  # pylint: disable=g-import-not-at-top
+    score.score_workdir(config, workdir_path, _SCORE_DATA.value)
+    print(score.results_line(workdir_path, _SCORE_DATA.value), flush=True)
+  elif _MODE.value == 'eval':
+    train.evaluate_workdir(config, workdir_path)
+    print(train.results_line(workdir_path, mode='eval'), flush=True)
+  else:
+    train.train_and_evaluate(config, workdir_path)
+    print(train.results_line(workdir_path), flush=True)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vae_jax import api, diagnostics, evaluate
+from vae_jax import api, diagnostics, evaluate, files, steps
 from vae_jax import data as data_lib
 from vae_jax import workdir as workdir_lib
 from vae_jax.data import image_arrays
@@ -68,8 +68,9 @@ def score_workdir(config: ml_collections.ConfigDict, workdir: str, data_arg: str
                     f'CVAE knows {model.num_classes} classes')
   nll, nelbo = model.nll_iw(images, k, y), model.elbo(images, y)['nelbo']
   own = data_lib.load(config.data)
+  own_spec = steps.make_spec(config, own.spec)  # as trained (e.g. procedural dSprites)
   own_nll = evaluate.importance_weighted_nll(
-      model.params, model.spec, own, k, seed=config.seed,
+      model.params, own_spec, own, k, seed=config.seed,
       batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size)
   is_new = np.concatenate([np.ones(len(nll), bool), np.zeros(len(own_nll), bool)])
   summary = {'data': data_arg, 'examples': int(len(nll)), 'iw_samples': k,
@@ -79,7 +80,8 @@ def score_workdir(config: ml_collections.ConfigDict, workdir: str, data_arg: str
              'auroc': diagnostics.auroc(np.concatenate([nll, own_nll]), is_new)}
   out_dir = os.path.join(workdir, 'scores')
   os.makedirs(out_dir, exist_ok=True)
-  np.savez(os.path.join(out_dir, f'{name}.npz'), nll_iw=nll, nelbo=nelbo, labels=labels)
+  with files.atomic(os.path.join(out_dir, f'{name}.npz')) as tmp, open(tmp, 'wb') as f:
+    np.savez(f, nll_iw=nll, nelbo=nelbo, labels=labels)
   workdir_lib.write_json(os.path.join(out_dir, f'{name}.json'), summary)
   logging.info('scores of %s: nll_iw %.2f (own test split %.2f), AUROC %.3f; written to %s',
                name, summary['nll_iw'], summary['own_test_nll_iw'], summary['auroc'],

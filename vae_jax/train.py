@@ -39,7 +39,7 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, eval_pictures, figures, guards, parallel, steps
+from vae_jax import checkpoints, eval_pictures, figures, files, guards, parallel, steps
 from vae_jax import evaluate as evaluate_lib
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import Interrupted, WorkdirError
@@ -123,8 +123,9 @@ def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
   result = evaluate_lib.evaluate(state.params, run.config, run.spec, run.dataset,
                                  final=final, factor_source=run.factor_source)
   if run.config.eval.anomaly and result.nll_iw is not None:
-    np.savez(os.path.join(run.workdir, 'anomaly_scores.npz'), nll_iw=result.nll_iw,
-             labels=result.labels, eval_ids=run.dataset.eval_ids)
+    with files.atomic(os.path.join(run.workdir, 'anomaly_scores.npz')) as tmp, \
+        open(tmp, 'wb') as f:
+      np.savez(f, nll_iw=result.nll_iw, labels=result.labels, eval_ids=run.dataset.eval_ids)
   return result
 
 
@@ -397,8 +398,10 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """--mode=eval: restores the newest checkpoint, writes images and summary.json.
 
   The checkpoints and metrics.jsonl are left as they are (an unreadable
-  checkpoint stays in place; the newest readable one is evaluated). Evaluation settings
-  (config.eval.*, e.g. iw_samples) may differ from the training run's.
+  checkpoint stays in place; the newest readable one is evaluated); images and
+  summary.json are each written whole (`files.atomic`), summary.json last.
+  Evaluation settings (config.eval.*, e.g. iw_samples) may differ from the
+  training run's.
   """
   if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
     raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '
@@ -412,6 +415,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                   move_unreadable=False)
       if state is None:
         raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')
+      logging.info('evaluating the checkpoint at step %d', int(state.step))
       metrics = _evaluate_and_write(run, state, int(state.step), writer, final=True,
                                     record=False)
       _write_summary(run, int(state.step), metrics)

@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Optional
 
@@ -30,7 +29,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vae_jax import configs
+from vae_jax import configs, files
 from vae_jax.errors import WorkdirError
 
 # Settings that do not change the function a run trains: a resumed run (and
@@ -173,16 +172,12 @@ def strict(obj):
 
 
 def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (a temp file of this process, then a rename), so a kill
-  never leaves half a file and processes writing the same file never mix their
-  bytes; NaN and infinities are written as null."""
-  handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.',
-                                 prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
-  with os.fdopen(handle, 'w') as f:
+  """Writes JSON atomically (`files.atomic`: a temporary file of this process, then a
+  rename), so a stop never leaves half a file and processes writing the same file
+  never mix their bytes; NaN and infinities are written as null."""
+  with files.atomic(path) as tmp, open(tmp, 'w') as f:
     json.dump(strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
     f.write('\n')
-  os.chmod(tmp, 0o644)
-  os.replace(tmp, path)
 
 
 def read_metrics(workdir: str) -> list:
@@ -275,9 +270,9 @@ class MetricWriter:
 
   def truncate_after(self, step: int) -> None:
     """Drops records past `step` (left by a run killed after its last checkpoint);
-    `step` -1 drops them all."""
+    `step` -1 drops them all. The file is replaced atomically (`files.atomic`)."""
     kept = [r for r in read_metrics(os.path.dirname(self._jsonl)) if r['step'] <= step]
-    with open(self._jsonl, 'w') as f:
+    with files.atomic(self._jsonl) as tmp, open(tmp, 'w') as f:
       f.writelines(json.dumps(strict(r), allow_nan=False) + '\n' for r in kept)
 
   def write(self, step: int, split: str, metrics: dict) -> None:
