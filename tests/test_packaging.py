@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import REPO, write_fake_mnist
-from vae_jax.data import factors, image_arrays, tfds_io
+from vae_jax.data import factors, image_arrays
 from vae_jax.errors import DataError
 
 EXTRA_HINT = "pip install 'vae_jax[tfds]'"
@@ -122,12 +122,6 @@ def test_local_idx_needs_no_tensorflow(monkeypatch, fake_mnist_dir):
   data = image_arrays.load_image_arrays('mnist', local_dir=fake_mnist_dir)
   assert data.train_images.shape == (256, 28, 28, 1)
   assert data.source == fake_mnist_dir
-
-
-def test_import_tfds_returns_the_module_when_installed():
-  pytest.importorskip('tensorflow')
-  tfds = pytest.importorskip('tensorflow_datasets')
-  assert tfds_io.import_tfds('mnist', 'unused') is tfds
 
 
 @pytest.mark.slow
