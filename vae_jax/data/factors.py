@@ -168,11 +168,7 @@ def _load_tfds(name: str, tfds_data_dir: str) -> TFDSFactors:
   if name not in _TFDS_LAYOUTS:
     raise DataError(f'No factor labels known for TFDS dataset {name!r}; use one '
                     f'of {sorted(_TFDS_LAYOUTS)}.')
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise DataError(f'tfds:{name} needs tensorflow_datasets, which is not '
-                    'installed; use the procedural \'dsprites\' instead.') from e
+  tfds = tfds_io.import_tfds(name, 'use the procedural \'dsprites\' instead')
   data_dir = tfds_data_dir or tfds.core.constants.DATA_DIR
   how = (f'prepare it (`tfds build {name}` on a machine with internet, then copy '
          f'its tensorflow_datasets directory to {data_dir} or point '

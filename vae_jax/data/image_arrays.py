@@ -115,13 +115,19 @@ def _check_same_image_shape(train: np.ndarray, test: np.ndarray,
 # ---------------------------------------------------------------------- TFDS
 
 
-def _ways_to_provide(name: str, tfds_dir: str) -> str:
-  """One line listing every way to make dataset `name` available."""
+def _local_ways(name: str) -> list[str]:
+  """The ways to provide dataset `name` that need no TensorFlow."""
   ways = [f'--config.data.local_dir=DIR with MNIST-format IDX files '
           f'{idx.expected_file_names()}']
   if name in DEBIAN_DIRS:
     ways.append(f'apt-get install {_DEBIAN_PACKAGES[name]} (installs '
                 f'{DEBIAN_DIRS[name]})')
+  return ways
+
+
+def _ways_to_provide(name: str, tfds_dir: str) -> str:
+  """One line listing every way to make dataset `name` available."""
+  ways = _local_ways(name)
   ways.append(f'prepare the TFDS dataset in the TFDS data dir {tfds_dir} '
               f'(`tfds build {name}` on a machine with internet, then copy its '
               f'~/tensorflow_datasets to {tfds_dir} here, or point '
@@ -132,13 +138,7 @@ def _ways_to_provide(name: str, tfds_dir: str) -> str:
 
 def _load_tfds(name: str, tfds_data_dir: str) -> ImageArrays:
   """Loads a prepared TFDS dataset (no download), or raises DataError."""
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise DataError(
-        f'Dataset {name!r} is not available locally and tensorflow_datasets '
-        f'is not installed. {_ways_to_provide(name, "~/tensorflow_datasets")}'
-    ) from e
+  tfds = tfds_io.import_tfds(name, 'use ' + ' or '.join(_local_ways(name)))
   tfds_dir = tfds_data_dir or tfds.core.constants.DATA_DIR
   try:
     builder = tfds.builder(name, data_dir=tfds_data_dir or None)

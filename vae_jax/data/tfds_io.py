@@ -1,12 +1,43 @@
-"""Reading prepared TFDS datasets (never downloaded) into host numpy batches."""
+"""Reading prepared TFDS datasets (never downloaded) into host numpy batches.
 
+TensorFlow and tensorflow_datasets are the optional extra `vae_jax[tfds]`:
+only this path imports them (`import_tfds`), so dSprites, local IDX
+directories and Debian's Fashion-MNIST never load TensorFlow.
+"""
+
+import importlib
 import sys
 from collections.abc import Iterator
 
 import numpy as np
 
+from vae_jax.errors import DataError
+
 # Examples per tf.data batch when reading TFDS (then concatenated on host).
 TFDS_BATCH = 10_000
+
+# What installs TensorFlow and tensorflow_datasets (pyproject.toml's extra).
+TFDS_EXTRA = "pip install 'vae_jax[tfds]'"
+
+
+def import_tfds(name: str, alternative: str):
+  """The tensorflow_datasets module, or DataError naming the `tfds` extra.
+
+  TensorFlow is imported first: without it tensorflow_datasets imports only
+  in part (it logs a traceback and lacks `builder` and `load`).
+
+  Args:
+    name: the TFDS dataset asked for (for the message).
+    alternative: what else the user can do, the clause ending the message.
+  """
+  for module, label in (('tensorflow', 'TensorFlow'),
+                        ('tensorflow_datasets', 'tensorflow_datasets')):
+    try:
+      importlib.import_module(module)
+    except ImportError as e:
+      raise DataError(f'TFDS dataset {name!r} needs {label}, which is not '
+                      f'installed: {TFDS_EXTRA}, or {alternative}.') from e
+  return sys.modules['tensorflow_datasets']
 
 
 def first_line(error: BaseException) -> str:
