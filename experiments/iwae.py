@@ -11,7 +11,8 @@ recon, kl and nelbo are the usual one-sample ELBO terms; `loss` is the
 k-sample bound. Network, data and optimizer of experiments/vae.py; each step
 decodes k samples per example (k times the decoder work).
 
-Results: not measured yet.
+Measured (docs/results.md), 20,000 steps, seed 0: held-out nll_iw (k = 5000)
+233.36 nats (the VAE's 234.40), nelbo 239.88 (the VAE's 238.07).
 """
 
 from vae_jax import configs
