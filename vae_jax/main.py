@@ -182,7 +182,8 @@ def main(argv: list) -> None:
       sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
       logging.info('sweep directory: %s', sweep_dir)
       from vae_jax import sweep  # pylint: disable=g-import-not-at-top
-      _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
+      # The base config comes with the overrides applied; get_sweep(config, arg) sees them.
+      _, axes = sweep.load(config_arg, base=_CONFIG.value)
       sweep.run_sweep(_CONFIG.value, axes, sweep_dir)
       return
     config = _CONFIG.value
