@@ -17,7 +17,9 @@ EXPERIMENT_FILES = sorted(
     for path in glob.glob(os.path.join(REPO, pattern)))
 DSPRITES_FILES = ('experiments/beta_vae.py', 'experiments/beta_tcvae.py',
                   'experiments/dip_vae_i.py', 'experiments/dip_vae_ii.py',
-                  'experiments/capacity_vae.py', 'experiments/sweeps/beta_sweep.py')
+                  'experiments/capacity_vae.py', 'experiments/factor_vae.py',
+                  'experiments/sweeps/beta_sweep.py',
+                  'experiments/sweeps/disentanglement_study.py')
 
 # experiments/test.py as it was written out field by field: the base config plus these.
 TEST_OVERRIDES = {
@@ -25,7 +27,7 @@ TEST_OVERRIDES = {
     'model.hidden_dims': [16], 'model.latent_dim': 3, 'train.num_steps': 6,
     'train.log_every_steps': 2, 'train.eval_every_steps': 3,
     'train.checkpoint_every_steps': 3, 'eval.batch_size': 16, 'eval.num_images': 4,
-    'eval.iw_samples': 8,
+    'eval.iw_samples': 8, 'objective.discriminator_hidden_dims': [16] * 6,
 }
 
 
@@ -87,6 +89,7 @@ def test_tiny_shrinks_every_experiment(path):
   assert (tiny.data.batch_size, tiny.data.eval_size) == (8, 24)
   assert tiny.model.hidden_dims == (16,) and tiny.model.decoder_hidden_dims == ()
   assert tiny.model.latent_dim == 3
+  assert tiny.objective.discriminator_hidden_dims == (16,) * 6
   assert (tiny.train.num_steps, tiny.train.log_every_steps, tiny.train.eval_every_steps,
           tiny.train.checkpoint_every_steps) == (6, 2, 3, 3)
   assert (tiny.eval.batch_size, tiny.eval.num_images, tiny.eval.iw_samples) == (16, 4, 8)

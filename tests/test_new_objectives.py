@@ -1,9 +1,11 @@
-"""DIP-VAE-I/II, WAE-MMD and IWAE: their maths against direct evaluations and
+"""DIP-VAE-I/II, WAE-MMD, IWAE and FactorVAE: their maths against direct evaluations and
 closed forms, and each objective trained, resumed and swept end to end."""
 
 import copy
+import hashlib
 import json
 import os
+import signal
 
 import jax
 
@@ -11,13 +13,15 @@ jax.config.update('jax_numpy_rank_promotion', 'raise')
 
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 import numpy as np
+import optax
 import pytest
 
-from conftest import assert_same_state, final_state, load_experiment
+from conftest import assert_same_state, cli, final_state, load_experiment
 from vae_jax import data as data_lib
 from scipy import stats
 
-from vae_jax import objectives, penalties, steps, train
+from vae_jax import discriminator, guards, objectives, penalties, steps, train
+from vae_jax.errors import Interrupted
 
 NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
 
@@ -256,7 +260,8 @@ def test_iwae_loss_is_not_a_function_of_the_terms():
 # name: its extra train metrics.
 NEW_OBJECTIVES = {'dip_vae_i': ('dip_off_diagonal', 'dip_diagonal'),
                   'dip_vae_ii': ('dip_off_diagonal', 'dip_diagonal'),
-                  'wae_mmd': ('mmd',), 'iwae': ()}
+                  'wae_mmd': ('mmd',), 'iwae': (),
+                  'factor_vae': ('tc_estimate', 'discriminator_loss', 'discriminator_accuracy')}
 
 
 def _test_config(name: str):
@@ -326,3 +331,235 @@ def test_vmapped_population_equals_members_trained_alone(name):
     member = steps.member(population, m)
     for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+# ----------------------------------------------------------------- FactorVAE
+
+RHO = 0.8  # correlation of the 2-D Gaussian codes
+GAUSSIAN_TC = -0.5 * np.log(1.0 - RHO**2)  # TC of N(0, [[1, ρ], [ρ, 1]]): −½ log det(corr)
+
+
+def _correlated_codes(key, num: int) -> jax.Array:
+  """[num, 2] draws of N(0, [[1, ρ], [ρ, 1]])."""
+  chol = jnp.linalg.cholesky(jnp.asarray([[1.0, RHO], [RHO, 1.0]]))
+  return jax.random.normal(key, (num, 2)) @ chol.T
+
+
+def test_optimal_discriminator_logit_difference_is_the_total_correlation():
+  # The Bayes-optimal logits for q(z) vs Π_j q(z_j) with equal class sizes are
+  # the two log densities (up to a shared constant); their difference, averaged
+  # over z ~ q(z), is the total correlation.
+  z = np.asarray(_correlated_codes(jax.random.key(0), 200_000), np.float64)
+  joint = stats.multivariate_normal([0.0, 0.0], [[1.0, RHO], [RHO, 1.0]]).logpdf(z)
+  product = stats.norm.logpdf(z).sum(1)
+  shift = 3.0  # logits are defined up to a constant shared by both classes
+  logits = jnp.asarray(np.stack([joint + shift, product + shift], axis=-1))
+  estimate = np.asarray(discriminator.tc_estimate(logits))
+  np.testing.assert_allclose(estimate, joint - product, rtol=1e-6, atol=1e-6)
+  _mc_close(estimate, GAUSSIAN_TC)
+  assert GAUSSIAN_TC > 0.5
+
+
+@pytest.mark.slow
+def test_trained_discriminator_estimates_the_total_correlation():
+  # The discriminator's own loss (codes vs codes permuted by permute_dims),
+  # minimized by Adam on fresh correlated batches, approaches the optimum.
+  settings = {'discriminator_hidden_dims': (64, 64)}
+  auxiliary = objectives.FACTOR_DISCRIMINATOR
+  params = auxiliary.init(jax.random.key(0), 2, settings)
+  optimizer = optax.adam(2e-3, b1=0.5, b2=0.9)
+
+  def step(carry, key):
+    params, opt_state = carry
+    data_key, loss_key = jax.random.split(key)
+    loss_fn = lambda p: auxiliary.loss(p, _correlated_codes(data_key, 512), {}, settings,
+                                       loss_key)
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), metrics
+
+  train = jax.jit(lambda carry, keys: jax.lax.scan(step, carry, keys))
+  (params, _), metrics = train((params, optimizer.init(params)),
+                               jax.random.split(jax.random.key(1), 1500))
+  z = _correlated_codes(jax.random.key(2), 100_000)
+  logits = discriminator.Discriminator(settings['discriminator_hidden_dims']).apply(params, z)
+  estimate = float(jnp.mean(discriminator.tc_estimate(logits)))
+  assert abs(estimate - GAUSSIAN_TC) < 0.1, (estimate, GAUSSIAN_TC)
+  # It tells the classes apart better than chance, as far as they can be told apart.
+  assert 0.55 < float(jnp.mean(metrics['discriminator_accuracy'][-100:])) < 0.8
+  assert float(jnp.mean(metrics['discriminator_loss'][-100:])) < np.log(2.0) - 0.05
+
+
+def test_permute_dims_keeps_each_marginal_and_breaks_the_dependence():
+  z = _correlated_codes(jax.random.key(3), 4096)
+  permuted = np.asarray(discriminator.permute_dims(jax.random.key(4), z))
+  z = np.asarray(z)
+  for j in range(2):  # each column is a permutation of the original column
+    np.testing.assert_array_equal(np.sort(permuted[:, j]), np.sort(z[:, j]))
+    assert not np.array_equal(permuted[:, j], z[:, j])
+  assert np.corrcoef(z.T)[0, 1] > 0.78
+  assert abs(np.corrcoef(permuted.T)[0, 1]) < 5.0 / np.sqrt(len(z))  # independent columns
+  # Each column has its own permutation; the key decides it.
+  rows = lambda p, j: [int(np.flatnonzero(z[:, j] == v)[0]) for v in p[:8, j]]
+  assert rows(permuted, 0) != rows(permuted, 1)
+  again = np.asarray(discriminator.permute_dims(jax.random.key(4), jnp.asarray(z)))
+  np.testing.assert_array_equal(again, permuted)
+  assert not np.array_equal(
+      np.asarray(discriminator.permute_dims(jax.random.key(5), jnp.asarray(z))), permuted)
+
+
+def test_discriminator_loss_and_accuracy_equal_the_formulas():
+  rng = np.random.default_rng(9)
+  real, permuted = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+  log_softmax = lambda a: a - np.log(np.exp(a).sum(1, keepdims=True))
+  expected = 0.5 * (-log_softmax(real)[:, 0].mean() - log_softmax(permuted)[:, 1].mean())
+  accuracy = 0.5 * ((real[:, 0] > real[:, 1]).mean() + (permuted[:, 1] > permuted[:, 0]).mean())
+  loss, acc = discriminator.loss_and_accuracy(jnp.asarray(real), jnp.asarray(permuted))
+  np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+  assert float(acc) == pytest.approx(accuracy)
+
+
+def _factor_setup(gamma: float = 10.0, name: str = 'factor_vae'):
+  config = _test_config(name)
+  config.objective.factor_gamma = gamma
+  dataset = data_lib.load(config.data)
+  spec = steps.make_spec(config, dataset.spec)
+  return config, dataset, spec, steps.make_hparams(config, dataset.num_train)
+
+
+def test_factor_vae_loss_adds_gamma_times_the_discriminator_estimate():
+  config, dataset, spec, hparams = _factor_setup(gamma=7.0)
+  state = steps.init_state(spec, 0)
+  assert isinstance(state, steps.AuxTrainState)
+  x, y = data_lib.get_batch(spec.data, dataset.arrays, 'train',
+                            jnp.asarray(dataset.train_indices(0, 0, 8)), jax.random.key(0))
+  key = jax.random.key(1)
+  loss, metrics = steps.batch_loss(state.params, x, y, key, hparams, jnp.asarray(0), spec,
+                                   state.aux['params'])
+  terms = jax.vmap(steps.example_terms, in_axes=(None, 0, 0, 0, None))(
+      state.params, x, y, jax.random.split(key, 8), spec)
+  logits = discriminator.Discriminator((16,) * 6).apply(state.aux['params'], terms.z)
+  tc = np.asarray(logits[:, 0] - logits[:, 1])
+  np.testing.assert_allclose(float(metrics['tc_estimate']), tc.mean(), rtol=1e-5)
+  np.testing.assert_allclose(float(loss), float(jnp.mean(terms.recon + terms.kl)) +
+                             7.0 * tc.mean(), rtol=1e-6)
+
+
+def test_factor_vae_step_updates_the_vae_as_the_elbo_with_gamma_zero():
+  # The VAE's keys are the ELBO's (the discriminator draws from its own
+  # stream) and the discriminator's update does not depend on γ: the codes it
+  # sees come from the VAE before the step.
+  _, dataset, spec, hparams = _factor_setup(gamma=0.0)
+  elbo_config, _, elbo_spec, elbo_hparams = _factor_setup(name='elbo')
+  assert type(steps.init_state(elbo_spec, 0)) is steps.TrainState  # others: unchanged
+  indices = jnp.asarray(dataset.train_indices(0, 0, 8))
+  factor, metrics = steps.train_step(steps.init_state(spec, 0), dataset.arrays, indices,
+                                     hparams, spec=spec)
+  elbo, _ = steps.train_step(steps.init_state(elbo_spec, 0), dataset.arrays, indices,
+                             elbo_hparams, spec=elbo_spec)
+  for a, b in zip(jax.tree.leaves(factor.params), jax.tree.leaves(elbo.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert bool(metrics['finite'])
+  assert 0.0 <= float(metrics['discriminator_accuracy']) <= 1.0
+  hparams_10 = dict(hparams, factor_gamma=jnp.asarray(10.0, jnp.float32))
+  other, _ = steps.train_step(steps.init_state(spec, 0), dataset.arrays, indices, hparams_10,
+                              spec=spec)
+  for a, b in zip(jax.tree.leaves(other.aux), jax.tree.leaves(factor.aux)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(other.params), jax.tree.leaves(factor.params)))
+  fresh = steps.init_state(spec, 0)
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(fresh.aux['params']), jax.tree.leaves(factor.aux['params'])))
+
+
+def test_factor_vae_finite_flag_covers_the_discriminator():
+  _, dataset, spec, hparams = _factor_setup()
+  indices = jnp.asarray(dataset.train_indices(0, 0, 8))
+  hparams = dict(hparams, discriminator_lr=jnp.asarray(np.inf, jnp.float32))
+  state, metrics = steps.train_step(steps.init_state(spec, 0), dataset.arrays, indices,
+                                    hparams, spec=spec)
+  assert np.isfinite(float(metrics['loss'])) and np.isfinite(float(metrics['grad_norm']))
+  assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(state.params))
+  assert not bool(metrics['finite'])
+
+
+@pytest.mark.parametrize('loop_members', [False, True], ids=['vmap', 'loop'])
+def test_factor_vae_population_members_differing_in_gamma_equal_single_runs(loop_members):
+  member_configs = _members('factor_vae')  # γ and the discriminator's lr halved, seed 1
+  assert member_configs[1].objective.factor_gamma == 5.0
+  dataset = data_lib.load(member_configs[0].data)
+  spec = steps.make_spec(member_configs[0], dataset.spec)
+  hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
+  indices = np.stack([[dataset.train_indices(c.seed, s, 8) for c in member_configs]
+                      for s in range(3)])
+  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  population, metrics = steps.population_train_steps(
+      population, dataset.arrays, indices, steps.stack(hparams), spec=spec,
+      loop_members=loop_members)
+  for m, (config, h) in enumerate(zip(member_configs, hparams)):
+    state = steps.init_state(spec, config.seed)
+    state, alone = steps.train_steps(state, dataset.arrays, indices[:, m], h, spec=spec)
+    for key in ('loss', 'tc_estimate', 'discriminator_loss', 'discriminator_accuracy'):
+      np.testing.assert_allclose(np.asarray(metrics[key][:, m]), np.asarray(alone[key]),
+                                 rtol=1e-4, atol=1e-6)
+    member = steps.member(population, m)
+    for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_factor_vae_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+  config = _test_config('factor_vae')
+  reference = str(tmp_path / 'reference')
+  train.train_and_evaluate(config, reference)
+
+  class StopAtOnce(guards.Interrupts):  # a SIGTERM before the first dispatch
+    def __enter__(self):
+      self.signum = signal.SIGTERM
+      return self
+
+  workdir = str(tmp_path / 'interrupted')
+  monkeypatch.setattr(guards, 'Interrupts', StopAtOnce)
+  with pytest.raises(Interrupted, match='at step 2'):
+    train.train_and_evaluate(config, workdir)
+  monkeypatch.undo()
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
+  train.train_and_evaluate(config, workdir)
+  resumed, uninterrupted = final_state(workdir, config), final_state(reference, config)
+  assert isinstance(resumed, steps.AuxTrainState)
+  assert _state_digest(resumed) == _state_digest(uninterrupted)
+  records = lambda w: [{k: v for k, v in json.loads(line).items() if k not in (
+      'time', 'steps_per_sec')} for line in open(os.path.join(w, 'metrics.jsonl'))]
+  assert records(workdir) == records(reference)
+
+
+def _state_digest(state) -> str:
+  """sha256 of every leaf of a train state (the discriminator's included)."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(state):
+    digest.update(np.asarray(leaf).tobytes())
+  return digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_factor_vae_cli_run_loads_and_evaluates_from_the_vae_params_alone(tmp_path):
+  workdir = str(tmp_path / 'run')
+  out = cli('--config=experiments/test.py', '--config.objective.name=factor_vae',
+            '--config.train.num_steps=1', f'--workdir={workdir}')
+  assert out.returncode == 0, out.stderr[-2000:]
+  record = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))
+            if '"train"' in line][-1]
+  assert record['step'] == 1 and 0.0 <= record['discriminator_accuracy'] <= 1.0
+  assert np.isfinite(record['tc_estimate']) and record['discriminator_loss'] > 0.0
+  import vae_jax  # pylint: disable=g-import-not-at-top
+  model = vae_jax.load(workdir)
+  config = load_experiment('test')
+  config.objective.name = 'factor_vae'
+  config.train.num_steps = 1
+  state = final_state(workdir, config)
+  for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert model.sample(2).shape == (2, *model.image_shape)
+  summary = json.load(open(os.path.join(workdir, 'summary.json')))
+  evaluated = train.evaluate_workdir(config, workdir)
+  assert evaluated['nelbo'] == pytest.approx(summary['nelbo'], rel=1e-6)

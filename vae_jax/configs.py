@@ -144,6 +144,7 @@ def make_tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if config.model.architecture == 'conv':
     config.model.conv_channels = (8, 8)
   config.model.latent_dim = 3
+  config.objective.discriminator_hidden_dims = (16,) * 6  # 'factor_vae' (6 × 1000 otherwise)
   config.train.num_steps = 6
   config.train.log_every_steps = 2
   config.train.eval_every_steps = 3

@@ -225,7 +225,7 @@ def _run_mode() -> None:
     config_arg = flags.FLAGS['config'].config_filename
     sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
     logging.info('sweep directory: %s', sweep_dir)
-    _, axes = sweep.load(config_arg)  # the base config comes with the overrides applied
+    _, axes = sweep.load(config_arg, base=_CONFIG.value)  # the base config comes with the overrides applied
     sweep.run_sweep(_CONFIG.value, axes, sweep_dir, shard=shard)
     if os.path.exists(os.path.join(sweep_dir, 'results.md')) and parallel.is_primary():
       print(sweep.results_line(sweep_dir), flush=True)

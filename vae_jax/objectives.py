@@ -20,6 +20,8 @@ Objectives (the `loss` actually minimized, chosen by config.objective.name):
     wae_mmd   recon + λ·MMD(q(z), p(z)), IMQ kernel, U-statistic on the batch
               (WAE-MMD, Tolstikhin et al. 2018); z ~ q(z|x) or z = mu
     iwae      −(logsumexp_i log w_i − log k), k samples of q(z|x)  (IWAE, Burda et al. 2016)
+    factor_vae  recon + kl + γ·TC, TC ≈ mean_i [D(z_i)_0 − D(z_i)_1] from a
+              discriminator D trained alongside     (FactorVAE, Kim & Mnih 2018)
 
 Each objective is ONE `Objective` entry of `OBJECTIVES`: its per-example loss,
 its batch term if it has one, the `config.objective` fields that enter the
@@ -27,6 +29,10 @@ train step as arrays, its static settings, and its extra train metrics. The
 config's objective section, its validation, the step's hyperparameters and
 the sweep's vmapped keys are all derived from this registry, so a new
 objective is one entry here (and its fields in `FIELDS`) plus an experiment.
+An objective that trains a network of its own next to the VAE (FactorVAE's
+discriminator) declares it as an `Auxiliary`: its initialization, the term it
+adds to the VAE's loss, its own loss and its own Adam's fields; the train step
+(steps.py) updates both in one step and keeps its state in the train state.
 
 Everything per example is `jax.vmap`ped over a batch by the caller, which
 reduces once (mean over the batch).
@@ -39,7 +45,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import gaussian, iw_bound, likelihoods, penalties
+from vae_jax import discriminator, gaussian, iw_bound, likelihoods, penalties
 from vae_jax.total_correlation import TC_ESTIMATORS, total_correlation
 
 WAE_ENCODERS = ('gaussian', 'deterministic')
@@ -100,8 +106,21 @@ def _non_negative(value) -> bool:
   return isinstance(value, (int, float)) and value >= 0
 
 
+def _positive(value) -> bool:
+  return isinstance(value, (int, float)) and value > 0
+
+
 def _positive_int(value) -> bool:
   return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_ints(value) -> bool:
+  return isinstance(value, (tuple, list)) and len(value) > 0 and all(
+      _positive_int(v) for v in value)
+
+
+def _adam_beta(value) -> bool:
+  return isinstance(value, (int, float)) and 0 <= value < 1
 
 
 FIELDS = {
@@ -129,10 +148,44 @@ FIELDS = {
                          "logvar the loss does not train)"),
     'iw_k': Field(5, _positive_int, 'a positive integer',
                   "'iwae': importance samples per example (static: sets shapes)"),
+    'factor_gamma': Field(10.0, _non_negative, 'non-negative',
+                          "'factor_vae': loss = recon + kl + γ·TC (study grid {10, 20, 30, "
+                          "40, 50, 100}; 10, its smallest, by default)"),
+    'discriminator_lr': Field(1e-4, _positive, 'positive',
+                              "'factor_vae': the discriminator's Adam learning rate"),
+    'discriminator_b1': Field(0.5, _adam_beta, 'in [0, 1)',
+                              "'factor_vae': the discriminator's Adam β1 (static)"),
+    'discriminator_b2': Field(0.9, _adam_beta, 'in [0, 1)',
+                              "'factor_vae': the discriminator's Adam β2 (static)"),
+    'discriminator_hidden_dims': Field(
+        discriminator.HIDDEN_DIMS, _positive_ints, 'a non-empty tuple of positive integers',
+        "'factor_vae': the discriminator's dense widths, leaky ReLU 0.2 (static)"),
 }
 
 
 # --- the registry ------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Auxiliary:
+  """A network an objective trains next to the VAE with an Adam of its own.
+
+  In one train step, from the state before it: the VAE's loss adds
+  `vae_term` with the network held fixed, and the network takes one Adam
+  step on `loss` of the batch's codes held fixed (stop-gradient). Its
+  parameters and Adam state are `steps.AuxTrainState.aux`; evaluation and
+  pictures never use it.
+  """
+  # (key, latent_dim, settings dict) → the network's parameters.
+  init: Callable[[jax.Array, int, dict], dict]
+  # (its params, batched terms [B], hparams, settings) → (per-example loss
+  # added [B], batch-mean metrics).
+  vae_term: Callable[[dict, Terms, dict, dict], tuple]
+  # (its params, codes z [B, D], hparams, settings, key) → (its loss, metrics).
+  loss: Callable[[dict, jax.Array, dict, dict, jax.Array], tuple]
+  learning_rate: str  # the hparams field of its Adam's learning rate
+  adam_betas: tuple[str, str]  # the settings fields of its Adam's β1, β2
+
+
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
@@ -160,6 +213,7 @@ class Objective:
   example_loss_from_model: Optional[Callable[..., jax.Array]] = None
   stochastic: bool = True  # False: z = mu, no KL (no ELBO, no nll_iw)
   min_batch_size: int = 1
+  auxiliary: Optional[Auxiliary] = None  # a network trained alongside (FactorVAE)
 
 
 def _beta_tc_term(terms: Terms, hparams: dict, settings: dict,
@@ -201,6 +255,32 @@ def _capacity_loss(terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
   return terms.recon + hparams['gamma'] * jnp.abs(terms.kl - target)
 
 
+def _discriminator(settings: dict) -> discriminator.Discriminator:
+  return discriminator.Discriminator(tuple(settings['discriminator_hidden_dims']))
+
+
+def _factor_vae_term(params: dict, terms: Terms, hparams: dict, settings: dict) -> tuple:
+  """γ·(D(z)_0 − D(z)_1) per example: γ times the density-ratio TC estimate."""
+  tc = discriminator.tc_estimate(_discriminator(settings).apply(params, terms.z))
+  return hparams['factor_gamma'] * tc, {'tc_estimate': jnp.mean(tc)}
+
+
+def _discriminator_loss(params: dict, z: jax.Array, hparams: dict, settings: dict,
+                        key: jax.Array) -> tuple:
+  """Cross-entropy of the codes (class 0) against them permuted dimension-wise (class 1)."""
+  network = _discriminator(settings)
+  loss, accuracy = discriminator.loss_and_accuracy(
+      network.apply(params, z), network.apply(params, discriminator.permute_dims(key, z)))
+  return loss, {'discriminator_loss': loss, 'discriminator_accuracy': accuracy}
+
+
+FACTOR_DISCRIMINATOR = Auxiliary(
+    init=lambda key, latent_dim, settings: _discriminator(settings).init(
+        key, jnp.zeros((latent_dim,), jnp.float32)),
+    vae_term=_factor_vae_term, loss=_discriminator_loss,
+    learning_rate='discriminator_lr', adam_betas=('discriminator_b1', 'discriminator_b2'))
+
+
 OBJECTIVES = {o.name: o for o in (
     Objective('elbo', lambda t, h, s: t.recon + t.kl),
     Objective('beta', lambda t, h, s: t.recon + h['beta'] * t.kl, hparams=('beta',)),
@@ -218,6 +298,10 @@ OBJECTIVES = {o.name: o for o in (
               samples_z=lambda settings: settings['wae_encoder'] == 'gaussian',
               min_batch_size=2),
     Objective('iwae', None, settings=('iw_k',), example_loss_from_model=_iwae_loss),
+    Objective('factor_vae', lambda t, h, s: t.recon + t.kl,
+              hparams=('factor_gamma', 'discriminator_lr'),
+              settings=('discriminator_hidden_dims', 'discriminator_b1', 'discriminator_b2'),
+              auxiliary=FACTOR_DISCRIMINATOR, min_batch_size=2),
 )}
 
 # Every config.objective field that enters a step as an array (some objective's).

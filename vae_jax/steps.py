@@ -30,6 +30,10 @@ INIT_STREAM, EVAL_STREAM, IMAGE_STREAM = 2**31 - 1, 2**31 - 2, 2**31 - 3
 # prior draws): drawn only for objectives that ask (Objective.batch_key), so the
 # per-example keys, split from the same sampling key, stay as they are.
 BATCH_STREAM = 2**31 - 1
+# fold_in stream of the init key (the auxiliary network's initialization) and
+# of a step's sampling key (its loss's draws: FactorVAE's permutations), made
+# only for objectives with an auxiliary network: no other key moves.
+AUX_STREAM = 2**31 - 2
 
 # config.train fields that enter the step as arrays (with the objective's own).
 TRAIN_HPARAMS = ('learning_rate', 'warmup_steps', 'num_steps')
@@ -41,6 +45,12 @@ class TrainState:
   seed: jax.Array  # int32 scalar: keys are fold_in(key(seed), step)
   params: dict
   opt_state: optax.OptState
+
+
+@flax.struct.dataclass
+class AuxTrainState(TrainState):
+  """The train state of an objective with an auxiliary network (objectives.Auxiliary)."""
+  aux: dict  # {'params': the network's parameters, 'opt_state': its Adam state}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +70,13 @@ class StepSpec:
   @property
   def optimizer(self) -> optax.GradientTransformation:
     return _optimizer(*self.adam)
+
+  @property
+  def aux_optimizer(self) -> optax.GradientTransformation:
+    """The auxiliary network's Adam scaling (its β1, β2 from the settings, ε = 1e-8)."""
+    settings = dict(self.settings)
+    b1, b2 = (settings[k] for k in objectives.get(self.objective).auxiliary.adam_betas)
+    return _optimizer(b1, b2, 1e-8, 0.0)
 
 
 def _adam_settings(train_config: ml_collections.ConfigDict) -> tuple:
@@ -116,8 +133,15 @@ def init_state(spec: StepSpec, seed: int) -> TrainState:
   y = jnp.zeros((), jnp.int32)
   init_key = jax.random.fold_in(jax.random.key(seed), INIT_STREAM)
   params = spec.model.init(init_key, x, y)
-  return TrainState(step=jnp.zeros((), jnp.int32), seed=jnp.asarray(seed, jnp.int32),
-                    params=params, opt_state=spec.optimizer.init(params))
+  fields = dict(step=jnp.zeros((), jnp.int32), seed=jnp.asarray(seed, jnp.int32),
+                params=params, opt_state=spec.optimizer.init(params))
+  auxiliary = objectives.get(spec.objective).auxiliary
+  if auxiliary is None:
+    return TrainState(**fields)
+  aux_params = auxiliary.init(jax.random.fold_in(init_key, AUX_STREAM),
+                              spec.model.encoder.latent_dim, dict(spec.settings))
+  return AuxTrainState(**fields, aux={'params': aux_params,
+                                      'opt_state': spec.aux_optimizer.init(aux_params)})
 
 
 def learning_rate(schedule: str, step: jax.Array, hparams: dict) -> jax.Array:
@@ -161,13 +185,21 @@ def example_model_loss(params, x, y, key, hparams, step, spec: StepSpec) -> jax.
       encode, decode, spec.likelihood, x, key, hparams, step, dict(spec.settings))
 
 
-def batch_loss(params, x, y, key, hparams, step, spec: StepSpec):
+def batch_loss(params, x, y, key, hparams, step, spec: StepSpec, aux_params=None):
   """(batch mean of the loss, batch means of the terms and the objective's metrics).
 
   The per-example loss (from the terms, or from the model for IWAE) is
   vmapped over the batch; an objective with a batch
-  term (β-TC, DIP-VAE, WAE-MMD) adds it per example before the one mean.
+  term (β-TC, DIP-VAE, WAE-MMD) or an auxiliary network's term (FactorVAE,
+  the network's parameters `aux_params` held fixed) adds it per example
+  before the one mean.
   """
+  loss, (metrics, _) = _loss_and_codes(params, x, y, key, hparams, step, spec, aux_params)
+  return loss, metrics
+
+
+def _loss_and_codes(params, x, y, key, hparams, step, spec: StepSpec, aux_params):
+  """(batch mean of the loss, (metrics, the batch's codes z [B, D])): `batch_loss`."""
   objective = objectives.get(spec.objective)
   keys = jax.random.split(key, x.shape[0])
   per_example = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))
@@ -186,7 +218,31 @@ def batch_loss(params, x, y, key, hparams, step, spec: StepSpec):
                                                      batch_key)
     loss = loss + extra_loss
     metrics.update(extra_metrics)
-  return jnp.mean(loss), metrics
+  if objective.auxiliary is not None:
+    extra_loss, extra_metrics = objective.auxiliary.vae_term(aux_params, terms, hparams,
+                                                             dict(spec.settings))
+    loss = loss + extra_loss
+    metrics.update(extra_metrics)
+  return jnp.mean(loss), (metrics, terms.z)
+
+
+def _auxiliary_update(aux: dict, z: jax.Array, hparams: dict, key: jax.Array,
+                      spec: StepSpec):
+  """One Adam step of the auxiliary network on its loss of the codes z (held
+  fixed); returns (new aux, its metrics, whether its loss and parameters are finite)."""
+  auxiliary = objectives.get(spec.objective).auxiliary
+  loss_fn = lambda p: auxiliary.loss(p, jax.lax.stop_gradient(z), hparams,
+                                     dict(spec.settings), key)
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(aux['params'])
+  updates, opt_state = spec.aux_optimizer.update(grads, aux['opt_state'], aux['params'])
+  lr = hparams[auxiliary.learning_rate]
+  params = jax.tree.map(lambda p, u: p - lr * u, aux['params'], updates)
+  finite = jnp.isfinite(loss) & _all_finite(params)
+  return {'params': params, 'opt_state': opt_state}, metrics, finite
+
+
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(tree)]))
 
 
 def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dict,
@@ -194,21 +250,30 @@ def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: di
   """One Adam update on the batch `indices`; returns (state, metrics)."""
   data_key, sample_key = step_keys(state.seed, state.step)
   x, y = data_lib.get_batch(spec.data, arrays, 'train', indices, data_key)
-  grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
-  (loss, terms), grads = grad_fn(state.params, x, y, sample_key, hparams, state.step, spec)
+  objective = objectives.get(spec.objective)
+  aux_params = state.aux['params'] if objective.auxiliary is not None else None
+  grad_fn = jax.value_and_grad(_loss_and_codes, has_aux=True)
+  (loss, (terms, z)), grads = grad_fn(state.params, x, y, sample_key, hparams, state.step,
+                                      spec, aux_params)
   updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
   lr = learning_rate(spec.lr_schedule, state.step, hparams)
   params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
   grad_norm = optax.tree.norm(grads)
-  # Checked on the host before any checkpoint or evaluation (train._check_finite).
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.all(jnp.stack(
-      [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
-  metrics = {'loss': loss, 'grad_norm': grad_norm, 'learning_rate': lr, 'finite': finite,
+  # Checked on the host before any checkpoint or evaluation (guards.check_finite),
+  # the auxiliary network's loss and parameters included.
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _all_finite(params)
+  metrics = {'loss': loss, 'grad_norm': grad_norm, 'learning_rate': lr,
              **{k: v for k, v in terms.items() if k != 'kl_per_dim'}}
-  extra = objectives.get(spec.objective).metrics
-  if extra is not None:
-    metrics.update(extra(state.step, hparams))
+  if objective.metrics is not None:
+    metrics.update(objective.metrics(state.step, hparams))
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+  if objective.auxiliary is not None:  # from the state before the step, as the VAE's
+    aux, aux_metrics, aux_finite = _auxiliary_update(
+        state.aux, z, hparams, jax.random.fold_in(sample_key, AUX_STREAM), spec)
+    finite = finite & aux_finite
+    metrics.update(aux_metrics)
+    new_state = new_state.replace(aux=aux)
+  metrics['finite'] = finite
   return new_state, metrics
 
 

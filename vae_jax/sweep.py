@@ -4,8 +4,24 @@
         [--config.train.num_steps=2000] [--workdir=runs/beta_sweep]
 
 A sweep file is an experiment file (`get_config()`: the base config, which
---config.a.b=v overrides) plus `get_sweep()`: {config key: [values]}. The
-members are the Cartesian product of the axes. Members that differ only in
+--config.a.b=v overrides) plus `get_sweep()`, which returns
+
+    {config key: [values], ...}   a grid: the members are the Cartesian
+                                  product of its axes; or
+    [grid, grid, ...]             the union of the grids' members, in order
+                                  (e.g. one grid per objective with its own values).
+
+Within a grid, a tuple of keys takes a list of value tuples: the keys move
+together (tied values, e.g. {('objective.lambda_od', 'objective.lambda_d'):
+[(1.0, 10.0), (2.0, 20.0)]}). A `get_sweep(config, arg)` of two parameters
+receives the base config with the command line's overrides and ARG of
+--config=FILE:ARG, to derive values from them (a schedule length from
+train.num_steps, the number of seeds from a switch). A member is named by
+label=value of each axis of its grid, joined by '_': the label is the key's
+last part (the whole key where two axes' last parts clash), a tuple of tied
+keys is named by its first key, and objective.name shows its value alone
+(`beta_beta=4_seed=0`); names must be unique. Every member's config is
+checked before any trains. Members that differ only in
 keys of `VMAPPED_KEYS` train together as ONE population (one compiled step,
 states stacked on a member axis, each data batch gathered from the shared
 device-resident dataset; the program vmaps the step over the members, or
@@ -22,6 +38,9 @@ Sweep directory:
     results.csv           the same rows with every column
     <metric>_vs_<axis>.png    metric against each swept value, seeds as error bars
     rate_distortion.png       kl (rate) vs recon (distortion) per setting
+    study.csv, study.md, study_<score>.png   when the members have disentanglement
+                              scores: per method and setting, median and spread
+                              over seeds (vae_jax.study)
 
 Re-running the same command resumes every member from its checkpoints.
 
@@ -36,6 +55,7 @@ finds every member finished writes the tables and plots (holding a lock on sweep
 
 import copy
 import fcntl
+import inspect
 import itertools
 import json
 import os
@@ -45,7 +65,7 @@ from typing import Optional
 import ml_collections
 from absl import logging
 
-from vae_jax import configs, objectives, parallel, report, steps, sweep_plots, train
+from vae_jax import configs, objectives, parallel, report, steps, study, sweep_plots, train
 from vae_jax.runs import build_run
 from vae_jax import workdir as workdir_lib
 from vae_jax.errors import ConfigError, WorkdirError
@@ -56,13 +76,17 @@ from vae_jax.errors import ConfigError, WorkdirError
 VMAPPED_KEYS = (('seed',) + tuple(f'train.{k}' for k in steps.TRAIN_HPARAMS
                                   if k != 'num_steps') +
                 tuple(f'objective.{k}' for k in objectives.ARRAY_FIELDS))
+# Named by its value alone in member names (it names the method).
+BARE_KEY = 'objective.name'
 
 
-def load(path_arg: str):
+def load(path_arg: str, base: ml_collections.ConfigDict = None):
   """(base config, axes) of a sweep file 'experiments/sweeps/x.py[:arg]'.
 
   For notebooks and scripts; the command line applies --config overrides to
-  the base config first (vae_jax.main).
+  the base config first and passes it as `base` (vae_jax.main), the config a
+  two-parameter get_sweep(config, arg) derives values from (default: the
+  file's own).
   """
   path = path_arg.partition(':')[0]
   if not os.path.isfile(path):
@@ -71,7 +95,10 @@ def load(path_arg: str):
   if not hasattr(module, 'get_sweep'):
     raise ConfigError(f'{path} has no get_sweep(); a sweep file such as '
                       'experiments/sweeps/beta_sweep.py defines get_config() and get_sweep()')
-  return configs.module_config(module, path_arg), module.get_sweep()
+  config = configs.module_config(module, path_arg)
+  if not inspect.signature(module.get_sweep).parameters:
+    return config, module.get_sweep()
+  return config, module.get_sweep(config if base is None else base, path_arg.partition(':')[2])
 
 
 def _set(config: ml_collections.ConfigDict, key: str, value) -> None:
@@ -82,38 +109,79 @@ def _set(config: ml_collections.ConfigDict, key: str, value) -> None:
   node[leaf] = value
 
 
-def check_axes(config: ml_collections.ConfigDict, axes: dict) -> None:
-  """ConfigError unless every axis is a config key with a non-empty list of values."""
-  if not isinstance(axes, dict) or not axes:
-    raise ConfigError('get_sweep() must return {config key: [values, ...]}, e.g. '
-                      "{'objective.beta': [1, 4], 'seed': [0, 1]}")
+def grids(axes) -> list:
+  """The grids of get_sweep()'s answer: [axes] for one grid, else the list."""
+  return [axes] if isinstance(axes, dict) else list(axes)
+
+
+def axis_keys(axes) -> list:
+  """Every config key the sweep sets (tied keys one by one), in order."""
+  keys = [k for grid in grids(axes) for axis in grid
+          for k in (axis if isinstance(axis, tuple) else (axis,))]
+  return list(dict.fromkeys(keys))
+
+
+def check_axes(config: ml_collections.ConfigDict, axes) -> None:
+  """ConfigError unless `axes` is a grid or a non-empty list of grids whose
+  every axis is a config key (or a tuple of them) with a non-empty list of values."""
+  example = ("{'objective.beta': [1, 4], 'seed': [0, 1]} or a list of such grids")
+  if not isinstance(axes, (dict, list, tuple)) or not axes:
+    raise ConfigError(f'get_sweep() must return {{config key: [values, ...]}}, e.g. {example}')
   flat = workdir_lib.flatten(workdir_lib.config_to_dict(config))
-  for key, values in axes.items():
-    if key not in flat:
-      raise ConfigError(f'sweep axis {key!r} is not a config key; use a dotted key from '
-                        'vae_jax/configs.py such as objective.beta')
-    if not isinstance(values, (list, tuple)) or not values:
-      raise ConfigError(f'sweep axis {key!r} needs a non-empty list of values')
+  for grid in grids(axes):
+    if not isinstance(grid, dict) or not grid:
+      raise ConfigError(f'get_sweep() returned a list holding {grid!r}; each grid must be '
+                        f'a non-empty {{config key: [values, ...]}}, e.g. {example}')
+    for axis, values in grid.items():
+      for key in axis if isinstance(axis, tuple) else (axis,):
+        if key not in flat:
+          raise ConfigError(f'sweep axis {key!r} is not a config key; use a dotted key from '
+                            'vae_jax/configs.py such as objective.beta')
+      if not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f'sweep axis {axis!r} needs a non-empty list of values')
+      if isinstance(axis, tuple) and not all(
+          isinstance(v, (list, tuple)) and len(v) == len(axis) for v in values):
+        raise ConfigError(f'sweep axis {axis!r} ties {len(axis)} keys: each of its values '
+                          f'must be a tuple of {len(axis)} values')
 
 
-def members(base: ml_collections.ConfigDict, axes: dict) -> list:
-  """[(name, {key: value}, config)] for the Cartesian product of the axes."""
+def members(base: ml_collections.ConfigDict, axes) -> list:
+  """[(name, {key: value}, config)] of every grid's Cartesian product, in order."""
   check_axes(base, axes)
-  short = [key.split('.')[-1] for key in axes]
-  labels = short if len(set(short)) == len(short) else list(axes)
+  named = list(dict.fromkeys(axis[0] if isinstance(axis, tuple) else axis
+                             for grid in grids(axes) for axis in grid))
+  short = [key.split('.')[-1] for key in named]
+  labels = dict(zip(named, short if len(set(short)) == len(short) else named))
   result = []
-  for values in itertools.product(*axes.values()):
-    settings = dict(zip(axes, values))
-    config = copy.deepcopy(base)
-    for key, value in settings.items():
-      try:
-        _set(config, key, value)
-      except (TypeError, ValueError) as e:
-        raise ConfigError(f'sweep axis {key!r}: value {value!r} does not fit the field '
-                          f'({" ".join(str(e).split())})') from None
-    name = '_'.join(f'{label}={report.format_value(v)}' for label, v in zip(labels, values))
-    result.append((name, settings, config))
+  for grid in grids(axes):
+    for values in itertools.product(*grid.values()):
+      settings, parts = {}, []
+      for axis, value in zip(grid, values):
+        if isinstance(axis, tuple):
+          settings.update(zip(axis, value))
+          axis, value = axis[0], value[0]
+        else:
+          settings[axis] = value
+        text = report.format_value(value)
+        parts.append(text if axis == BARE_KEY else f'{labels[axis]}={text}')
+      result.append(('_'.join(parts), settings, _member_config(base, settings)))
+  names = [name for name, _, _ in result]
+  clash = next((name for i, name in enumerate(names) if name in names[:i]), None)
+  if clash is not None:
+    raise ConfigError(f'two sweep members are both named {clash!r}; give the grids '
+                      'distinct values (or a distinguishing axis)')
   return result
+
+
+def _member_config(base: ml_collections.ConfigDict, settings: dict):
+  config = copy.deepcopy(base)
+  for key, value in settings.items():
+    try:
+      _set(config, key, value)
+    except (TypeError, ValueError) as e:
+      raise ConfigError(f'sweep axis {key!r}: value {value!r} does not fit the field '
+                        f'({" ".join(str(e).split())})') from None
+  return config
 
 
 def group_key(config: ml_collections.ConfigDict) -> str:
@@ -153,11 +221,17 @@ def shard_members(member_groups: list, index: int, count: int) -> list:
   return groups(ordered[start:stop])
 
 
-def _write_plan(sweep_dir: str, axes: dict, member_groups: list) -> None:
+def _json_grid(grid: dict) -> dict:
+  """A grid as JSON holds it: tied keys joined by '+', tuples as lists."""
+  return {'+'.join(k) if isinstance(k, tuple) else k: list(v) for k, v in grid.items()}
+
+
+def _write_plan(sweep_dir: str, axes, member_groups: list) -> None:
   """sweep.json (left as it is when it already holds this plan, so concurrent
   shards agree); WorkdirError if the directory holds a sweep with other axes."""
   path = os.path.join(sweep_dir, 'sweep.json')
-  plan = {'axes': {k: list(v) for k, v in axes.items()},
+  plan = {'axes': (_json_grid(axes) if isinstance(axes, dict) else
+                   [_json_grid(grid) for grid in axes]),
           'members': [{'name': name, 'settings': settings, 'group': g}
                       for g, group in enumerate(member_groups)
                       for name, settings, _ in group]}
@@ -175,7 +249,7 @@ def _write_plan(sweep_dir: str, axes: dict, member_groups: list) -> None:
   workdir_lib.write_json(path, plan)
 
 
-def run_sweep(base: ml_collections.ConfigDict, axes: dict, sweep_dir: str,
+def run_sweep(base: ml_collections.ConfigDict, axes, sweep_dir: str,
               shard=None) -> list:
   """Trains (or resumes) every member, or shard (index, count) of them
   (`shard_members`); writes the tables and plots once every member has
@@ -238,7 +312,7 @@ def _finished(workdir: str, config: ml_collections.ConfigDict) -> bool:
     return False
 
 
-def _report_if_finished(sweep_dir: str, member_list: list, axes: dict) -> bool:
+def _report_if_finished(sweep_dir: str, member_list: list, axes) -> bool:
   """Writes the results if every member has finished (holding a lock on
   sweep.json, so shards finishing together write one after the other); True
   if it wrote them."""
@@ -248,16 +322,26 @@ def _report_if_finished(sweep_dir: str, member_list: list, axes: dict) -> bool:
                for name, _, config in member_list):
       return False
     write_results(sweep_dir, [os.path.join(sweep_dir, name) for name, _, _ in member_list],
-                  list(axes))
+                  axis_keys(axes), [settings for _, settings, _ in member_list],
+                  one_grid=isinstance(axes, dict))
     return True
 
 
-def write_results(sweep_dir: str, workdirs: list, axes: list) -> None:
-  """results.csv, results.md and the plots of a finished sweep."""
+def write_results(sweep_dir: str, workdirs: list, axes: list, settings: list = None,
+                  one_grid: bool = True) -> None:
+  """results.csv, results.md and the plots of a finished sweep; with the
+  members' `settings` ({key: value} each) and scores, the study table and plots.
+
+  The plots against each axis need a single grid (in a list of grids the
+  axes mean different things for different members).
+  """
   headers, rows = report.table_rows(workdirs, extra_keys=axes)
   report.write_csv(os.path.join(sweep_dir, 'results.csv'), headers, rows)
   with open(os.path.join(sweep_dir, 'results.md'), 'w') as f:
     f.write(report.markdown(headers, rows) + '\n')
   records = [report.read_run(w, extra_keys=axes) for w in workdirs]
-  for path in sweep_plots.write_plots(sweep_dir, records, axes):
+  written = sweep_plots.write_plots(sweep_dir, records, axes) if one_grid else []
+  if settings is not None:
+    written += study.write_study(sweep_dir, records, settings)
+  for path in written:
     logging.info('wrote %s', path)

@@ -9,6 +9,9 @@
 
 Values are ordered as numbers where they are numbers (`natural_key`: 2
 before 10), in legends, on category axes and along lines.
+- `study_<score>.png` (`plot_score_by_method`, for vae_jax.study): a score
+  per method, as the figures of Locatello et al. (2019): a box of all the
+  method's members, each member a dot coloured by its setting.
 """
 
 import collections
@@ -162,3 +165,33 @@ def write_plots(sweep_dir: str, records: list, axes: list) -> list:
   if plot_rate_distortion(path, records, axes):
     written.append(path)
   return written
+
+
+def plot_score_by_method(path: str, score: str, cells: list) -> None:
+  """`study_<score>.png`: one column per method (study.Cell's label), a box
+  (quartiles, whiskers to the extremes) over all its members and a dot per
+  member, coloured by its setting in sweep order (viridis: dark = first)."""
+  methods = list(dict.fromkeys(cell.label for cell in cells))
+  fig = plots.figure(max(5.0, 1.25 * len(methods) + 1.5), 4.2, layout='tight')
+  ax = fig.subplots()
+  cmap = matplotlib.colormaps['viridis']
+  for i, method in enumerate(methods):
+    own = [cell for cell in cells if cell.label == method]
+    values = [v for cell in own for v in cell.values(score)]
+    if values:
+      ax.boxplot([values], positions=[i], widths=0.6, whis=(0, 100), showfliers=False,
+                 medianprops={'color': 'black'}, boxprops={'color': 'grey'},
+                 whiskerprops={'color': 'grey'}, capprops={'color': 'grey'})
+    for cell in own:
+      shade = cell.setting_index / max(1, len(own) - 1)
+      offset = 0.5 * (shade - 0.5)  # settings side by side within the column
+      ys = cell.values(score)
+      ax.scatter([i + offset] * len(ys), ys, s=14, color=cmap(0.9 * shade), zorder=3,
+                 edgecolors='none')
+  ax.set_xticks(range(len(methods)), methods)
+  ax.set_xlim(-0.6, len(methods) - 0.4)
+  ax.set_ylabel(score)
+  ax.set_title(f'{score} per method (dots: members; colour: setting, first = dark)',
+               fontsize=9)
+  ax.grid(axis='y', alpha=0.3)
+  fig.savefig(path, dpi=plots.FIGURE_DPI)
