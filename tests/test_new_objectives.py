@@ -484,7 +484,8 @@ def test_factor_vae_finite_flag_covers_the_discriminator():
   assert not bool(metrics['finite'])
 
 
-@pytest.mark.parametrize('loop_members', [False, True], ids=['vmap', 'loop'])
+@pytest.mark.parametrize('loop_members', [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=['vmap', 'loop'])
 def test_factor_vae_population_members_differing_in_gamma_equal_single_runs(loop_members):
   member_configs = _members('factor_vae')  # γ and the discriminator's lr halved, seed 1
   assert member_configs[1].objective.factor_gamma == 5.0

@@ -185,21 +185,17 @@ def example_model_loss(params, x, y, key, hparams, step, spec: StepSpec) -> jax.
       encode, decode, spec.likelihood, x, key, hparams, step, dict(spec.settings))
 
 
-def batch_loss(params, x, y, key, hparams, step, spec: StepSpec, aux_params=None):
+def batch_loss(params, x, y, key, hparams, step, spec: StepSpec, aux_params=None,
+               with_codes: bool = False):
   """(batch mean of the loss, batch means of the terms and the objective's metrics).
 
   The per-example loss (from the terms, or from the model for IWAE) is
   vmapped over the batch; an objective with a batch
   term (β-TC, DIP-VAE, WAE-MMD) or an auxiliary network's term (FactorVAE,
   the network's parameters `aux_params` held fixed) adds it per example
-  before the one mean.
+  before the one mean. `with_codes`: (loss, (metrics, the batch's codes z
+  [B, D])), the codes the train step hands to the auxiliary network.
   """
-  loss, (metrics, _) = _loss_and_codes(params, x, y, key, hparams, step, spec, aux_params)
-  return loss, metrics
-
-
-def _loss_and_codes(params, x, y, key, hparams, step, spec: StepSpec, aux_params):
-  """(batch mean of the loss, (metrics, the batch's codes z [B, D])): `batch_loss`."""
   objective = objectives.get(spec.objective)
   keys = jax.random.split(key, x.shape[0])
   per_example = jax.vmap(example_terms, in_axes=(None, 0, 0, 0, None))
@@ -223,7 +219,7 @@ def _loss_and_codes(params, x, y, key, hparams, step, spec: StepSpec, aux_params
                                                              dict(spec.settings))
     loss = loss + extra_loss
     metrics.update(extra_metrics)
-  return jnp.mean(loss), (metrics, terms.z)
+  return jnp.mean(loss), ((metrics, terms.z) if with_codes else metrics)
 
 
 def _auxiliary_update(aux: dict, z: jax.Array, hparams: dict, key: jax.Array,
@@ -252,9 +248,9 @@ def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: di
   x, y = data_lib.get_batch(spec.data, arrays, 'train', indices, data_key)
   objective = objectives.get(spec.objective)
   aux_params = state.aux['params'] if objective.auxiliary is not None else None
-  grad_fn = jax.value_and_grad(_loss_and_codes, has_aux=True)
+  grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
   (loss, (terms, z)), grads = grad_fn(state.params, x, y, sample_key, hparams, state.step,
-                                      spec, aux_params)
+                                      spec, aux_params, with_codes=True)
   updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
   lr = learning_rate(spec.lr_schedule, state.step, hparams)
   params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
