@@ -289,7 +289,7 @@ class MetricWriter:
           self._tb.add_scalar(f'{split}/{name}/{i}', v, step)
 
   def hparams(self, flat_config: dict, final_metrics: dict) -> None:
-    """The HParams dashboard's session of this run: every config key of
+    """The HParams dashboard entry of this run: every config key of
     `flat_config` ({"a.b": value}) as a hyperparameter, and the final held-out
     scalars `eval/<name>` (already written by `write`) as its metrics."""
     from tensorboardX import summary  # pylint: disable=g-import-not-at-top
