@@ -34,16 +34,18 @@ over seeds of each score, plus recon and kl) and study_<score>.png (score
 per method, the members as dots coloured by setting) — vae_jax/study.py.
 docs/experiments.md lists the commands and outputs.
 
-Runtime: not measured on an accelerator. On this project's 2-core CPU
-development machine (shared with other jobs) the shortened run
+Runtime: not measured on an accelerator. On the project's 2-core CPU
+development machine, shared with other jobs (load average 11–13), the
+shortened run
 
     python -m vae_jax.main --mode=sweep \\
         --config=experiments/sweeps/disentanglement_study.py:fc,seeds=1 \\
-        --config.train.num_steps=20 --config.eval.disentanglement_divisor=100
+        --config.train.num_steps=100 --config.data.eval_size=1000 \\
+        --config.eval.iw_samples=10 --config.eval.disentanglement_divisor=100
 
-(36 members, 20 steps each, scores on 1/100 of the protocol's samples) took
-the time given in docs/experiments.md; most of it is the evaluations (the
-scores' sklearn fits), not the training.
+(36 members, 100 steps each, scores on 1/100 of the protocol's samples)
+took 1 h 13 min wall (35 min CPU): 25 min training, 48 min evaluating,
+mostly the scores' sklearn fits (docs/experiments.md has the breakdown).
 """
 
 from vae_jax import configs
