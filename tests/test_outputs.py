@@ -25,12 +25,14 @@ def terminal(monkeypatch):
   handler.setFormatter(logging.Formatter('LOG %(message)s'))
   absl_handler = absl_logging.get_absl_handler()
   monkeypatch.setattr(absl_handler.python_handler, 'stream', fake)
-  monkeypatch.setattr(root, 'level', logging.INFO)
+  level = root.level
+  root.setLevel(logging.INFO)  # setLevel, not an attribute: it clears the loggers' caches
   root.addHandler(handler)
   root.addHandler(absl_handler)
   yield fake, handler, absl_handler
   root.removeHandler(handler)
   root.removeHandler(absl_handler)
+  root.setLevel(level)
 
 
 def test_log_lines_start_on_their_own_line_above_the_bar(terminal, monkeypatch):

@@ -182,7 +182,10 @@ def test_study_runs_every_method_end_to_end(tmp_path, monkeypatch):
   assert len(set(mig.values())) == len(names) - 2  # every other member differs
   for key in disentanglement.SCORE_KEYS:
     assert os.path.getsize(os.path.join(sweep_dir, f'study_{key}.png')) > 5000
-  assert len(open(os.path.join(sweep_dir, 'study.md')).read().splitlines()) == 2 + 2 + 12
+  study_md = open(os.path.join(sweep_dir, 'study.md')).read().splitlines()
+  # Title, blank, the constant column stated once, blank, header, rule, 12 settings.
+  assert study_md[2] == 'all rows: seeds = 1' and len(study_md) == 2 + 2 + 2 + 12
+  assert study_md[4].startswith('| method |') and 'seeds' not in study_md[4]
   results = list(csv.reader(open(os.path.join(sweep_dir, 'results.csv'))))
   assert [r[0] for r in results[1:]] == names
   assert not any(f.startswith('metrics_vs_') for f in os.listdir(sweep_dir))
