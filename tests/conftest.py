@@ -27,6 +27,16 @@ def load_experiment(name: str, arg=None):
   return configs.load_config(path if arg is None else f'{path}:{arg}')
 
 
+def tiny_beta_sweep_base(checkpoint_every_steps: int):
+  """The tiny test config as a β-VAE base for sweeps: 4 steps, evaluated at the end."""
+  config = load_experiment('test')
+  config.objective.name = 'beta'
+  config.train.num_steps = 4
+  config.train.eval_every_steps = 4
+  config.train.checkpoint_every_steps = checkpoint_every_steps
+  return config
+
+
 def cli(*args: str, cwd: str = REPO, env: dict = None):
   """`python -m vae_jax.main ARGS` in a subprocess (CPU), its output captured."""
   env = dict(os.environ, JAX_PLATFORMS='cpu', **(env or {}))

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import cli, final_state, load_experiment
+from conftest import cli, final_state, load_experiment, tiny_beta_sweep_base
 from vae_jax import data as data_lib
 from vae_jax import configs, report, steps, sweep, train
 from vae_jax.errors import ConfigError, WorkdirError
@@ -100,12 +100,7 @@ def test_loop_members_auto_loops_dense_models_on_cpu(trained_alone):
 
 
 def _tiny_base():
-  config = load_experiment('test')
-  config.objective.name = 'beta'
-  config.train.num_steps = 4
-  config.train.eval_every_steps = 4
-  config.train.checkpoint_every_steps = 2
-  return config
+  return tiny_beta_sweep_base(checkpoint_every_steps=2)
 
 
 AXES = {'objective.beta': [1.0, 4.0], 'model.latent_dim': [2, 3]}

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, cli, final_state, load_experiment
+from conftest import REPO, cli, final_state, tiny_beta_sweep_base
 from vae_jax import sweep
 from vae_jax.errors import ConfigError, WorkdirError
 
@@ -20,12 +20,7 @@ AXES = {'objective.beta': [1.0, 4.0], 'model.latent_dim': [2, 3]}  # 2 groups of
 
 
 def _tiny_base():
-  config = load_experiment('test')
-  config.objective.name = 'beta'
-  config.train.num_steps = 4
-  config.train.eval_every_steps = 4
-  config.train.checkpoint_every_steps = 4
-  return config
+  return tiny_beta_sweep_base(checkpoint_every_steps=4)
 
 
 @pytest.mark.parametrize('text', ['3/2', '2/2', '0/0', 'a/b', '1', '-1/2', '1/2/3', 'all'])
