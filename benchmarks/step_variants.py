@@ -1,0 +1,173 @@
+"""Variants of the train step side by side: one part swapped, the rest as it is.
+
+    python -m benchmarks.step_variants [--quick] [--cases=mlp_b128,mlp_b1024]
+
+Each variant is the real multi-step dispatch (`steps.train_steps`, driven as
+`benchmarks.train_step.JaxTrainer` drives it) compiled with ONE part
+replaced while it is traced; 'as is' is the code unchanged. All variants of
+a case alternate round after round in one process; the figure is the median
+over rounds of time(as is) / time(variant) (> 1: the variant is faster).
+
+Variants (none but 'as is' is what vae_jax runs; each exists to measure a
+choice, see benchmarks/README.md):
+- `as is again (control)`: 'as is' compiled a second time, its ratio the
+  noise floor of the table;
+- `likelihood: jax.nn.softplus`: the Bernoulli log-likelihood written
+  x·l − jax.nn.softplus(l), the formula before `likelihoods.bernoulli_log_prob`
+  wrote softplus out (same values, costlier derivative);
+- `binarize: 16-bit draws`, `binarize: 8-bit draws`: the dynamic
+  binarization x ~ Bernoulli(p) from 2 or 4 uniforms cut out of each 32-bit
+  threefry word instead of one float uniform per pixel (p quantized to
+  1/65536 or 1/256: other random streams, other probabilities);
+- `binarize: rbg key`: the same Bernoulli draw from an 'rbg' key (XLA's
+  RngBitGenerator) made from the step's data key (other random streams);
+- `adam: one flattened update`: optax.flatten around the optimizer: every
+  parameter in one vector, one Adam update (equal values, `tests/test_steps.py`).
+"""
+
+import argparse
+import contextlib
+import functools
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from benchmarks import cases, timing
+from benchmarks.train_step import STEPS_PER_ROUND, JaxTrainer
+from vae_jax import data as data_lib
+from vae_jax import likelihoods, steps
+
+CASES = ('mlp_b128', 'mlp_b1024', 'fc_b64')
+
+
+def softplus_bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
+  """Σ_d x·l − softplus(l) through jax.nn.softplus (the earlier formula)."""
+  return jnp.sum(x * logits - jax.nn.softplus(logits))
+
+
+def narrow_uniform_bits(key: jax.Array, shape: tuple, bits: int) -> jax.Array:
+  """Integers uniform in [0, 2^bits), `shape`, 32/bits of them per threefry word."""
+  per_word = 32 // bits
+  size = int(np.prod(shape))
+  words = jax.random.bits(key, (-(-size // per_word),), jnp.uint32)
+  mask = jnp.uint32(2**bits - 1)
+  parts = [(words >> jnp.uint32(bits * i)) & mask for i in range(per_word)]
+  return jnp.concatenate(parts)[:size].reshape(shape)
+
+
+def narrow_bernoulli(key: jax.Array, p: jax.Array, bits: int) -> jax.Array:
+  """x ~ Bernoulli(p) with p quantized to multiples of 2^−bits: u < p·2^bits."""
+  u = narrow_uniform_bits(key, p.shape, bits).astype(jnp.float32)
+  return u < p * float(2**bits)
+
+
+def _binarize_with(draw):
+  """A data_lib.get_batch whose dynamic binarization is draw(key, p) -> bool."""
+  def get_batch(spec, arrays, split, indices, key):
+    x, y = data_lib.gather(spec, arrays, split, indices)
+    if spec.binarize == 'dynamic':
+      x = draw(key, x).astype(jnp.float32)
+    return x, y
+  return get_batch
+
+
+def _rbg_bernoulli(key: jax.Array, p: jax.Array) -> jax.Array:
+  rbg = jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl='rbg')
+  return jax.random.bernoulli(rbg, p)
+
+
+def _flattened_optimizer(spec) -> optax.GradientTransformation:
+  return optax.flatten(steps._optimizer(*spec.adam))  # pylint: disable=protected-access
+
+
+VARIANTS = {  # name: (context manager factory applied while tracing, needs binarization)
+    'as is': (contextlib.nullcontext, False),
+    # The same code compiled again: its ratio to 'as is' is the noise of the
+    # measurement (and any bias of its place in the round).
+    'as is again (control)': (contextlib.nullcontext, False),
+    'likelihood: jax.nn.softplus': (
+        lambda: mock.patch.object(likelihoods, 'bernoulli_log_prob', softplus_bernoulli_log_prob),
+        False),
+    'binarize: 16-bit draws': (
+        lambda: mock.patch.object(data_lib, 'get_batch', _binarize_with(
+            functools.partial(narrow_bernoulli, bits=16))), True),
+    'binarize: 8-bit draws': (
+        lambda: mock.patch.object(data_lib, 'get_batch', _binarize_with(
+            functools.partial(narrow_bernoulli, bits=8))), True),
+    'binarize: rbg key': (
+        lambda: mock.patch.object(data_lib, 'get_batch', _binarize_with(_rbg_bernoulli)), True),
+    'adam: one flattened update': (
+        lambda: mock.patch.object(steps.StepSpec, 'optimizer',
+                                  property(_flattened_optimizer)), False),
+}
+
+
+class VariantTrainer(JaxTrainer):
+  """JaxTrainer whose state init and steps are traced inside `patch()`.
+
+  Its own jit objects (new functions, so no trace is shared with another
+  variant), called inside the patch: each variant compiles its own programs.
+  """
+
+  def __init__(self, config, dataset, patch):
+    self.patch = patch
+    init_fn, steps_fn = steps.init_state.__wrapped__, steps.train_steps.__wrapped__
+    with patch():
+      init = jax.jit(lambda spec, seed: init_fn(spec, seed), static_argnames='spec')
+      self._train_steps = jax.jit(
+          lambda state, arrays, indices, hparams, spec: steps_fn(
+              state, arrays, indices, hparams, spec),
+          static_argnames='spec', donate_argnames='state')
+      with mock.patch.object(steps, 'init_state', init):
+        super().__init__(config, dataset)
+
+  def steps(self, num: int) -> float:
+    # In the patch: a dispatch of a new length traces (and compiles) again.
+    with self.patch(), mock.patch.object(steps, 'train_steps', self._train_steps):
+      return super().steps(num)
+
+
+def run(quick: bool, rounds: int = 9, case_names=CASES, variants=tuple(VARIANTS)) -> tuple:
+  """(table text, results dict) of `variants` ('as is' always) on `case_names`."""
+  rows, results = [], {}
+  for case in case_names:
+    config = cases.step_config(case)
+    dataset = cases.dataset(config)
+    num = 2 if quick else STEPS_PER_ROUND[case]
+    binarizes = dataset.spec.binarize == 'dynamic'
+    trainers = {name: VariantTrainer(config, dataset, patch)
+                for name, (patch, needs_binarization) in VARIANTS.items()
+                if (name == 'as is' or name in variants) and
+                (binarizes or not needs_binarization)}
+    fns = {name: (lambda t=t: t.steps(num)) for name, t in trainers.items()}
+    for fn in fns.values():
+      fn()  # compile
+    times = timing.alternate(fns, 1 if quick else rounds)
+    base = float(np.median(times['as is'])) / num
+    for name in trainers:
+      speed = timing.median_ratio(times['as is'], times[name])
+      rows.append([case, name, speed, 1.0 / speed - 1.0])
+      results[f'{case}_variant_speed: {name}'] = speed
+    results[f'{case}_variant_base_ms'] = base * 1e3
+    jax.clear_caches()
+  text = timing.table(['case', 'variant', 'speed vs as is (time as is / variant)',
+                       'step time change'], rows)
+  return text, results
+
+
+if __name__ == '__main__':
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--quick', action='store_true')
+  parser.add_argument('--cases', default=','.join(CASES))
+  parser.add_argument('--variants', default=','.join(VARIANTS),
+                      help="comma-separated subset ('as is' is always run)")
+  parser.add_argument('--rounds', type=int, default=9)
+  args = parser.parse_args()
+  unknown = set(args.variants.split(',')) - set(VARIANTS)
+  if unknown:
+    parser.error(f'unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}')
+  print(run(args.quick, args.rounds, tuple(args.cases.split(',')),
+            tuple(args.variants.split(',')))[0])
