@@ -63,6 +63,8 @@ def wrap(owner, attr, name, block=False):
       jax.block_until_ready(out)
     record(name, start)
     return out
+  if hasattr(fn, 'lower'):  # a jitted function: compiling ahead stays possible
+    timed.lower = fn.lower
   setattr(owner, attr, timed)
 wrap(main_lib, 'parse_flags', 'flags and config')
 wrap(train, 'build_run', 'build_run (checks, data, spec)')
