@@ -1,12 +1,14 @@
 """Variants of the train step side by side: one part swapped, the rest as it is.
 
-    python -m benchmarks.step_variants [--quick] [--cases=mlp_b128,mlp_b1024]
+    python -m benchmarks.step_variants [--quick] [--cases=mlp_b128,mlp_b1024] [--likelihood_only]
 
 Each variant is the real multi-step dispatch (`steps.train_steps`, driven as
 `benchmarks.train_step.JaxTrainer` drives it) compiled with ONE part
 replaced while it is traced; 'as is' is the code unchanged. All variants of
 a case alternate round after round in one process; the figure is the median
 over rounds of time(as is) / time(variant) (> 1: the variant is faster).
+A second table times the Bernoulli log-likelihood and its gradient alone,
+both formulas (`--likelihood_only`: that table only).
 
 Variants (none but 'as is' is what vae_jax runs; each exists to measure a
 choice, see benchmarks/README.md):
@@ -105,6 +107,27 @@ VARIANTS = {  # name: (context manager factory applied while tracing, needs bina
 }
 
 
+def likelihood_alone(batch: int, rounds: int, calls: int = 20) -> list:
+  """[(contender, time(softplus form) / time(contender))]: value and gradient
+  of the batch mean Bernoulli log-likelihood over [batch, 784] logits alone,
+  `calls` jitted calls per round; the softplus form twice (its second copy
+  the control)."""
+  x = (jax.random.uniform(jax.random.key(0), (batch, 28, 28, 1)) < 0.5).astype(jnp.float32)
+  logits = jax.random.normal(jax.random.key(1), x.shape)
+  forms = {'jax.nn.softplus form': softplus_bernoulli_log_prob,
+           'jax.nn.softplus form again (control)': softplus_bernoulli_log_prob,
+           'likelihoods.bernoulli_log_prob': likelihoods.bernoulli_log_prob}
+  fns = {}
+  for name, form in forms.items():
+    grad = jax.jit(jax.value_and_grad(
+        lambda l, form=form: jnp.mean(jax.vmap(form)(x, l))))  # a new function: own compile
+    jax.block_until_ready(grad(logits))
+    fns[name] = lambda grad=grad: [jax.block_until_ready(grad(logits)) for _ in range(calls)]
+  times = timing.alternate(fns, rounds)
+  return [(name, timing.median_ratio(times['jax.nn.softplus form'], times[name]))
+          for name in forms]
+
+
 class VariantTrainer(JaxTrainer):
   """JaxTrainer whose state init and steps are traced inside `patch()`.
 
@@ -155,6 +178,13 @@ def run(quick: bool, rounds: int = 9, case_names=CASES, variants=tuple(VARIANTS)
     jax.clear_caches()
   text = timing.table(['case', 'variant', 'speed vs as is (time as is / variant)',
                        'step time change'], rows)
+  rows = []
+  for batch in (128, 1024):
+    for name, speed in likelihood_alone(batch, 3 if quick else 4 * rounds, 2 if quick else 20):
+      rows.append([batch, name, speed])
+      results[f'likelihood_alone_b{batch}_speed: {name}'] = speed
+  text += '\n\nBernoulli log-likelihood and its gradient alone ([batch, 784] logits):\n\n'
+  text += timing.table(['batch', 'formula', 'speed vs the softplus form'], rows)
   return text, results
 
 
@@ -165,7 +195,14 @@ if __name__ == '__main__':
   parser.add_argument('--variants', default=','.join(VARIANTS),
                       help="comma-separated subset ('as is' is always run)")
   parser.add_argument('--rounds', type=int, default=9)
+  parser.add_argument('--likelihood_only', action='store_true',
+                      help='only the likelihood-alone table')
   args = parser.parse_args()
+  if args.likelihood_only:
+    for batch_ in (128, 1024):
+      print(timing.table(['batch', 'formula', 'speed vs the softplus form'],
+                         [[batch_, n, v] for n, v in likelihood_alone(batch_, 4 * args.rounds)]))
+    raise SystemExit(0)
   unknown = set(args.variants.split(',')) - set(VARIANTS)
   if unknown:
     parser.error(f'unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}')

@@ -30,6 +30,9 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array) -> jax.Array:
   the kink l = 0 included, and x − e^l/(1 + e^l) for l < 0 with no
   cancellation in σ(l), however small.
   """
+  # Flat: XLA's CPU code for [H, W, 1] pixel arrays (a minor axis of 1) ran
+  # this 2-4x slower than for the same pixels in one axis.
+  x, logits = jnp.ravel(x), jnp.ravel(logits)
   magnitude = jnp.maximum(logits, -logits)
   softplus = jnp.maximum(logits, 0.0) + jnp.log1p(jnp.exp(-magnitude))
   return jnp.sum(x * logits - softplus)
