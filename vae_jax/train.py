@@ -19,12 +19,10 @@ Resume rules (docs/design.md):
 """
 
 import contextlib
-import functools
 import json
 import os
 import signal
 import sys
-import threading
 import time
 
 import jax
@@ -151,42 +149,29 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
   members = lambda s: (steps.member(s, i) for i in range(len(runs))) if population else iter([s])
   hparams = steps.stack([r.hparams for r in runs]) if population else lead.hparams
   metrics = [None] * len(runs)
-
-  def dispatch(state, step: int):
-    """(the step the call starting at `step` ends at, the step function, its
-    arguments): the loop's one kind of dispatch."""
-    done = _call_end(step, num_steps, cfg)
-    indices = np.stack([[run.dataset.train_indices(run.config.seed, s, batch_size)
-                         for run in runs] for s in range(step, done)])  # [K, M, B]
-    if population:
-      return done, functools.partial(
-          steps.population_train_steps, spec=lead.spec,
-          loop_members=steps.loop_members(cfg.population, lead.spec)), (
-              state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams)
-    return done, functools.partial(steps.train_steps, spec=lead.spec), (
-        state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams)
-
-  # The first dispatch compiles while the step-`start` evaluation runs (the
-  # same program the loop then calls: nothing else changes).
-  ahead = _compile_ahead(*dispatch(state, start)[1:]) if start < num_steps else None
-  try:
-    if start == 0:
-      metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
-                 for run, s, writer in zip(runs, members(state), writers)]
-    else:  # a resumed run: what a stop after the checkpoint at `start` left undone
-      metrics = [_evaluate_missing(run, s, start, writer)
-                 for run, s, writer in zip(runs, members(state), writers)]
-  finally:  # never exit with XLA compiling in a thread
-    if ahead is not None:
-      ahead.join()
+  if start == 0:
+    metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
+               for run, s, writer in zip(runs, members(state), writers)]
+  else:  # a resumed run: what a stop after the checkpoint at `start` left undone
+    metrics = [_evaluate_missing(run, s, start, writer)
+               for run, s, writer in zip(runs, members(state), writers)]
   history, unchecked, last_log_time, last_log_step = [], [], time.perf_counter(), start
   # A live bar on an interactive terminal; plain log lines (every log step) otherwise.
   bar = tqdm.tqdm(total=num_steps, initial=start, unit='step', dynamic_ncols=True,
                   disable=not sys.stderr.isatty())
   step = start
   while step < num_steps:
-    done, train_fn, args = dispatch(state, step)
-    state, call_metrics = train_fn(*args)
+    done = _call_end(step, num_steps, cfg)
+    indices = np.stack([[run.dataset.train_indices(run.config.seed, s, batch_size)
+                         for run in runs] for s in range(step, done)])  # [K, M, B]
+    if population:
+      state, call_metrics = steps.population_train_steps(
+          state, lead.train_arrays, parallel.shard_batch(indices, lead.mesh), hparams,
+          spec=lead.spec, loop_members=steps.loop_members(cfg.population, lead.spec))
+    else:
+      state, call_metrics = steps.train_steps(
+          state, lead.train_arrays, parallel.shard_batch(indices[:, 0], lead.mesh), hparams,
+          spec=lead.spec)
     history.append(call_metrics)  # leaves [K] (or [K, M]), still on the device
     unchecked.append((step, call_metrics))
     bar.update(done - step)
@@ -224,21 +209,6 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
                         f'{done}; run the same command to resume', interrupts.signum)
   bar.close()
   return state, metrics
-
-
-def _compile_ahead(train_fn, args: tuple) -> threading.Thread:
-  """A started thread compiling `train_fn(*args)` (a jitted step with its static
-  arguments bound) without running it: the later call with arguments of the
-  same shapes finds the program compiled. XLA compiles without Python's lock,
-  so this overlaps with the caller's own work. Errors are left to the real call."""
-  def compile_():
-    try:
-      train_fn.func.lower(*args, **train_fn.keywords).compile()
-    except Exception as e:  # pylint: disable=broad-except  (the real call raises it)
-      logging.debug('compiling the first train dispatch ahead failed: %s', e)
-  thread = threading.Thread(target=compile_, name='compile-ahead', daemon=True)
-  thread.start()
-  return thread
 
 
 def _evaluate_missing(run: Run, state, step: int, writer) -> dict:
