@@ -24,7 +24,7 @@ choice, see benchmarks/README.md):
 - `binarize: rbg key`: the same Bernoulli draw from an 'rbg' key (XLA's
   RngBitGenerator) made from the step's data key (other random streams);
 - `adam: one flattened update`: optax.flatten around the optimizer: every
-  parameter in one vector, one Adam update (equal values, `tests/test_steps.py`).
+  parameter in one vector, one Adam update (equal values, `tests/test_benchmarks.py`).
 """
 
 import argparse
