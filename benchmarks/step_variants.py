@@ -109,7 +109,7 @@ VARIANTS = {  # name: (context manager factory applied while tracing, needs bina
 
 def likelihood_alone(batch: int, rounds: int, calls: int = 20) -> list:
   """[(contender, time(softplus form) / time(contender))]: value and gradient
-  of the batch mean Bernoulli log-likelihood over [batch, 784] logits alone,
+  of the batch mean Bernoulli log-likelihood over [batch, 28, 28, 1] logits alone,
   `calls` jitted calls per round; the softplus form twice (its second copy
   the control)."""
   x = (jax.random.uniform(jax.random.key(0), (batch, 28, 28, 1)) < 0.5).astype(jnp.float32)
@@ -183,7 +183,7 @@ def run(quick: bool, rounds: int = 9, case_names=CASES, variants=tuple(VARIANTS)
     for name, speed in likelihood_alone(batch, 3 if quick else 4 * rounds, 2 if quick else 20):
       rows.append([batch, name, speed])
       results[f'likelihood_alone_b{batch}_speed: {name}'] = speed
-  text += '\n\nBernoulli log-likelihood and its gradient alone ([batch, 784] logits):\n\n'
+  text += '\n\nBernoulli log-likelihood and its gradient alone ([batch, 28, 28, 1] logits, the model's layout):\n\n'
   text += timing.table(['batch', 'formula', 'speed vs the softplus form'], rows)
   return text, results
 
