@@ -183,7 +183,8 @@ def run(quick: bool, rounds: int = 9, case_names=CASES, variants=tuple(VARIANTS)
     for name, speed in likelihood_alone(batch, 3 if quick else 4 * rounds, 2 if quick else 20):
       rows.append([batch, name, speed])
       results[f'likelihood_alone_b{batch}_speed: {name}'] = speed
-  text += '\n\nBernoulli log-likelihood and its gradient alone ([batch, 28, 28, 1] logits, the model's layout):\n\n'
+  text += ('\n\nBernoulli log-likelihood and its gradient alone ([batch, 28, 28, 1] logits, '
+           'the layout of the model):\n\n')
   text += timing.table(['batch', 'formula', 'speed vs the softplus form'], rows)
   return text, results
 
