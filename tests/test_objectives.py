@@ -110,61 +110,6 @@ def test_bernoulli_log_prob_is_finite_and_accurate_at_large_logits():
   assert -1e-12 < per_pixel[0] <= 0.0
 
 
-# Logits where the written-out softplus could part from jax.nn.softplus: 0 (the
-# kink of max(l, 0)), small, moderate, and far in both tails (exp(−|l|) is
-# subnormal or 0 in float32 past ~87, in float64 past ~708).
-EDGE_LOGITS = (0.0, 1e-3, -1e-3, 0.5, -0.5, 3.0, -3.0, 30.0, -30.0, 100.0, -100.0, 1e4, -1e4)
-
-
-@pytest.mark.parametrize('dtype', ['float32', 'float64'])
-def test_bernoulli_log_prob_equals_the_softplus_form_with_its_gradient(dtype):
-  """Pixel by pixel, value and d/dlogits equal x·l − jax.nn.softplus(l)'s and the
-  exact log-likelihood and x − σ(l) to rounding (the value never less accurately)."""
-  def softplus_form(x, logits):
-    return jnp.sum(x * logits - jax.nn.softplus(logits))
-
-  pixels = [(x, l) for l in EDGE_LOGITS for x in (0.0, 1.0, 0.3)]
-  eps = np.finfo(dtype).eps
-  with jax.enable_x64(dtype == 'float64'):
-    x = jnp.asarray([p[0] for p in pixels], dtype)[:, None]
-    logits = jnp.asarray([p[1] for p in pixels], dtype)[:, None]
-    both = lambda f: jax.vmap(jax.value_and_grad(f, argnums=1))(x, logits)
-    value, grad = both(likelihoods.bernoulli_log_prob)
-    old_value, old_grad = both(softplus_form)
-    assert value.dtype == grad.dtype == jnp.dtype(dtype)
-    value, old_value = np.asarray(value, np.float64), np.asarray(old_value, np.float64)
-    grad, old_grad = np.asarray(grad, np.float64)[:, 0], np.asarray(old_grad, np.float64)[:, 0]
-  # The pixels as the dtype holds them (0.3 is not a float32), then in float64.
-  x64, l64 = (np.asarray([p[i] for p in pixels], dtype).astype(np.float64) for i in (0, 1))
-  exact = x64 * special.log_expit(l64) + (1.0 - x64) * special.log_expit(-l64)
-  # Rounding of a sum of terms of these magnitudes: x·l, max(l, 0), log1p(e^−|l|).
-  # XLA's CPU flushes subnormals (σ(−100) in float32) to 0: `tiny` absolute.
-  tiny = np.finfo(dtype).tiny
-  rounding = 2 * eps * (np.abs(x64 * l64) + np.maximum(l64, 0.0) +
-                        np.log1p(np.exp(-abs(l64)))) + tiny
-  assert np.all(np.abs(value - old_value) <= rounding)
-  assert np.all(np.abs(value - exact) <= np.abs(old_value - exact) + 2 * eps * np.abs(exact))
-  assert np.all(np.abs(value - exact) <= rounding)
-  # d/dl log p = x − σ(l) = x·σ(−l) − (1 − x)·σ(l), without cancellation in float64.
-  sig, sig_neg = special.expit(l64), special.expit(-l64)
-  exact_grad = x64 * sig_neg - (1.0 - x64) * sig
-  grad_rounding = 4 * eps * (x64 + sig) + tiny
-  assert np.all(np.abs(grad - exact_grad) <= grad_rounding)
-  assert np.all(np.abs(grad - old_grad) <= 2 * grad_rounding)
-  # Where x = 0 and l < 0 the gradient −σ(l) keeps its relative accuracy, however small.
-  small = (x64 == 0.0) & (l64 < 0.0)
-  np.testing.assert_allclose(grad[small], exact_grad[small], rtol=4 * eps, atol=tiny)
-  # l = 0: log p = −log 2 for any x; the derivative at the kink is x − σ(0) = x − ½.
-  at_zero = l64 == 0.0
-  np.testing.assert_allclose(value[at_zero], -np.log(2.0), rtol=2 * eps)
-  np.testing.assert_allclose(grad[at_zero], x64[at_zero] - 0.5, rtol=2 * eps)
-  # l = ±1e4: a confident right answer costs 0 nats, a wrong one |l|.
-  far = np.abs(l64) == 1e4
-  np.testing.assert_allclose(value[far], x64[far] * l64[far] - np.maximum(l64[far], 0.0),
-                             rtol=2 * eps)
-  assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
-
-
 @pytest.mark.parametrize('log_scale_shape', [(), (3, 4, 2)])
 def test_gaussian_log_prob_matches_scipy(log_scale_shape):
   rng = np.random.default_rng(2)
