@@ -16,8 +16,8 @@ import os
 
 from benchmarks import timing
 
-BENCHMARKS = ('train_step', 'step_profile', 'conv_formulations', 'end_to_end', 'sweep_speedup',
-              'memory', 'api_scoring')
+BENCHMARKS = ('train_step', 'step_profile', 'conv_formulations', 'end_to_end', 'startup',
+              'sweep_speedup', 'memory', 'api_scoring')
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results.json')
 
 

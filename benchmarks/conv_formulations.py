@@ -166,13 +166,15 @@ def torch_layer_step(transposed: bool, side: int, cin: int, cout: int, batch: in
   return step
 
 
-def run(quick: bool, rounds: int = 7, batch: int = 64) -> tuple:
-  """(table text, results dict)."""
-  rounds = 1 if quick else rounds
-  with_torch = timing.has_torch()
+def measure(rounds: int, batch: int = 64, layers: tuple = tuple(LAYERS), whole: bool = True,
+            with_torch: bool = None) -> tuple:
+  """(header, rows, results): `layers` one by one, then (whole) the 8 layers
+  chained and the whole network; with_torch adds PyTorch's CPU layers (default:
+  where torch is installed)."""
+  with_torch = timing.has_torch() if with_torch is None else with_torch
   names = list(CONTENDERS) + ['torch'] * with_torch
   rows, results = [], {}
-  for transposed, side, cin, cout in LAYERS:
+  for transposed, side, cin, cout in layers:
     x = jax.random.normal(jax.random.key(1), (batch, side, side, cin))
     flops = batch * layer_flops(transposed, side, cin, cout)
     steps = {name: layer_step(make(transposed, cout), x) for name, make in CONTENDERS.items()}
@@ -181,18 +183,27 @@ def run(quick: bool, rounds: int = 7, batch: int = 64) -> tuple:
       steps['torch']()
     name = f'{"convT" if transposed else "conv"} {cin}->{cout} from {side}x{side}'
     rows.append([name] + compare(steps, flops, rounds, names))
-  x = jnp.round(jax.random.uniform(jax.random.key(1), (batch, 64, 64, 1)))
-  flops = batch * sum(layer_flops(*layer) for layer in LAYERS)
-  steps = {name: layer_step(Stack(make), x) for name, make in CONTENDERS.items()}
-  rows.append(['8 layers chained'] + compare(steps, flops, rounds, names))
-  steps = {name: network_step(make, x) for name, make in CONTENDERS.items()}
-  rows.append(['whole beta-VAE'] + compare(steps, flops, rounds, names))
   others = names[1:]
-  results['conv_whole_net_speedup_vs_flax'] = rows[-1][1 + others.index('vae_jax.conv')]
+  if whole:
+    x = jnp.round(jax.random.uniform(jax.random.key(1), (batch, 64, 64, 1)))
+    flops = batch * sum(layer_flops(*layer) for layer in LAYERS)
+    steps = {name: layer_step(Stack(make), x) for name, make in CONTENDERS.items()}
+    rows.append(['8 layers chained'] + compare(steps, flops, rounds, names))
+    steps = {name: network_step(make, x) for name, make in CONTENDERS.items()}
+    rows.append(['whole beta-VAE'] + compare(steps, flops, rounds, names))
+    results['conv_whole_net_speedup_vs_flax'] = rows[-1][1 + others.index('vae_jax.conv')]
+  header = (['layer'] + [f'flax / {name} time' for name in others] +
+            [f'{name} GFLOP/s' for name in names])
+  return header, rows, results
+
+
+def run(quick: bool, rounds: int = 7, batch: int = 64) -> tuple:
+  """(table text, results dict)."""
+  rounds = 1 if quick else rounds
+  header, rows, results = measure(rounds, batch)
   text = (f'batch {batch}, {rounds} rounds, jitted fwd+bwd of vmap(one example) '
           f'(torch: eager, NCHW); time ratios are medians over rounds\n\n')
-  text += timing.table(['layer'] + [f'flax / {name} time' for name in others] +
-                       [f'{name} GFLOP/s' for name in names], rows)
+  text += timing.table(header, rows)
   return text + f'\n\n2048x2048 fp32 matmul: {timing.matmul_gflops():.0f} GFLOP/s', results
 
 

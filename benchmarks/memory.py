@@ -40,7 +40,8 @@ QUICK_PROBES = {'train MLP VAE, batch 128, 5 steps': ['train', '5'],
                 'train 8 x 1200-unit MLP population, looped, 2 steps': ['population', '2', 'loop']}
 
 
-def _probe(args: list) -> dict:
+def probe(args: list) -> dict:
+  """{'peak_rss_mib', 'device_peak_mib'} of benchmarks.memory_probe `args` in a fresh process."""
   out = subprocess.run([sys.executable, '-m', 'benchmarks.memory_probe', *args],
                        cwd=cases.REPO, capture_output=True, text=True, check=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -86,9 +87,9 @@ def run(quick: bool) -> tuple:
   rows = []
   results = {}
   for name, args in (QUICK_PROBES if quick else PROBES).items():
-    probe = _probe(args)
-    rows.append([name, probe['peak_rss_mib'], probe.get('device_peak_mib')])
-    results[f'peak_rss_mib: {name}'] = probe['peak_rss_mib']
+    probe_ = probe(args)
+    rows.append([name, probe_['peak_rss_mib'], probe_.get('device_peak_mib')])
+    results[f'peak_rss_mib: {name}'] = probe_['peak_rss_mib']
   text = timing.table(['measurement (fresh process)', 'peak host RSS MiB',
                        'device peak MiB (GPU only)'], rows)
   pipeline, step = _pipeline(quick)

@@ -46,46 +46,54 @@ class Population:
     return float(metrics['loss'][-1, -1])
 
 
-def member_configs(name: str, variant, batch: int) -> list:
+def member_configs(name: str, variant, batch: int, betas: tuple = BETAS) -> list:
   base = cases.experiment(name, variant)
   base.data.batch_size = batch
   if base.objective.name != 'beta':
     base.objective.name = 'beta'
   members = []
-  for beta in BETAS:
+  for beta in betas:
     config = base.copy_and_resolve_references()
     config.objective.beta = beta
     members.append(config)
   return members
 
 
+def measure(setup: str, num: int, rounds: int, betas: tuple = BETAS) -> tuple:
+  """(table row, results dict) of one set-up: `num` steps per round, alternating."""
+  name, variant, batch, _ = SETUPS[setup]
+  configs = member_configs(name, variant, batch, betas)
+  dataset = cases.dataset(configs[0])
+  contenders = {mode: Population(configs, dataset, loop_members=mode == 'loop')
+                for mode in ('vmap', 'loop')}
+  alone = [JaxTrainer(c, dataset) for c in configs]
+  fns = {mode: (lambda p=p: p.steps(num)) for mode, p in contenders.items()}
+  fns['sequential'] = lambda: [t.steps(num) for t in alone]
+  for fn in fns.values():
+    fn()  # compile
+  times = timing.alternate(fns, rounds)
+  speedup = {mode: timing.median_ratio(times['sequential'], times[mode]) for mode in contenders}
+  auto = 'loop' if steps.loop_members('auto', contenders['vmap'].spec) else 'vmap'
+  rate = lambda name: len(configs) * num / float(np.median(times[name]))
+  row = [setup, len(configs), batch, rate('vmap'), rate('loop'), rate('sequential'),
+         speedup['vmap'], speedup['loop'], f'{auto}: {speedup[auto]:.2f}']
+  jax.clear_caches()
+  return row, {f'{setup}_speedup': speedup[auto], f'{setup}_vmap_speedup': speedup['vmap'],
+               f'{setup}_loop_speedup': speedup['loop']}
+
+
+HEADER = ['set-up', 'members', 'batch', 'vmapped member-steps/s', 'looped member-steps/s',
+          'one after another member-steps/s', 'speed-up vmapped', 'speed-up looped',
+          "speed-up of 'auto'"]
+
+
 def run(quick: bool, rounds: int = 5) -> tuple:
   rows, results = [], {}
-  for setup, (name, variant, batch, num) in SETUPS.items():
-    configs = member_configs(name, variant, batch)
-    dataset = cases.dataset(configs[0])
-    contenders = {mode: Population(configs, dataset, loop_members=mode == 'loop')
-                  for mode in ('vmap', 'loop')}
-    alone = [JaxTrainer(c, dataset) for c in configs]
-    num = 2 if quick else num
-    fns = {mode: (lambda p=p: p.steps(num)) for mode, p in contenders.items()}
-    fns['sequential'] = lambda: [t.steps(num) for t in alone]
-    for fn in fns.values():
-      fn()  # compile
-    times = timing.alternate(fns, 1 if quick else rounds)
-    speedup = {mode: timing.median_ratio(times['sequential'], times[mode]) for mode in contenders}
-    auto = 'loop' if steps.loop_members('auto', contenders['vmap'].spec) else 'vmap'
-    rate = lambda name: len(configs) * num / float(np.median(times[name]))
-    rows.append([setup, len(configs), batch, rate('vmap'), rate('loop'), rate('sequential'),
-                 speedup['vmap'], speedup['loop'], f'{auto}: {speedup[auto]:.2f}'])
-    results[f'{setup}_speedup'] = speedup[auto]
-    results[f'{setup}_vmap_speedup'] = speedup['vmap']
-    results[f'{setup}_loop_speedup'] = speedup['loop']
-    jax.clear_caches()
-  text = timing.table(['set-up', 'members', 'batch', 'vmapped member-steps/s',
-                       'looped member-steps/s', 'one after another member-steps/s',
-                       'speed-up vmapped', 'speed-up looped', "speed-up of 'auto'"], rows)
-  return text, results
+  for setup, (_, _, _, num) in SETUPS.items():
+    row, figures = measure(setup, 2 if quick else num, 1 if quick else rounds)
+    rows.append(row)
+    results.update(figures)
+  return timing.table(HEADER, rows), results
 
 
 if __name__ == '__main__':

@@ -71,20 +71,22 @@ class TorchVAE(nn.Module):
   def loss(self, x: torch.Tensor, beta: float) -> torch.Tensor:
     """Batch mean of recon + β·kl (nats) with one sample eps ~ N(0, I)."""
     latent = self.encoder[-1].out_features // 2
-    recon, kl = self.terms(x, torch.randn(len(x), latent))
+    recon, kl = self.terms(x, torch.randn(len(x), latent, device=x.device))
     return (recon + beta * kl).mean()
 
 
 class TorchTrainer:
-  """Adam steps of a TorchVAE on uint8 images [N, H, W, C] held in memory."""
+  """Adam steps of a TorchVAE on uint8 images [N, H, W, C] held in memory
+  (on `device`: 'cpu', or 'cuda' where torch has a GPU)."""
 
-  def __init__(self, config, images: np.ndarray, seed: int = 0):
+  def __init__(self, config, images: np.ndarray, seed: int = 0, device: str = 'cpu'):
     torch.manual_seed(seed)
-    self.model = TorchVAE(config.model, images.shape[1:])
+    self.device = torch.device(device)
+    self.model = TorchVAE(config.model, images.shape[1:]).to(self.device)
     cfg = config.train
     self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,
                                       betas=(cfg.adam_b1, cfg.adam_b2), eps=cfg.adam_eps)
-    self.images = torch.from_numpy(np.array(images.transpose(0, 3, 1, 2)))
+    self.images = torch.from_numpy(np.array(images.transpose(0, 3, 1, 2))).to(self.device)
     self.batch_size = config.data.batch_size
     self.binarize = config.data.binarize == 'dynamic' and config.data.name != 'dsprites'
     self.beta = float(config.objective.beta) if config.objective.name == 'beta' else 1.0
@@ -98,7 +100,7 @@ class TorchTrainer:
       self.position = 0
     batch = self.order[self.position:self.position + self.batch_size]
     self.position += self.batch_size
-    return batch
+    return batch.to(self.device)
 
   def batch(self) -> torch.Tensor:
     x = self.images[self._indices()].float() / 255.0
@@ -127,5 +129,6 @@ class TorchTrainer:
       x = data[start:start + batch_size].float() / 255.0
       if self.binarize:
         x = torch.bernoulli(x, generator=generator)
+      x = x.to(self.device)
       total += float(self.model.loss(x, 1.0)) * len(x)
     return total / len(data)

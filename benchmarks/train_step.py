@@ -45,45 +45,58 @@ class JaxTrainer:
     return float(metrics['loss'][-1])  # waits for the last step
 
 
-def contenders(case: str):
-  """(config, dataset, vae_jax trainer, torch trainer or None without torch)."""
+def contenders(case: str, torch_device=None):
+  """(config, dataset, vae_jax trainer, torch trainer on `torch_device` or None)."""
   config = cases.step_config(case)
   dataset = cases.dataset(config)
   ours, theirs = JaxTrainer(config, dataset), None
-  if timing.has_torch():
+  if torch_device is not None:
     from benchmarks import torch_vae  # pylint: disable=g-import-not-at-top
-    theirs = torch_vae.TorchTrainer(config, cases.host_images(config, dataset))
+    theirs = torch_vae.TorchTrainer(config, cases.host_images(config, dataset),
+                                    device=torch_device)
   return config, dataset, ours, theirs
+
+
+def measure(case: str, num: int, rounds: int, matmul: float, torch_device=None):
+  """(table row, results dict) of `case`: `num` steps per round, alternating with
+  the PyTorch reference on `torch_device` ('cpu', 'cuda'; None: vae_jax alone)."""
+  config, dataset, ours, theirs = contenders(case, torch_device)
+  contenders_ = {'vae_jax': lambda: ours.steps(num)}
+  if theirs is not None:
+    contenders_['torch'] = lambda: theirs.steps(num)
+  for fn in contenders_.values():
+    fn()  # compile / warm up
+  times = timing.alternate(contenders_, rounds)
+  batch = config.data.batch_size
+  ours_eps = batch * num / float(np.median(times['vae_jax']))
+  ratio = theirs_eps = None
+  if theirs is not None:
+    ratio = timing.median_ratio(times['torch'], times['vae_jax'])
+    theirs_eps = batch * num / float(np.median(times['torch']))
+  flops = cases.train_flops(config, dataset.spec.image_shape)
+  gflops = flops * num / float(np.median(times['vae_jax'])) / 1e9
+  row = [case, round(ours_eps), theirs_eps and round(theirs_eps), ratio, gflops,
+         gflops / matmul]
+  return row, {f'{case}_ratio_vs_torch': ratio, f'{case}_matmul_fraction': gflops / matmul,
+               f'{case}_examples_per_sec': ours_eps,
+               f'{case}_torch_examples_per_sec': theirs_eps}
+
+
+HEADER = ['case', 'vae_jax ex/s', 'torch ex/s', 'speed ratio (torch t / ours)',
+          'vae_jax GFLOP/s', 'fraction of matmul rate']
 
 
 def run(quick: bool, rounds: int = 7) -> tuple:
   """(table text, results dict)."""
   matmul = timing.matmul_gflops()
   rows, results = [], {'matmul_gflops': matmul}
+  torch_device = 'cpu' if timing.has_torch() else None
   for case in cases.STEP_CASES:
-    config, dataset, ours, theirs = contenders(case)
     num = 2 if quick else STEPS_PER_ROUND[case]
-    contenders_ = {'vae_jax': lambda: ours.steps(num)}
-    if theirs is not None:
-      contenders_['torch'] = lambda: theirs.steps(num)
-    for fn in contenders_.values():
-      fn()  # compile / warm up
-    times = timing.alternate(contenders_, 1 if quick else rounds)
-    batch = config.data.batch_size
-    ours_eps = batch * num / float(np.median(times['vae_jax']))
-    ratio = theirs_eps = None
-    if theirs is not None:
-      ratio = timing.median_ratio(times['torch'], times['vae_jax'])
-      theirs_eps = batch * num / float(np.median(times['torch']))
-    flops = cases.train_flops(config, dataset.spec.image_shape)
-    gflops = flops * num / float(np.median(times['vae_jax'])) / 1e9
-    rows.append([case, round(ours_eps), theirs_eps and round(theirs_eps), ratio, gflops, gflops / matmul])
-    results[f'{case}_ratio_vs_torch'] = ratio
-    results[f'{case}_matmul_fraction'] = gflops / matmul
-    results[f'{case}_examples_per_sec'] = ours_eps
-    results[f'{case}_torch_examples_per_sec'] = theirs_eps
-  text = timing.table(['case', 'vae_jax ex/s', 'torch ex/s', 'speed ratio (torch t / ours)',
-                       'vae_jax GFLOP/s', 'fraction of matmul rate'], rows)
+    row, figures = measure(case, num, 1 if quick else rounds, matmul, torch_device)
+    rows.append(row)
+    results.update(figures)
+  text = timing.table(HEADER, rows)
   return text + f'\n\nmatmul rate (2048² fp32, best of 5): {matmul:.0f} GFLOP/s', results
 
 

@@ -1,5 +1,6 @@
 """The benchmarks measure what they claim: FLOP counts and the torch reference."""
 
+import json
 import subprocess
 import sys
 
@@ -7,9 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import special
 
 from benchmarks import cases, conv_formulations
 from benchmarks.__main__ import BENCHMARKS
+from conftest import load_experiment
 from vae_jax import gaussian, likelihoods, steps
 
 
@@ -136,3 +139,142 @@ def test_quick_benchmark_runs_and_prints_its_table(name):
   rows = [line for line in section.splitlines() if line.startswith('| ') and '---' not in line]
   assert len(rows) >= 2, out.stdout[-2000:]  # the header and at least one measured row
   assert 'wrote' not in out.stdout  # --quick never overwrites results.json
+
+
+@pytest.mark.parametrize('bits', [8, 16])
+def test_narrow_bernoulli_draws_the_quantized_probability(bits):
+  """u < p·2^bits with u uniform on [0, 2^bits): P(x = 1) = ⌈p·2^bits⌉ / 2^bits,
+  0 at p = 0 and 1 at p = 1 (Monte Carlo, 5 standard errors)."""
+  from benchmarks import step_variants  # pylint: disable=g-import-not-at-top
+  n = 200_000
+  p = jnp.asarray([0.0, 0.3, 1.0 / 255.0, 1.0], jnp.float32)
+  draws = step_variants.narrow_bernoulli(jax.random.key(0), jnp.tile(p, (n, 1)), bits)
+  assert draws.shape == (n, 4) and draws.dtype == jnp.bool_
+  frequency = np.mean(np.asarray(draws), axis=0)
+  levels = 2.0**bits
+  expected = np.ceil(np.asarray(p, np.float64) * levels) / levels
+  assert frequency[0] == 0.0 and frequency[3] == 1.0
+  standard_error = np.sqrt(expected * (1 - expected) / n)
+  np.testing.assert_array_less(np.abs(frequency - expected)[1:3], 5 * standard_error[1:3])
+  bits_ = step_variants.narrow_uniform_bits(jax.random.key(1), (n,), bits)
+  assert int(bits_.max()) < levels and int(bits_.min()) >= 0
+
+
+def test_flattened_adam_equals_adam_per_leaf():
+  """optax.flatten(Adam): every parameter in one vector, the same updates."""
+  import optax  # pylint: disable=g-import-not-at-top
+  config = load_experiment('test')
+  spec = steps.make_spec(config, cases.data_lib.DataSpec('fashion_mnist', False, (28, 28, 1),
+                                                         0, 'dynamic'))
+  params = steps.init_state(spec, 0).params
+  per_leaf, flat = spec.optimizer, optax.flatten(spec.optimizer)
+  states = [per_leaf.init(params), flat.init(params)]
+  for i in range(4):
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(i), len(leaves))
+    grads = jax.tree.unflatten(tree, [jax.random.normal(k, l.shape) * 10.0**(i - 2)
+                                      for k, l in zip(keys, leaves)])
+    (a, states[0]), (b, states[1]) = (opt.update(grads, s, params)
+                                      for opt, s in zip((per_leaf, flat), states))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-12)
+    params = jax.tree.map(lambda p, u: p - 1e-3 * u, params, a)
+
+
+def test_step_variants_swap_only_their_part():
+  """The benchmark's variants really run: same maths gives the same step (written-out
+  likelihood, flattened Adam), other binarization draws give another loss."""
+  from benchmarks import step_variants  # pylint: disable=g-import-not-at-top
+  config = load_experiment('test')
+  config.data.name = 'fashion_mnist'
+  config.data.binarize = 'dynamic'
+  dataset = cases.synthetic_dataset(config, num_train=64, num_eval=8)
+  names = ('as is', 'likelihood: written out, flattened', 'adam: one flattened update',
+           'binarize: 8-bit draws')
+  trainers = {name: step_variants.VariantTrainer(config, dataset,
+                                                 step_variants.VARIANTS[name][0])
+              for name in names}
+  losses = {name: trainer.steps(3) for name, trainer in trainers.items()}
+  base = trainers['as is'].state.params
+  for name in names[1:3]:
+    np.testing.assert_allclose(losses[name], losses['as is'], rtol=1e-5)
+    for x, y in zip(jax.tree.leaves(trainers[name].state.params), jax.tree.leaves(base)):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
+  assert abs(losses['binarize: 8-bit draws'] - losses['as is']) > 1e-3 * abs(losses['as is'])
+
+
+@pytest.mark.slow
+def test_accelerator_check_quick_names_the_device_and_writes_every_table(tmp_path):
+  from benchmarks import accelerator_check  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'check.json')
+  with jax.numpy_rank_promotion('allow'):  # as the script runs (the tests raise on it)
+    report = accelerator_check.main(['--quick', f'--json={path}'])
+  with open(path) as f:
+    saved = json.load(f)
+  assert saved['device']['platform'] == jax.devices()[0].platform
+  assert saved['device']['device_kind'] == jax.devices()[0].device_kind
+  assert saved['matmul']['gflops'] > 0
+  for key, _ in accelerator_check.SECTIONS:
+    section = saved[key]
+    assert section['rows'] and all(len(r) == len(section['header']) for r in section['rows'])
+  step = saved['train_step']['rows'][0]
+  assert step[0] == 'mlp_b128' and step[1] > 0 and 0 < step[5] == pytest.approx(
+      step[4] / saved['matmul']['gflops'])
+  assert [r[0] for r in saved['sweep']['rows']] == ['sweep8_mlp']
+  assert saved['memory']['rows'][0][2] > 0  # a fresh process's peak RSS, MiB
+  assert report['quick'] is True
+
+
+# Logits where the written-out softplus could part from jax.nn.softplus: 0 (the
+# kink of max(l, 0)), small, moderate, and far in both tails (exp(−|l|) is
+# subnormal or 0 in float32 past ~87, in float64 past ~708).
+EDGE_LOGITS = (0.0, 1e-3, -1e-3, 0.5, -0.5, 3.0, -3.0, 30.0, -30.0, 100.0, -100.0, 1e4, -1e4)
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_written_out_bernoulli_log_prob_equals_the_softplus_form_with_its_gradient(dtype):
+  """The benchmark's written-out likelihood: pixel by pixel, value and d/dlogits
+  equal likelihoods.bernoulli_log_prob's (x·l − jax.nn.softplus(l)) and the exact
+  log-likelihood and x − σ(l) to rounding (the value never less accurately)."""
+  from benchmarks import step_variants  # pylint: disable=g-import-not-at-top
+
+  pixels = [(x, l) for l in EDGE_LOGITS for x in (0.0, 1.0, 0.3)]
+  eps = np.finfo(dtype).eps
+  with jax.enable_x64(dtype == 'float64'):
+    x = jnp.asarray([p[0] for p in pixels], dtype)[:, None]
+    logits = jnp.asarray([p[1] for p in pixels], dtype)[:, None]
+    both = lambda f: jax.vmap(jax.value_and_grad(f, argnums=1))(x, logits)
+    value, grad = both(step_variants.written_out_bernoulli_log_prob)
+    old_value, old_grad = both(likelihoods.bernoulli_log_prob)
+    assert value.dtype == grad.dtype == jnp.dtype(dtype)
+    value, old_value = np.asarray(value, np.float64), np.asarray(old_value, np.float64)
+    grad, old_grad = np.asarray(grad, np.float64)[:, 0], np.asarray(old_grad, np.float64)[:, 0]
+  # The pixels as the dtype holds them (0.3 is not a float32), then in float64.
+  x64, l64 = (np.asarray([p[i] for p in pixels], dtype).astype(np.float64) for i in (0, 1))
+  exact = x64 * special.log_expit(l64) + (1.0 - x64) * special.log_expit(-l64)
+  # Rounding of a sum of terms of these magnitudes: x·l, max(l, 0), log1p(e^−|l|).
+  # XLA's CPU flushes subnormals (σ(−100) in float32) to 0: `tiny` absolute.
+  tiny = np.finfo(dtype).tiny
+  rounding = 2 * eps * (np.abs(x64 * l64) + np.maximum(l64, 0.0) +
+                        np.log1p(np.exp(-abs(l64)))) + tiny
+  assert np.all(np.abs(value - old_value) <= rounding)
+  assert np.all(np.abs(value - exact) <= np.abs(old_value - exact) + 2 * eps * np.abs(exact))
+  assert np.all(np.abs(value - exact) <= rounding)
+  # d/dl log p = x − σ(l) = x·σ(−l) − (1 − x)·σ(l), without cancellation in float64.
+  sig, sig_neg = special.expit(l64), special.expit(-l64)
+  exact_grad = x64 * sig_neg - (1.0 - x64) * sig
+  grad_rounding = 4 * eps * (x64 + sig) + tiny
+  assert np.all(np.abs(grad - exact_grad) <= grad_rounding)
+  assert np.all(np.abs(grad - old_grad) <= 2 * grad_rounding)
+  # Where x = 0 and l < 0 the gradient −σ(l) keeps its relative accuracy, however small.
+  small = (x64 == 0.0) & (l64 < 0.0)
+  np.testing.assert_allclose(grad[small], exact_grad[small], rtol=4 * eps, atol=tiny)
+  # l = 0: log p = −log 2 for any x; the derivative at the kink is x − σ(0) = x − ½.
+  at_zero = l64 == 0.0
+  np.testing.assert_allclose(value[at_zero], -np.log(2.0), rtol=2 * eps)
+  np.testing.assert_allclose(grad[at_zero], x64[at_zero] - 0.5, rtol=2 * eps)
+  # l = ±1e4: a confident right answer costs 0 nats, a wrong one |l|.
+  far = np.abs(l64) == 1e4
+  np.testing.assert_allclose(value[far], x64[far] * l64[far] - np.maximum(l64[far], 0.0),
+                             rtol=2 * eps)
+  assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))

@@ -241,3 +241,65 @@ def test_conv_with_indivisible_image_raises_config_error(conv_channels, image_sh
   # The MLP has no such constraint.
   model_config.architecture = 'mlp'
   assert isinstance(models.build(model_config, image_shape, NUM_CLASSES), models.VAE)
+
+
+def _layer_fan_ins(params: dict) -> dict:
+  """{(module, layer): PyTorch's fan-in} of the conv model's layers: in features
+  (+ one-hot label) for Dense, 16·Cin for a conv, 16·Cout for a transposed conv."""
+  fans = {}
+  for module, layers in params['params'].items():
+    for name, layer in layers.items():
+      kernel = layer['kernel']
+      if name.startswith('ConvTranspose_'):
+        fans[module, name] = models.CONV_KERNEL**2 * kernel.shape[3]
+      elif name.startswith('Conv_'):
+        fans[module, name] = models.CONV_KERNEL**2 * kernel.shape[2]
+      else:
+        fans[module, name] = kernel.shape[0]
+  return fans
+
+
+@pytest.mark.parametrize('architecture', ['mlp', pytest.param('conv', marks=pytest.mark.slow)])
+def test_torch_init_draws_pytorch_default_ranges_and_variances(architecture):
+  """model.init='torch': kernel and bias of every layer ~ U(±1/√fan_in) with
+  PyTorch's fan-in (a transposed conv's from its output channels); 'flax'
+  passes nothing, so the layers keep flax's defaults (tests/test_golden.py)."""
+  assert models.initializers('flax', 100) == {}
+  config = configs.get_config()
+  config.model.update(architecture=architecture, conv_channels=(8, 16), hidden_dims=(48,),
+                      latent_dim=3, conditional=True, init='torch')
+  configs.validate(config)
+  image_shape = (8, 8, 1)
+  model = models.build(config.model, image_shape, NUM_CLASSES)
+  params = jax.jit(model.init)(jax.random.key(0), jnp.zeros(image_shape, jnp.float32),
+                               jnp.zeros((), jnp.int32))
+  fans = _layer_fan_ins(params)
+  if architecture == 'conv':
+    assert fans['decoder', 'ConvTranspose_0'] == 16 * 8  # output channels, not 16 input ones
+    assert fans['decoder', 'ConvTranspose_1'] == 16 * 1
+    assert fans['encoder', 'Conv_1'] == 16 * 8
+    assert fans['encoder', 'Dense_0'] == 2 * 2 * 16 + NUM_CLASSES  # the label appended
+  else:
+    assert fans['encoder', 'Dense_0'] == 8 * 8 + NUM_CLASSES
+    assert fans['decoder', 'Dense_0'] == 3 + NUM_CLASSES
+  for (module, name), fan_in in fans.items():
+    bound = 1.0 / math.sqrt(fan_in)
+    for leaf in ('kernel', 'bias'):
+      values = np.asarray(params['params'][module][name][leaf]).ravel()
+      assert np.all(np.abs(values) <= bound), (module, name, leaf)
+      if values.size >= 20:  # spread over the range: P(all within ±b/2) = 2^−n
+        assert np.max(np.abs(values)) > 0.5 * bound, (module, name, leaf)
+    kernel = np.asarray(params['params'][module][name]['kernel']).ravel()
+    if kernel.size >= 1000:
+      # U(−b, b): variance b²/3; the sample variance's relative standard error
+      # is √(0.8/n) (excess kurtosis −1.2): 5 of them allowed (a fan-in off by
+      # 2× is 5× that).
+      tolerance = 5 * math.sqrt(0.8 / kernel.size) * bound**2 / 3
+      assert abs(np.mean(kernel**2) - bound**2 / 3) < tolerance, (module, name)
+
+
+def test_init_config_value_is_validated():
+  config = configs.get_config()
+  config.model.init = 'kaiming'
+  with pytest.raises(ConfigError, match='model.init'):
+    configs.validate(config)

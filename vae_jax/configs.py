@@ -50,6 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.conditional = False  # True = CVAE: one-hot label into encoder and decoder
   config.model.likelihood = 'bernoulli'  # 'bernoulli' | 'gaussian_fixed' | 'gaussian_learned'
   config.model.gaussian_scale = 0.1  # σ of 'gaussian_fixed'
+  config.model.init = 'flax'  # 'flax' (LeCun normal, zero biases) | 'torch' (PyTorch's defaults)
 
   config.objective = ml_collections.ConfigDict()
   config.objective.name = 'elbo'  # one of objectives.OBJECTIVES
@@ -212,6 +213,7 @@ RULES = (
     ('model.likelihood', lambda v: v in likelihoods.LIKELIHOODS,
      f'one of {likelihoods.LIKELIHOODS}'),
     ('model.gaussian_scale', _positive, 'positive'),
+    ('model.init', lambda v: v in models.INITS, f'one of {models.INITS}'),
     *OBJECTIVE_RULES,
     ('train.num_steps', _non_negative, 'a non-negative integer'),
     ('train.learning_rate', _positive, 'positive'),

@@ -33,6 +33,26 @@ from vae_jax.errors import ConfigError
 
 ACTIVATIONS = {'relu': nn.relu, 'tanh': jnp.tanh, 'elu': nn.elu, 'gelu': nn.gelu,
                'swish': nn.swish}
+INITS = ('flax', 'torch')  # config.model.init: see `initializers`
+CONV_KERNEL = 4  # the kernel side of every (transposed) convolution (vae_jax.conv's default)
+
+
+def initializers(init: str, fan_in: int) -> dict:
+  """The kernel_init / bias_init of a layer whose kernel has `fan_in` inputs per output.
+
+  'flax' ({}: the layers' own defaults): LeCun normal kernels (truncated
+  normal, variance 1/fan_in), zero biases. 'torch': PyTorch's defaults for
+  nn.Linear, nn.Conv2d and nn.ConvTranspose2d (kaiming_uniform with a = √5):
+  kernel and bias both U(−1/√fan_in, 1/√fan_in), a kernel variance of
+  1/(3·fan_in).
+  """
+  if init == 'flax':
+    return {}
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def uniform(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+  return {'kernel_init': uniform, 'bias_init': uniform}
 
 
 def _with_label(h: jax.Array, y: Optional[jax.Array], num_classes: int) -> jax.Array:
@@ -49,17 +69,21 @@ class Encoder(nn.Module):
   conv_channels: Sequence[int] = ()
   num_classes: int = 0
   activation: str = 'relu'
+  weight_init: str = 'flax'  # see `initializers`
 
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None):
     act = ACTIVATIONS[self.activation]
+    dense = lambda n, h: nn.Dense(n, **initializers(self.weight_init, h.shape[-1]))(h)
     h = x
     for i, channels in enumerate(self.conv_channels):
-      h = act(conv.StridedConv(channels, name=f'Conv_{i}')(h))
+      fan_in = CONV_KERNEL**2 * h.shape[-1]
+      h = act(conv.StridedConv(channels, name=f'Conv_{i}',
+                               **initializers(self.weight_init, fan_in))(h))
     h = _with_label(h.reshape(-1), y, self.num_classes)
     for width in self.hidden_dims:
-      h = act(nn.Dense(width)(h))
-    out = nn.Dense(2 * self.latent_dim)(h)
+      h = act(dense(width, h))
+    out = dense(2 * self.latent_dim, h)
     mu, logvar = jnp.split(out, 2)
     return mu, logvar
 
@@ -73,24 +97,30 @@ class Decoder(nn.Module):
   activation: str = 'relu'
   likelihood: str = 'bernoulli'
   gaussian_scale: float = 0.1
+  weight_init: str = 'flax'  # see `initializers`
 
   @nn.compact
   def __call__(self, z: jax.Array, y: Optional[jax.Array] = None) -> dict:
     act = ACTIVATIONS[self.activation]
+    dense = lambda n, h: nn.Dense(n, **initializers(self.weight_init, h.shape[-1]))(h)
+    # PyTorch takes a transposed conv's fan-in from its OUTPUT channels (the
+    # second axis of its [Cin, Cout, k, k] weight); 'torch' does the same.
+    transposed = lambda n, name: conv.StridedConvTranspose(
+        n, name=name, **initializers(self.weight_init, CONV_KERNEL**2 * n))
     height, width, channels = self.image_shape
     h = _with_label(z, y, self.num_classes)
     for size in self.hidden_dims:
-      h = act(nn.Dense(size)(h))
+      h = act(dense(size, h))
     if self.conv_channels:
       factor = 2 ** len(self.conv_channels)
       start = (height // factor, width // factor, self.conv_channels[-1])
-      h = act(nn.Dense(math.prod(start))(h)).reshape(start)
+      h = act(dense(math.prod(start), h)).reshape(start)
       last = len(self.conv_channels) - 1
       for i, size in enumerate(reversed(self.conv_channels[:-1])):
-        h = act(conv.StridedConvTranspose(size, name=f'ConvTranspose_{i}')(h))
-      out = conv.StridedConvTranspose(channels, name=f'ConvTranspose_{last}')(h)
+        h = act(transposed(size, f'ConvTranspose_{i}')(h))
+      out = transposed(channels, f'ConvTranspose_{last}')(h)
     else:
-      out = nn.Dense(height * width * channels)(h).reshape(self.image_shape)
+      out = dense(height * width * channels, h).reshape(self.image_shape)
     if self.likelihood == 'bernoulli':
       return {'logits': out}
     if self.likelihood == 'gaussian_learned':
@@ -131,12 +161,13 @@ def build(model_config, image_shape: Sequence[int], num_classes: int) -> VAE:
   decoder_hidden = tuple(model_config.decoder_hidden_dims or hidden[::-1])
   encoder = Encoder(latent_dim=model_config.latent_dim, hidden_dims=hidden,
                     conv_channels=conv, num_classes=labels,
-                    activation=model_config.activation)
+                    activation=model_config.activation, weight_init=model_config.init)
   decoder = Decoder(image_shape=image_shape, hidden_dims=decoder_hidden,
                     conv_channels=conv, num_classes=labels,
                     activation=model_config.activation,
                     likelihood=model_config.likelihood,
-                    gaussian_scale=model_config.gaussian_scale)
+                    gaussian_scale=model_config.gaussian_scale,
+                    weight_init=model_config.init)
   return VAE(encoder=encoder, decoder=decoder)
 
 
