@@ -176,3 +176,18 @@ def test_rate_distortion_plot():
   assert single.shape == (500, 500, 3) and (single != picture).any()
   with pytest.raises(ValueError, match='at least one point'):
     plots.rate_distortion_plot([])
+
+
+def test_rate_distortion_line_joins_a_group_in_the_given_order(monkeypatch):
+  """A run's trajectory (KL rising, then falling) is drawn step after step, not
+  re-sorted by KL."""
+  import matplotlib.axes  # pylint: disable=g-import-not-at-top
+  drawn = []
+  plot = matplotlib.axes.Axes.plot
+  monkeypatch.setattr(matplotlib.axes.Axes, 'plot',
+                      lambda self, x, y, *a, **k: drawn.append((list(x), list(y)))
+                      or plot(self, x, y, *a, **k))
+  steps = [(2.0, 300.0), (20.0, 260.0), (15.0, 250.0)]  # (kl, recon) at steps 0, 1, 2
+  plots.rate_distortion_plot([{'kl': kl, 'recon': recon, 'label': str(i), 'group': 'run'}
+                              for i, (kl, recon) in enumerate(steps)])
+  assert drawn == [([2.0, 20.0, 15.0], [300.0, 260.0, 250.0])]

@@ -88,8 +88,9 @@ def rate_distortion_plot(points: list[dict], title: str = '') -> np.ndarray:
 
   Each point is a dict with 'kl', 'recon' and 'label' (annotated next to it,
   unless it would crowd the label of a later point: `uncrowded`); points
-  sharing an optional 'group' are joined by a line, coloured alike and named
-  in a legend. The dashed diagonal is the best −ELBO = kl + recon.
+  sharing an optional 'group' are joined by a line in the order given (a run's
+  evaluations: step order), coloured alike and named in a legend. The dashed
+  diagonal is the best −ELBO = kl + recon.
   """
   if not points:
     raise ValueError('rate_distortion_plot needs at least one point')
@@ -100,7 +101,6 @@ def rate_distortion_plot(points: list[dict], title: str = '') -> np.ndarray:
     groups.setdefault(point.get('group'), []).append(point)
   cmap = matplotlib.colormaps['tab10']
   for i, (group, members) in enumerate(groups.items()):
-    members = sorted(members, key=lambda p: float(p['kl']))
     kl = [float(p['kl']) for p in members]
     recon = [float(p['recon']) for p in members]
     style = '-o' if group is not None and len(members) > 1 else 'o'
