@@ -34,7 +34,11 @@ over seeds of each score, plus recon and kl) and study_<score>.png (score
 per method, the members as dots coloured by setting) — vae_jax/study.py.
 docs/experiments.md lists the commands and outputs.
 
-Runtime: not measured on an accelerator. On the project's 2-core CPU
+Runtime on one GPU, estimated (not measured; docs/experiments.md): the
+training is minutes (6.1 PFLOP of model FLOPs for fc with 3 seeds), the
+scoring about a day (one fc member's final scores took 15 min on the 2-core
+CPU, scikit-learn fits on the host CPU whatever the accelerator): shard it
+(`--sweep_shard=I/N`) to score in parallel. On the project's 2-core CPU
 development machine, shared with other jobs (load average 11–13), the
 shortened run
 
