@@ -11,7 +11,9 @@ et al. 2019), whose grid is λ_od ∈ {1, 2, 5, 10, 20, 50}. Same networks, data
 and schedule as beta_vae.py (`vae_jax.configs.dsprites_experiment`). The two
 penalty parts are logged as dip_off_diagonal and dip_diagonal.
 
-Results: not measured yet.
+Results (`:fc`, seed 0, 10,000 steps): held-out nelbo 77.89, nll_iw (k = 100)
+68.97, MIG 0.057, DCI disentanglement 0.096, FactorVAE score 0.645;
+docs/results.md has all seven scores next to the published ranges.
 """
 
 from vae_jax import configs
