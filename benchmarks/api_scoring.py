@@ -15,7 +15,8 @@ import numpy as np
 
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer
-from vae_jax import api, evaluate
+from vae_jax import api
+from vae_jax.evaluation import evaluate
 
 
 def run(quick: bool, rounds: int = 3) -> tuple:

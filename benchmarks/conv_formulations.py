@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import cases, timing
-from vae_jax import conv, models
+from vae_jax import models
+from vae_jax.models import strided_conv
 
 # (transposed, input side, Cin, Cout): the conv β-VAE of Burgess et al. (2018).
 LAYERS = [
@@ -58,7 +59,7 @@ class Im2col(nn.Module):
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
     xp = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
     if self.transposed:
-      _, select = conv._transpose_taps(4, 2)  # pylint: disable=protected-access
+      _, select = strided_conv._transpose_taps(4, 2)  # pylint: disable=protected-access
       weights = jnp.einsum('jpt,iqu,tuco->jicpqo', select, select, kernel)
       patches = jnp.concatenate([xp[a:a + h, b:b + w] for a in range(3) for b in range(3)], -1)
       y = patches @ weights.reshape(9 * c, 4 * self.features)
@@ -76,7 +77,7 @@ CONTENDERS = {
         nn.ConvTranspose if transposed else nn.Conv)(
             features, (4, 4), strides=(2, 2), padding='SAME', name=name),
     'vae_jax.conv': lambda transposed, features, name=None: (
-        conv.StridedConvTranspose if transposed else conv.StridedConv)(features, name=name),
+        strided_conv.StridedConvTranspose if transposed else strided_conv.StridedConv)(features, name=name),
     'im2col': lambda transposed, features, name=None: Im2col(features, transposed,
                                                              name=name),
 }

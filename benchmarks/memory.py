@@ -26,7 +26,8 @@ import numpy as np
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer
 from vae_jax import data as data_lib
-from vae_jax import evaluate, parallel
+from vae_jax.evaluation import evaluate
+from vae_jax.run import parallel
 
 PROBES = {  # name: probe arguments
     'train MLP VAE, batch 128, 500 steps': ['train', '500'],

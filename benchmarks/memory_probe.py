@@ -14,7 +14,7 @@ import jax
 
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer
-from vae_jax import evaluate
+from vae_jax.evaluation import evaluate
 
 
 def main(argv: list) -> None:

@@ -49,9 +49,11 @@ t = time.perf_counter()
 import jax
 record('import jax', t)
 t = time.perf_counter()
-from vae_jax import checkpoints, eval_pictures, steps, train
+from vae_jax import steps, train
+from vae_jax.run import checkpoints
+from vae_jax.pictures import eval_pictures
 from vae_jax import data as data_lib
-from vae_jax import workdir as workdir_lib
+from vae_jax.run import workdir as workdir_lib
 record('import vae_jax.train and what it imports', t)
 def wrap(owner, attr, name, block=False):
   fn = getattr(owner, attr)

@@ -29,7 +29,9 @@ import optax
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer, STEPS_PER_ROUND
 from vae_jax import data as data_lib
-from vae_jax import likelihoods, models, parallel, steps
+from vae_jax import models, steps
+from vae_jax.models import likelihoods
+from vae_jax.run import parallel
 
 
 def _dense_sizes(config, image_shape: tuple) -> list:

@@ -42,7 +42,8 @@ import optax
 from benchmarks import cases, timing
 from benchmarks.train_step import STEPS_PER_ROUND, JaxTrainer
 from vae_jax import data as data_lib
-from vae_jax import likelihoods, steps
+from vae_jax import steps
+from vae_jax.models import likelihoods
 
 CASES = ('mlp_b128', 'mlp_b1024', 'fc_b64')
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer, calls
-from vae_jax import parallel, steps
+from vae_jax import steps
+from vae_jax.run import parallel
 
 BETAS = (1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0)
 SETUPS = {'sweep8': ('sweeps/beta_sweep', None, 64, 10),  # name, variant, batch, steps/round

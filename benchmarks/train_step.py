@@ -11,7 +11,8 @@ update on the device); torch gathers from a uint8 tensor in memory. GFLOP/s coun
 import numpy as np
 
 from benchmarks import cases, timing
-from vae_jax import parallel, steps, train
+from vae_jax import steps, train
+from vae_jax.run import parallel
 
 # steps per round: about a second of work each on 2 CPU cores
 STEPS_PER_ROUND = {'mlp_b128': 200, 'mlp_b1024': 30, 'fc_b64': 30, 'conv_b64': 20}

@@ -13,7 +13,9 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import checkpoints, configs, runs, steps
+from vae_jax import configs, steps
+from vae_jax.run import checkpoints
+from vae_jax.run import build
 from vae_jax.data import idx
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -59,7 +61,7 @@ def write_fake_mnist(directory: str, num_train: int = 256, num_test: int = 64,
 
 def final_state(workdir: str, config):
   """The newest checkpointed TrainState of the run in `workdir`."""
-  run = runs.build_run(config, workdir)
+  run = build.build_run(config, workdir)
   ckpt = checkpoints.Checkpointer(workdir)
   state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
   ckpt.close()

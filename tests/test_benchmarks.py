@@ -13,7 +13,9 @@ from scipy import special
 from benchmarks import cases, conv_formulations
 from benchmarks.__main__ import BENCHMARKS
 from conftest import load_experiment
-from vae_jax import gaussian, likelihoods, steps
+from vae_jax import steps
+from vae_jax.models import gaussian
+from vae_jax.models import likelihoods
 
 
 @pytest.mark.parametrize('case', ['mlp_b128', pytest.param('conv_b64', marks=pytest.mark.slow)])

@@ -7,8 +7,9 @@ import textwrap
 import pytest
 
 from conftest import REPO, cli, load_experiment
-from vae_jax import configs, sweep
-from vae_jax import workdir as workdir_lib
+from vae_jax import configs
+from vae_jax.sweeps import sweep
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.errors import ConfigError
 
 EXPERIMENT_FILES = sorted(

@@ -11,7 +11,7 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 import numpy as np
 import pytest
 
-from vae_jax import conv
+from vae_jax.models import strided_conv
 
 # (transposed, input side, Cin, Cout, kernel size, stride)
 CASES = [
@@ -32,8 +32,8 @@ def _modules(transposed, features, kernel_size, stride):
   kwargs = dict(strides=(stride, stride), padding='SAME')
   if transposed:
     return (nn.ConvTranspose(*args, **kwargs),
-            conv.StridedConvTranspose(features, kernel_size, stride))
-  return nn.Conv(*args, **kwargs), conv.StridedConv(features, kernel_size, stride)
+            strided_conv.StridedConvTranspose(features, kernel_size, stride))
+  return nn.Conv(*args, **kwargs), strided_conv.StridedConv(features, kernel_size, stride)
 
 
 def _close(actual, expected, tol):
@@ -92,4 +92,4 @@ def test_one_example_and_batch_without_vmap(transposed):
 
 def test_strided_conv_rejects_sides_not_multiple_of_stride():
   with pytest.raises(ValueError, match='multiples of the stride'):
-    conv.StridedConv(4).init(jax.random.key(0), jnp.zeros((7, 8, 1)))
+    strided_conv.StridedConv(4).init(jax.random.key(0), jnp.zeros((7, 8, 1)))

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import disentanglement as dis
+from vae_jax.evaluation import disentanglement as dis
 from vae_jax.data import dsprites, factors
 from vae_jax.errors import DataError
 

@@ -14,7 +14,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae_jax import configs, diagnostics, evaluate, gaussian, iw_bound, models, objectives, steps
+from vae_jax import configs, models, objectives, steps
+from vae_jax.evaluation import diagnostics
+from vae_jax.evaluation import evaluate
+from vae_jax.models import gaussian
+from vae_jax.objectives import iw_bound
 from vae_jax import data as data_lib
 
 NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors

@@ -18,8 +18,12 @@ import numpy as np
 import pytest
 
 from conftest import REPO, cli, final_state, load_experiment, state_digest, tree_digest
-from vae_jax import checkpoints, configs, files, guards, report, steps, sweep, train
-from vae_jax import workdir as workdir_lib
+from vae_jax import configs, report, steps, train
+from vae_jax.run import checkpoints
+from vae_jax.run import files
+from vae_jax.run import guards
+from vae_jax.sweeps import sweep
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.errors import (ConfigError, NonFiniteError, ResourceError, SignalInterrupt,
                             UserError, WorkdirError)
 
@@ -447,7 +451,7 @@ def test_misfit_names_the_first_difference_parameters_first():
 def _assert_finite_checkpoints(workdir: str, config) -> list:
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
   saved = ckpt.all_steps()
-  from vae_jax import runs  # pylint: disable=g-import-not-at-top
+  from vae_jax.run import build as runs  # pylint: disable=g-import-not-at-top
   template = steps.init_state(runs.build_run(config, workdir).spec, config.seed)
   for step in saved:
     state = ckpt.restore(step, template)

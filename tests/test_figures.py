@@ -4,7 +4,8 @@ import numpy as np
 from PIL import Image, ImageSequence
 import pytest
 
-from vae_jax import figures, plots
+from vae_jax.pictures import figures
+from vae_jax.pictures import plots
 
 IMAGE_SHAPE = (28, 28, 1)
 CELL = 56  # 28-pixel images are enlarged 2× to reach MIN_CELL_PIXELS

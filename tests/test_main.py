@@ -12,8 +12,9 @@ from PIL import Image
 
 from conftest import (FakeTerminal, assert_same_state, cli as _cli, final_state,
                       hparams_data, load_experiment, read_events, scalar_tags, segments)
-from vae_jax import disentanglement, train
-from vae_jax import workdir as workdir_lib
+from vae_jax import train
+from vae_jax.evaluation import disentanglement
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
 
 TRAIN_KEYS = {'loss', 'nelbo', 'recon', 'kl', 'steps_per_sec'}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vae_jax import configs, models
+from vae_jax.models import conv, layers
 from vae_jax.errors import ConfigError
 
 LATENT = 6
@@ -247,13 +248,13 @@ def _layer_fan_ins(params: dict) -> dict:
   """{(module, layer): PyTorch's fan-in} of the conv model's layers: in features
   (+ one-hot label) for Dense, 16·Cin for a conv, 16·Cout for a transposed conv."""
   fans = {}
-  for module, layers in params['params'].items():
-    for name, layer in layers.items():
+  for module, module_layers in params['params'].items():
+    for name, layer in module_layers.items():
       kernel = layer['kernel']
       if name.startswith('ConvTranspose_'):
-        fans[module, name] = models.CONV_KERNEL**2 * kernel.shape[3]
+        fans[module, name] = conv.KERNEL**2 * kernel.shape[3]
       elif name.startswith('Conv_'):
-        fans[module, name] = models.CONV_KERNEL**2 * kernel.shape[2]
+        fans[module, name] = conv.KERNEL**2 * kernel.shape[2]
       else:
         fans[module, name] = kernel.shape[0]
   return fans
@@ -264,7 +265,7 @@ def test_torch_init_draws_pytorch_default_ranges_and_variances(architecture):
   """model.init='torch': kernel and bias of every layer ~ U(±1/√fan_in) with
   PyTorch's fan-in (a transposed conv's from its output channels); 'flax'
   passes nothing, so the layers keep flax's defaults (tests/test_golden.py)."""
-  assert models.initializers('flax', 100) == {}
+  assert layers.initializers('flax', 100) == {}
   config = configs.get_config()
   config.model.update(architecture=architecture, conv_channels=(8, 16), hidden_dims=(48,),
                       latent_dim=3, conditional=True, init='torch')

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, final_state, load_experiment
-from vae_jax import parallel, train
+from vae_jax import train
+from vae_jax.run import parallel
 
 # Tiny run, a train record at every step; eval and periodic checkpoints only at the end.
 FLAGS = ('--config=experiments/test.py', '--config.train.log_every_steps=1',

@@ -10,8 +10,12 @@ import tqdm
 from absl import logging as absl_logging
 
 from conftest import FakeTerminal, hparams_data, read_events, scalar_tags, segments
-from vae_jax import eval_pictures, plots, score, sweep, sweep_plots, train
-from vae_jax import workdir as workdir_lib
+from vae_jax import score, train
+from vae_jax.pictures import eval_pictures
+from vae_jax.pictures import plots
+from vae_jax.sweeps import sweep
+from vae_jax.pictures import sweep_plots
+from vae_jax.run import workdir as workdir_lib
 
 
 @pytest.fixture

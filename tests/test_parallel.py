@@ -18,7 +18,10 @@ SCRIPT = textwrap.dedent('''
     import jax, numpy as np
     sys.path.insert(0, 'tests')
     from conftest import final_state, load_experiment
-    from vae_jax import parallel, runs, steps, sweep, train
+    from vae_jax import steps, train
+    from vae_jax.run import parallel
+    from vae_jax.run import build
+    from vae_jax.sweeps import sweep
     from vae_jax.errors import ConfigError
 
     workdir = sys.argv[1]
@@ -31,7 +34,7 @@ SCRIPT = textwrap.dedent('''
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
 
     # 1. A whole run (loop, evaluation, checkpoints) on the 8-device mesh ...
-    run = runs.build_run(config, workdir + '/dp')
+    run = build.build_run(config, workdir + '/dp')
     assert run.mesh is not None and run.mesh.shape == {'data': 8}
     sharded = parallel.shard_batch(np.arange(8, dtype=np.int32), run.mesh)
     assert len(sharded.sharding.device_set) == 8 and sharded.addressable_shards[0].data.shape == (1,)
@@ -62,7 +65,7 @@ SCRIPT = textwrap.dedent('''
     bad = copy.deepcopy(config)
     bad.data.batch_size = 12
     try:
-      runs.build_run(bad, workdir + '/bad')
+      build.build_run(bad, workdir + '/bad')
       raise AssertionError('batch 12 on 8 devices was accepted')
     except ConfigError as e:
       assert 'config.data.batch_size=12' in str(e) and 'multiple of 8' in str(e), e

@@ -9,7 +9,10 @@ import numpy as np
 from PIL import Image, ImageSequence
 import pytest
 
-from vae_jax import configs, eval_pictures, figures, models, pictures
+from vae_jax import configs, models
+from vae_jax.pictures import eval_pictures
+from vae_jax.pictures import figures
+from vae_jax.pictures import model_pictures
 from vae_jax import data as data_lib
 from vae_jax.data import dsprites
 
@@ -81,7 +84,7 @@ def _tile_size(labels: list[str]) -> tuple[int, int]:
 def test_traversals_shape_and_centre_column(vae, inputs):
   model, params = vae
   x, y = inputs
-  grid, labels = pictures.traversals(model, params, x[0], y[0], num_steps=5, span=2.0)
+  grid, labels = model_pictures.traversals(model, params, x[0], y[0], num_steps=5, span=2.0)
   assert grid.shape == (LATENT, 5, *IMAGE_SHAPE)
   assert labels == ['z0', 'z1', 'z2']
   centre = _posterior_decoded(model, params, x[:1], y[:1])[0]
@@ -98,7 +101,7 @@ def test_traversals_shape_and_centre_column(vae, inputs):
 def test_traversals_offsets_are_prior_units(vae, inputs):
   model, params = vae
   x, y = inputs
-  grid, _ = pictures.traversals(model, params, x[0], y[0], num_steps=3, span=3.0)
+  grid, _ = model_pictures.traversals(model, params, x[0], y[0], num_steps=3, span=3.0)
   mu = models.encode(model, params, x[:1], y[:1])[0][0]
   z = jnp.stack([mu.at[1].add(-3.0), mu.at[1].add(3.0)])
   expected = models.decode_mean(model, params, z, y[:2])
@@ -111,7 +114,7 @@ def test_traversals_flat_where_decoder_ignores_dim(vae, inputs):
   kernel = params['params']['decoder']['Dense_0']['kernel']
   ignored = jax.tree.map(lambda a: a, params)
   ignored['params']['decoder']['Dense_0']['kernel'] = kernel.at[1].set(0.0)
-  grid, _ = pictures.traversals(model, ignored, x[0], y[0])
+  grid, _ = model_pictures.traversals(model, ignored, x[0], y[0])
   np.testing.assert_allclose(grid[1], np.broadcast_to(grid[1, 5], grid[1].shape), atol=1e-6)
   assert np.abs(grid[0, 0] - grid[0, -1]).max() > 1e-3
   assert np.abs(grid[2, 0] - grid[2, -1]).max() > 1e-3
@@ -121,21 +124,21 @@ def test_traversals_order_and_kl_labels(vae, inputs):
   model, params = vae
   x, y = inputs
   kwargs = dict(num_steps=3, kl_per_dim=np.array([0.04, 2.13, 0.5]))
-  grid, labels = pictures.traversals(model, params, x[0], y[0], **kwargs)
-  ordered, ordered_labels = pictures.traversals(model, params, x[0], y[0], order=[1, 2, 0],
+  grid, labels = model_pictures.traversals(model, params, x[0], y[0], **kwargs)
+  ordered, ordered_labels = model_pictures.traversals(model, params, x[0], y[0], order=[1, 2, 0],
                                                 **kwargs)
   np.testing.assert_allclose(ordered, grid[[1, 2, 0]], atol=1e-6)
   assert ordered_labels == ['z1 (KL 2.1)', 'z2 (KL 0.5)', 'z0 (KL 0.0)']
-  top, _ = pictures.traversals(model, params, x[0], y[0], order=[1], **kwargs)
+  top, _ = model_pictures.traversals(model, params, x[0], y[0], order=[1], **kwargs)
   assert top.shape == (1, 3, *IMAGE_SHAPE)
   with pytest.raises(ValueError, match='order'):
-    pictures.traversals(model, params, x[0], y[0], order=[3])
+    model_pictures.traversals(model, params, x[0], y[0], order=[3])
 
 
 def test_traversals_cvae_uses_the_label(cvae, inputs):
   model, params = cvae
   x, y = inputs
-  grid, _ = pictures.traversals(model, params, x[0], y[0], num_steps=3)
+  grid, _ = model_pictures.traversals(model, params, x[0], y[0], num_steps=3)
   centre = _posterior_decoded(model, params, x[:1], y[:1])[0]
   np.testing.assert_allclose(grid[0, 1], centre, atol=1e-6)
 
@@ -178,7 +181,7 @@ def test_interpolations_endpoints(vae, inputs):
   model, params = vae
   x, y = inputs
   pairs, labels = x.reshape(2, 2, *IMAGE_SHAPE), y.reshape(2, 2)
-  grid = pictures.interpolations(model, params, pairs, labels, num_steps=5)
+  grid = model_pictures.interpolations(model, params, pairs, labels, num_steps=5)
   assert grid.shape == (2, 5, *IMAGE_SHAPE)
   ends = _posterior_decoded(model, params, x, y).reshape(2, 2, *IMAGE_SHAPE)
   np.testing.assert_allclose(grid[:, 0], ends[:, 0], atol=1e-6)
@@ -191,7 +194,7 @@ def test_interpolations_midpoint_and_cvae_label(cvae, inputs):
   model, params = cvae
   x, y = inputs
   pairs, labels = x[None, :2], y[None, :2]
-  grid = pictures.interpolations(model, params, pairs, labels, num_steps=3)
+  grid = model_pictures.interpolations(model, params, pairs, labels, num_steps=3)
   mu, _ = models.encode(model, params, x[:2], y[:2])  # each input encoded with its own label
   z = jnp.stack([mu[0], 0.5 * (mu[0] + mu[1]), mu[1]])
   expected = models.decode_mean(model, params, z, jnp.full((3,), y[0]))
@@ -202,11 +205,11 @@ def test_interpolation_grid_ends_are_the_inputs(vae, inputs):
   model, params = vae
   x, y = inputs
   pairs, labels = x.reshape(2, 2, *IMAGE_SHAPE), y.reshape(2, 2)
-  grid, col_labels = pictures.interpolation_grid(model, params, pairs, labels, num_steps=5)
+  grid, col_labels = model_pictures.interpolation_grid(model, params, pairs, labels, num_steps=5)
   assert grid.shape == (2, 7, *IMAGE_SHAPE)
   np.testing.assert_array_equal(grid[:, 0], np.asarray(pairs[:, 0]))  # x_a, as it is
   np.testing.assert_array_equal(grid[:, -1], np.asarray(pairs[:, 1]))  # x_b
-  path = pictures.interpolations(model, params, pairs, labels, num_steps=5)
+  path = model_pictures.interpolations(model, params, pairs, labels, num_steps=5)
   np.testing.assert_array_equal(grid[:, 1:-1], path)
   assert col_labels == ['x_a', '0', '0.25', '0.5', '0.75', '1', 'x_b']
 
@@ -214,21 +217,21 @@ def test_interpolation_grid_ends_are_the_inputs(vae, inputs):
 # --- gif_offsets and traversal_gif -------------------------------------------
 
 def test_gif_offsets_ping_pong():
-  s = pictures.gif_offsets(8, 3.0)
+  s = model_pictures.gif_offsets(8, 3.0)
   np.testing.assert_allclose(s, [-3, -1.5, 0, 1.5, 3, 1.5, 0, -1.5], atol=1e-6)
-  s = pictures.gif_offsets(24, 2.0)
+  s = model_pictures.gif_offsets(24, 2.0)
   assert s[0] == -2.0 and s[12] == 2.0
   np.testing.assert_allclose(s[1:], s[1:][::-1], atol=1e-6)  # s_t = s_{N-t}
   steps = np.abs(np.diff(np.append(s, s[0])))  # including the loop back
   np.testing.assert_allclose(steps, 4 * 2.0 / 24, atol=1e-5)
   with pytest.raises(ValueError):
-    pictures.gif_offsets(1)
+    model_pictures.gif_offsets(1)
 
 
 def test_traversal_gif_frames_match_traversals(vae, image, tmp_path):
   model, params = vae
   x, y = image
-  path = pictures.traversal_gif(model, params, x, y, str(tmp_path / 'sub' / 'z.gif'),
+  path = model_pictures.traversal_gif(model, params, x, y, str(tmp_path / 'sub' / 'z.gif'),
                                 num_frames=FRAMES, span=SPAN, frame_ms=50)
   assert path == str(tmp_path / 'sub' / 'z.gif')
   gif, frames = _read_gif(path)
@@ -239,7 +242,7 @@ def test_traversal_gif_frames_match_traversals(vae, image, tmp_path):
   gap = figures.TILE_GAP
   assert frames[0].shape == (2 * tile_h + gap, 2 * tile_w + gap, 3)
   # Frame t sweeps s_t = −2, −1, 0, 1, 2, 1, 0, −1: traversals' columns at those offsets.
-  grid, labels = pictures.traversals(model, params, x, y, num_steps=5, span=SPAN)
+  grid, labels = model_pictures.traversals(model, params, x, y, num_steps=5, span=SPAN)
   for t, column in enumerate([0, 1, 2, 3, 4, 3, 2, 1]):
     expected = figures.labelled_cells(grid[:, column], labels, cols=2)
     np.testing.assert_allclose(frames[t], expected, atol=1)  # grey frames are lossless
@@ -251,30 +254,30 @@ def test_traversal_gif_order_kl_labels_and_single_row(vae, image, tmp_path):
   model, params = vae
   x, y = image
   kl = np.array([0.04, 2.13, 0.51])
-  path = pictures.traversal_gif(model, params, x, y, str(tmp_path / 'row.gif'),
+  path = model_pictures.traversal_gif(model, params, x, y, str(tmp_path / 'row.gif'),
                                 order=[1, 2], kl_per_dim=kl, num_frames=4, span=SPAN,
                                 cols=2)
   gif, frames = _read_gif(path)
   assert gif.n_frames == 4
   labels = ['z1 (KL 2.1)', 'z2 (KL 0.5)']
-  assert pictures.dim_labels([1, 2], kl) == labels
+  assert model_pictures.dim_labels([1, 2], kl) == labels
   tile_h, tile_w = _tile_size(labels)
   assert frames[0].shape == (tile_h, 2 * tile_w + figures.TILE_GAP, 3)
-  grid, _ = pictures.traversals(model, params, x, y, num_steps=3, span=SPAN, order=[1, 2])
+  grid, _ = model_pictures.traversals(model, params, x, y, num_steps=3, span=SPAN, order=[1, 2])
   np.testing.assert_allclose(frames[0], figures.labelled_cells(grid[:, 0], labels, 2),
                              atol=1)
   np.testing.assert_allclose(frames[2], figures.labelled_cells(grid[:, 2], labels, 2),
                              atol=1)
   with pytest.raises(ValueError):
-    pictures.traversal_gif(model, params, x, y, str(tmp_path / 'bad.gif'), order=[3])
+    model_pictures.traversal_gif(model, params, x, y, str(tmp_path / 'bad.gif'), order=[3])
 
 
 def test_gif_cells_are_traversal_columns(vae, image):
   model, params = vae
   x, y = image
-  offsets = pictures.traversal_offsets(5, SPAN)
-  cells = pictures.gif_cells(model, params, x, y, [2, 0], offsets)
-  grid, _ = pictures.traversals(model, params, x, y, num_steps=5, span=SPAN, order=[2, 0])
+  offsets = model_pictures.traversal_offsets(5, SPAN)
+  cells = model_pictures.gif_cells(model, params, x, y, [2, 0], offsets)
+  grid, _ = model_pictures.traversals(model, params, x, y, num_steps=5, span=SPAN, order=[2, 0])
   assert cells.shape == (5, 2, *IMAGE_SHAPE)
   np.testing.assert_array_equal(cells, grid.swapaxes(0, 1))
 
@@ -339,7 +342,7 @@ def test_make_pictures_leave_out_collapsed_latents_and_frame_interpolations(cvae
 
 def test_factor_traversal_grid_renders_expected_factors():
   base = (0, 1, 3, 5, 10, 20)  # an ellipse, scale 0.8, orientation class 5
-  grid, labels = pictures.factor_traversal_grid(num_steps=4, base_factors=base)
+  grid, labels = model_pictures.factor_traversal_grid(num_steps=4, base_factors=base)
   assert grid.shape == (5, 4, 64, 64, 1) and grid.dtype == np.float32
   assert labels == ['shape', 'scale', 'orientation', 'pos_x', 'pos_y']
   classes = {'shape': [0, 1, 1, 2], 'scale': [0, 2, 3, 5], 'orientation': [0, 13, 26, 39],
@@ -352,23 +355,23 @@ def test_factor_traversal_grid_renders_expected_factors():
 
 
 def test_factor_traversal_grid_default_rows_vary():
-  grid, _ = pictures.factor_traversal_grid()
+  grid, _ = model_pictures.factor_traversal_grid()
   assert grid.shape == (5, 10, 64, 64, 1)
   assert set(np.unique(grid)) == {0.0, 1.0}
   np.testing.assert_array_equal(grid[0, 9], grid[1, 9])  # both: the heart at full scale
-  for row, name in enumerate(pictures.TRAVERSED_FACTORS):
-    classes = pictures.factor_classes(name, 10)
+  for row, name in enumerate(model_pictures.TRAVERSED_FACTORS):
+    classes = model_pictures.factor_classes(name, 10)
     for c in range(9):  # adjacent columns differ exactly when the class changes
       changed = not np.array_equal(grid[row, c], grid[row, c + 1])
       assert changed == (classes[c] != classes[c + 1]), (name, c)
     assert len({grid[row, c].tobytes() for c in range(10)}) >= 3
   with pytest.raises(ValueError):
-    pictures.factor_traversal_grid(base_factors=(0, 3, 0, 0, 0, 0))
+    model_pictures.factor_traversal_grid(base_factors=(0, 3, 0, 0, 0, 0))
 
 
 def test_factor_traversal_picture():
-  picture = pictures.factor_traversal_picture(num_steps=3)
-  grid, labels = pictures.factor_traversal_grid(num_steps=3)
+  picture = model_pictures.factor_traversal_picture(num_steps=3)
+  grid, labels = model_pictures.factor_traversal_grid(num_steps=3)
   expected = figures.labelled_grid(grid, row_labels=labels,
                                    title='dSprites ground-truth factors')
   assert picture.dtype == np.uint8

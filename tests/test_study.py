@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, load_experiment
-from vae_jax import disentanglement, eval_pictures, study, sweep
+from vae_jax.evaluation import disentanglement
+from vae_jax.pictures import eval_pictures
+from vae_jax.sweeps import study
+from vae_jax.sweeps import sweep
 from vae_jax.errors import ConfigError
 
 STUDY_FILE = os.path.join(REPO, 'experiments/sweeps/disentanglement_study.py')

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import cli, final_state, load_experiment, tiny_beta_sweep_base
 from vae_jax import data as data_lib
-from vae_jax import configs, report, steps, sweep, train
+from vae_jax import configs, report, steps, train
+from vae_jax.sweeps import sweep
 from vae_jax.errors import ConfigError, WorkdirError
 
 # (β, seed, learning rate) of the members: every vmapped hyperparameter kind.
@@ -90,7 +91,7 @@ def test_population_train_steps_equal_each_member_trained_alone(trained_alone, l
 
 def test_loop_members_auto_loops_dense_models_on_cpu(trained_alone):
   spec = trained_alone[0]
-  assert not spec.model.encoder.conv_channels
+  assert spec.model.architecture == 'mlp'
   assert steps.loop_members('auto', spec) == (jax.default_backend() == 'cpu')
   assert steps.loop_members('loop', spec) and not steps.loop_members('vmap', spec)
   config = load_experiment('test')

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, cli, final_state, tiny_beta_sweep_base
-from vae_jax import sweep
+from vae_jax.sweeps import sweep
 from vae_jax.errors import ConfigError, WorkdirError
 
 AXES = {'objective.beta': [1.0, 4.0], 'model.latent_dim': [2, 3]}  # 2 groups of 2

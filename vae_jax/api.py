@@ -25,9 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import checkpoints, evaluate, models, objectives, steps
+from vae_jax import models, objectives, steps
+from vae_jax.run import checkpoints
+from vae_jax.evaluation import evaluate
 from vae_jax import data as data_lib
-from vae_jax import workdir as workdir_lib
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.errors import WorkdirError
 
 BATCH = 256  # examples per jitted call of encode/decode

@@ -15,12 +15,13 @@ from typing import Callable
 
 import ml_collections
 
-from vae_jax import likelihoods, models, objectives
+from vae_jax import models, objectives
+from vae_jax.models import likelihoods
 from vae_jax.errors import ConfigError
 
 DATASETS = ('dsprites', 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TFDS image dataset
 BINARIZE = ('dynamic', 'static', 'none')
-ARCHITECTURES = ('mlp', 'conv')
+ARCHITECTURES = tuple(models.ARCHITECTURES)
 LR_SCHEDULES = ('constant', 'cosine')
 POPULATION_MODES = ('auto', 'vmap', 'loop')
 FACTOR_SOURCES = ('dsprites', 'tfds:dsprites', 'tfds:shapes3d')
@@ -41,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.exclude_classes = ()  # labels left out of training (anomaly detection)
 
   config.model = ml_collections.ConfigDict()
-  config.model.architecture = 'mlp'  # 'mlp' | 'conv'
+  config.model.architecture = 'mlp'  # 'mlp' | 'conv' | 'reference_conv' (models.ARCHITECTURES)
   config.model.hidden_dims = (500,)  # encoder Dense widths (after the convs for 'conv')
   config.model.decoder_hidden_dims = ()  # () = the encoder's widths reversed
   config.model.conv_channels = (32, 64)  # 'conv' only: 4x4 stride-2 layers

@@ -194,7 +194,7 @@ _STOPPED = {
 def main(argv: list) -> None:
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
-  from vae_jax import guards  # pylint: disable=g-import-not-at-top
+  from vae_jax.run import guards  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _enable_compilation_cache()
   try:
@@ -212,9 +212,11 @@ def main(argv: list) -> None:
 
 def _run_mode() -> None:
   """Runs --mode (train, eval, sweep or score) with the parsed flags."""
-  from vae_jax import parallel, train, workdir  # pylint: disable=g-import-not-at-top
+  from vae_jax import train  # pylint: disable=g-import-not-at-top
+  from vae_jax.run import parallel  # pylint: disable=g-import-not-at-top
+  from vae_jax.run import workdir  # pylint: disable=g-import-not-at-top
   if _MODE.value == 'sweep':
-    from vae_jax import sweep  # pylint: disable=g-import-not-at-top
+    from vae_jax.sweeps import sweep  # pylint: disable=g-import-not-at-top
     shard = sweep.parse_shard(_SWEEP_SHARD.value)
   elif _SWEEP_SHARD.value is not None:
     _fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')

@@ -20,7 +20,7 @@ import os
 import sys
 
 from vae_jax.errors import UserError
-from vae_jax.workdir import flatten
+from vae_jax.run.workdir import flatten
 
 COLUMNS = (  # (summary.json key or config key path: the header, format)
     ('run', '{}'),

@@ -20,9 +20,12 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vae_jax import api, diagnostics, evaluate, files, steps
+from vae_jax import api, steps
+from vae_jax.evaluation import diagnostics
+from vae_jax.evaluation import evaluate
+from vae_jax.run import files
 from vae_jax import data as data_lib
-from vae_jax import workdir as workdir_lib
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.data import image_arrays
 from vae_jax.errors import DataError
 

@@ -65,7 +65,7 @@ class StepSpec:
 
   @property
   def likelihood(self) -> str:
-    return self.model.decoder.likelihood
+    return self.model.likelihood
 
   @property
   def optimizer(self) -> optax.GradientTransformation:
@@ -139,7 +139,7 @@ def init_state(spec: StepSpec, seed: int) -> TrainState:
   if auxiliary is None:
     return TrainState(**fields)
   aux_params = auxiliary.init(jax.random.fold_in(init_key, AUX_STREAM),
-                              spec.model.encoder.latent_dim, dict(spec.settings))
+                              spec.model.latent_dim, dict(spec.settings))
   return AuxTrainState(**fields, aux={'params': aux_params,
                                       'opt_state': spec.aux_optimizer.init(aux_params)})
 
@@ -316,20 +316,23 @@ def population_train_steps(states: TrainState, arrays: dict, indices: jax.Array,
 def loop_members(mode: str, spec: StepSpec) -> bool:
   """Whether a population (config.train.population = `mode`) loops over its members.
 
-  'auto' loops for dense models on CPU. There XLA gives the vmapped step's
-  weight gradients a transposed layout that it then copies, at every step,
-  and the members, each already filling the cores, gain little from sharing
-  a program (`python -m benchmarks.sweep_speedup` measures both forms).
-  Conv models keep vmap (their unrolled steps would compile M times over);
-  accelerators keep vmap (one member leaves them mostly idle).
+  'auto' loops on CPU for the architectures that ask for it
+  (`Architecture.loop_population_on_cpu`: the dense ones). There XLA gives the
+  vmapped step's weight gradients a transposed layout that it then copies, at
+  every step, and the members, each already filling the cores, gain little
+  from sharing a program (`python -m benchmarks.sweep_speedup` measures both
+  forms). Conv models keep vmap (their unrolled steps would compile M times
+  over); accelerators keep vmap (one member leaves them mostly idle).
   """
   if mode == 'auto':
-    return jax.default_backend() == 'cpu' and not spec.model.encoder.conv_channels
+    return (jax.default_backend() == 'cpu' and
+            models.architecture(spec.model).loop_population_on_cpu)
   return mode == 'loop'
 
 
 def _scan(step, state, indices: jax.Array, spec: StepSpec):
-  """lax.scan of `step` over the rows of indices: a loop, unrolled for conv models.
+  """lax.scan of `step` over the rows of indices: a loop, unrolled for the
+  architectures that ask for it (`Architecture.unroll_steps`: conv models).
 
   XLA's CPU backend runs a convolution inside a while loop far slower than
   the same convolution at top level, so conv models unroll (the compile time
@@ -339,7 +342,7 @@ def _scan(step, state, indices: jax.Array, spec: StepSpec):
   the backward pass reads at every step; with two per iteration it does not
   (benchmarks/README.md has the measurements).
   """
-  unroll = True if spec.model.encoder.conv_channels else 2
+  unroll = True if models.architecture(spec.model).unroll_steps else 2
   return jax.lax.scan(step, state, indices, unroll=unroll)
 
 

@@ -39,11 +39,17 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from vae_jax import checkpoints, eval_pictures, figures, files, guards, parallel, steps
-from vae_jax import evaluate as evaluate_lib
-from vae_jax import workdir as workdir_lib
+from vae_jax import steps
+from vae_jax.run import checkpoints
+from vae_jax.pictures import eval_pictures
+from vae_jax.pictures import figures
+from vae_jax.run import files
+from vae_jax.run import guards
+from vae_jax.run import parallel
+from vae_jax.evaluation import evaluate as evaluate_lib
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.errors import Interrupted, WorkdirError
-from vae_jax.runs import Run, build_run
+from vae_jax.run.build import Run, build_run
 
 class _AboveTheBar:
   """A text stream that writes each whole line above the live tqdm bars of `terminal`

@@ -20,7 +20,9 @@ import os
 import matplotlib
 import numpy as np
 
-from vae_jax import disentanglement, plots, report
+from vae_jax import report
+from vae_jax.evaluation import disentanglement
+from vae_jax.pictures import plots
 
 METRICS = ('nelbo', 'recon', 'kl', 'nll_iw', 'active_units') + disentanglement.SCORE_KEYS
 SEED_KEY = 'seed'

@@ -29,7 +29,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vae_jax import configs, files
+from vae_jax import configs
+from vae_jax.run import files
 from vae_jax.errors import WorkdirError
 
 # Settings that do not change the function a run trains: a resumed run (and

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from vae_jax import files
+from vae_jax.run import files
 
 MIN_CELL_PIXELS = 56  # small images are enlarged to at least this many pixels a side
 

@@ -5,7 +5,7 @@ resumes (or is evaluated or scored) with its own config and --config.a.b=v
 overrides still apply.
 """
 
-from vae_jax import workdir
+from vae_jax.run import workdir
 
 
 def get_config(workdir_path: str):

@@ -1,11 +1,4 @@
-"""ELBO terms for ONE example and the registry of objectives built from them, in nats.
-
-For an example x (label y for a CVAE), encoder q(z|x) = N(mu, diag(exp(logvar)))
-and prior p(z) = N(0, I):
-
-    recon = −E_q[log p(x|z)]          (one reparameterized sample z)
-    kl    = KL(q(z|x) || p(z))        (analytic)
-    nelbo = recon + kl  ≥ −log p(x)
+"""The registry of objectives, built from the per-example ELBO terms (terms.py), in nats.
 
 Objectives (the `loss` actually minimized, chosen by config.objective.name):
 
@@ -28,7 +21,8 @@ its batch term if it has one, the `config.objective` fields that enter the
 train step as arrays, its static settings, and its extra train metrics. The
 config's objective section, its validation, the step's hyperparameters and
 the sweep's vmapped keys are all derived from this registry, so a new
-objective is one entry here (and its fields in `FIELDS`) plus an experiment.
+objective is one entry here (and its fields in fields.py's `FIELDS`) plus an
+experiment.
 An objective that trains a network of its own next to the VAE (FactorVAE's
 discriminator) declares it as an `Auxiliary`: its initialization, the term it
 adds to the VAE's loss, its own loss and its own Adam's fields; the train step
@@ -41,129 +35,13 @@ reduces once (mean over the batch).
 import dataclasses
 from typing import Callable, Optional
 
-import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import discriminator, gaussian, iw_bound, likelihoods, penalties
-from vae_jax.total_correlation import TC_ESTIMATORS, total_correlation
+from vae_jax.objectives import discriminator, iw_bound, penalties
+from vae_jax.objectives.terms import Terms, capacity
+from vae_jax.objectives.total_correlation import total_correlation
 
-WAE_ENCODERS = ('gaussian', 'deterministic')
-
-
-@flax.struct.dataclass
-class Terms:
-  """ELBO terms of ONE example in nats (vmapped: a leading batch axis on each)."""
-  recon: jax.Array  # −log p(x|z) at the sampled z
-  kl: jax.Array  # KL(q(z|x) || p(z)), summed over latents
-  kl_per_dim: jax.Array  # [D]
-  z: jax.Array  # [D] the latent sample (mu for the autoencoder)
-  mu: jax.Array  # [D]
-  logvar: jax.Array  # [D]
-
-  @property
-  def nelbo(self) -> jax.Array:
-    return self.recon + self.kl
-
-
-def example_terms(encode: Callable, decode: Callable, likelihood: str,
-                  x: jax.Array, key: jax.Array, *, stochastic: bool = True,
-                  sample: bool = True) -> Terms:
-  """ELBO terms of one example.
-
-  `encode(x) -> (mu, logvar)` and `decode(z) -> likelihood params` are the
-  model's functions for this example (labels already bound for a CVAE).
-  With `stochastic=False` (the autoencoder) z = mu and the KL terms are zero;
-  with `sample=False` (WAE's deterministic encoder) z = mu, the KL still computed.
-  """
-  mu, logvar = encode(x)
-  z = gaussian.reparameterize(key, mu, logvar) if stochastic and sample else mu
-  recon = -likelihoods.log_prob(likelihood, x, decode(z))
-  kl_per_dim = gaussian.kl_to_standard(mu, logvar) if stochastic else jnp.zeros_like(mu)
-  return Terms(recon=recon, kl=jnp.sum(kl_per_dim), kl_per_dim=kl_per_dim, z=z, mu=mu,
-               logvar=logvar)
-
-
-def capacity(step: jax.Array, capacity_max: jax.Array,
-             capacity_steps: jax.Array) -> jax.Array:
-  """C(t) = C_max·min(1, t/T): the linearly increasing KL target, in nats."""
-  frac = jnp.minimum(1.0, step / jnp.maximum(capacity_steps, 1.0))
-  return capacity_max * frac
-
-
-# --- config.objective fields -------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-  """A config.objective field: default, the rule its value must satisfy, a comment."""
-  default: object
-  rule: Callable[[object], bool]
-  requirement: str
-  comment: str
-
-
-def _non_negative(value) -> bool:
-  return isinstance(value, (int, float)) and value >= 0
-
-
-def _positive(value) -> bool:
-  return isinstance(value, (int, float)) and value > 0
-
-
-def _positive_int(value) -> bool:
-  return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _positive_ints(value) -> bool:
-  return isinstance(value, (tuple, list)) and len(value) > 0 and all(
-      _positive_int(v) for v in value)
-
-
-def _adam_beta(value) -> bool:
-  return isinstance(value, (int, float)) and 0 <= value < 1
-
-
-FIELDS = {
-    'beta': Field(1.0, _non_negative, 'non-negative',
-                  "'beta': recon + β·kl; 'beta_tc': recon + kl + (β−1)·TC"),
-    'tc_estimator': Field('mws', lambda v: v in TC_ESTIMATORS, f'one of {TC_ESTIMATORS}',
-                          "'beta_tc': 'mws' (as published) | 'mss'"),
-    'gamma': Field(1000.0, _non_negative, 'non-negative',
-                   "'capacity': loss = recon + γ·|kl − C(step)|"),
-    'capacity_max': Field(25.0, _non_negative, 'non-negative',
-                          "'capacity': C_max in nats"),
-    'capacity_steps': Field(100_000, _non_negative, 'non-negative',
-                            "'capacity': steps over which C ramps 0 → C_max"),
-    'lambda_od': Field(10.0, _non_negative, 'non-negative',
-                       "'dip_vae_i', 'dip_vae_ii': weight of Σ_{i≠j} Cov_ij² (study grid "
-                       "{1, 2, 5, 10, 20, 50})"),
-    'lambda_d': Field(100.0, _non_negative, 'non-negative',
-                      "'dip_vae_i', 'dip_vae_ii': weight of Σ_i (Cov_ii − 1)²; the study "
-                      "sets λ_d = 10·λ_od (DIP-I, this default) and λ_d = λ_od (DIP-II)"),
-    'wae_lambda': Field(10.0, _non_negative, 'non-negative',
-                        "'wae_mmd': loss = recon + λ·MMD(q(z), p(z))"),
-    'wae_encoder': Field('gaussian', lambda v: v in WAE_ENCODERS, f'one of {WAE_ENCODERS}',
-                         "'wae_mmd': 'gaussian' (z ~ q(z|x)) | 'deterministic' (z = mu; "
-                         "kl, nelbo, nll_iw still reported for N(mu, exp(logvar)), whose "
-                         "logvar the loss does not train)"),
-    'iw_k': Field(5, _positive_int, 'a positive integer',
-                  "'iwae': importance samples per example (static: sets shapes)"),
-    'factor_gamma': Field(10.0, _non_negative, 'non-negative',
-                          "'factor_vae': loss = recon + kl + γ·TC (study grid {10, 20, 30, "
-                          "40, 50, 100}; 10, its smallest, by default)"),
-    'discriminator_lr': Field(1e-4, _positive, 'positive',
-                              "'factor_vae': the discriminator's Adam learning rate"),
-    'discriminator_b1': Field(0.5, _adam_beta, 'in [0, 1)',
-                              "'factor_vae': the discriminator's Adam β1 (static)"),
-    'discriminator_b2': Field(0.9, _adam_beta, 'in [0, 1)',
-                              "'factor_vae': the discriminator's Adam β2 (static)"),
-    'discriminator_hidden_dims': Field(
-        discriminator.HIDDEN_DIMS, _positive_ints, 'a non-empty tuple of positive integers',
-        "'factor_vae': the discriminator's dense widths, leaky ReLU 0.2 (static)"),
-}
-
-
-# --- the registry ------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class Auxiliary:
@@ -313,12 +191,3 @@ def get(name: str) -> Objective:
   if name not in OBJECTIVES:
     raise ValueError(f'unknown objective {name!r}; choose one of {tuple(OBJECTIVES)}')
   return OBJECTIVES[name]
-
-
-def objective_loss(name: str, terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
-  """The minimized loss of ONE example from its terms (batch terms excluded)."""
-  objective = get(name)
-  if objective.example_loss is None:
-    raise ValueError(f'objective {name!r} computes its loss from the model '
-                     '(example_loss_from_model), not from the terms')
-  return objective.example_loss(terms, hparams, step)

@@ -7,7 +7,7 @@ anomaly score.
 
 import numpy as np
 
-from vae_jax import gaussian
+from vae_jax.models import gaussian
 
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # A_u above it: an active unit (Burda et al.'s 10^-2)

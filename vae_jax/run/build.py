@@ -13,9 +13,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from vae_jax import configs, objectives, parallel, steps
+from vae_jax import configs, objectives, steps
+from vae_jax.run import parallel
 from vae_jax import data as data_lib
-from vae_jax import workdir as workdir_lib
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.data import factors
 from vae_jax.errors import ConfigError
 

@@ -12,7 +12,7 @@ parameters for one example (same shape as `x`) and returns a scalar.
 import jax
 import jax.numpy as jnp
 
-from vae_jax import gaussian
+from vae_jax.models import gaussian
 
 LIKELIHOODS = ('bernoulli', 'gaussian_fixed', 'gaussian_learned')
 

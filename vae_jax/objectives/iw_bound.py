@@ -17,7 +17,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from vae_jax import gaussian, likelihoods
+from vae_jax.models import gaussian
+from vae_jax.models import likelihoods
 
 
 def _flatten_like(params: dict, shape: tuple) -> dict:

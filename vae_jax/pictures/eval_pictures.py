@@ -16,7 +16,11 @@ import jax
 import numpy as np
 
 from vae_jax import data as data_lib
-from vae_jax import diagnostics, figures, models, pictures, plots, steps
+from vae_jax import models, steps
+from vae_jax.evaluation import diagnostics
+from vae_jax.pictures import figures
+from vae_jax.pictures import model_pictures
+from vae_jax.pictures import plots
 
 RECON_SAMPLES = 3  # posterior samples per input in the reconstruction pictures
 MAX_TRAVERSAL_ROWS = 10  # active latents shown in a traversal (those with most KL)
@@ -28,7 +32,7 @@ _eval_batch = jax.jit(data_lib.get_batch, static_argnums=(0, 2))
 
 
 def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The (samples, reconstructions, data) keys of a run's pictures."""
+  """The (samples, reconstructions, data) keys of a run's model_pictures."""
   key = jax.random.fold_in(jax.random.key(seed), steps.IMAGE_STREAM)
   return tuple(jax.random.split(key, 3))
 
@@ -87,12 +91,12 @@ def write_final_animations(model: models.VAE, params, dataset: data_lib.Dataset,
   x, y = _eval_batch(dataset.spec, dataset.arrays, 'eval', dataset.eval_ids[:1], data_key)
   order, kl, _ = traversal_order(metrics, moments[0], stochastic)
   os.makedirs(images_dir, exist_ok=True)
-  paths = [pictures.traversal_gif(model, params, x[0], y[0],
+  paths = [model_pictures.traversal_gif(model, params, x[0], y[0],
                          os.path.join(images_dir, f'traversals_{step}.gif'),
                          order=order, kl_per_dim=kl)]
   if dataset.spec.name == 'dsprites':
     paths.append(figures.save_png(images_dir, 'factors', 0,
-                                  pictures.factor_traversal_picture()))
+                                  model_pictures.factor_traversal_picture()))
   return paths
 
 
@@ -121,25 +125,25 @@ def make_pictures(model: models.VAE, params, dataset: data_lib.Dataset, *, seed:
   out = {}
 
   if stochastic:
-    grid = pictures.prior_samples(model, params, sample_key, max(1, num_images // cols),
+    grid = model_pictures.prior_samples(model, params, sample_key, max(1, num_images // cols),
                                   cols)
     out['samples'] = figures.labelled_grid(grid, title=f'prior samples ({where})')
   ids = dataset.eval_ids[:cols]
   x, y = _eval_batch(spec, dataset.arrays, 'eval', ids, data_key)
-  grid = pictures.reconstructions(model, params, recon_key, x, y, RECON_SAMPLES, stochastic)
+  grid = model_pictures.reconstructions(model, params, recon_key, x, y, RECON_SAMPLES, stochastic)
   rows = ['input', 'from mean z'] + [f'z ~ q(z|x) #{i + 1}' for i in range(len(grid) - 2)]
   out['reconstructions'] = figures.labelled_grid(
       grid, row_labels=rows, title=f'reconstructions ({where})')
-  if model.encoder.num_classes > 0:
-    grid = pictures.conditional_grid(model, params, sample_key, cols)
+  if model.num_classes > 0:
+    grid = model_pictures.conditional_grid(model, params, sample_key, cols)
     out['conditional'] = figures.labelled_grid(
         grid, row_labels=list(names), title=f'same z, one row per class ({where})')
 
   order, kl, active = traversal_order(metrics, moments[0], stochastic)
-  grid, row_labels = pictures.traversals(model, params, x[0], y[0], order=order,
+  grid, row_labels = model_pictures.traversals(model, params, x[0], y[0], order=order,
                                          kl_per_dim=kl)
-  offsets = [f'{s:+.1f}' for s in pictures.traversal_offsets(grid.shape[1])]
-  note = traversal_note(len(order), active, model.encoder.latent_dim)
+  offsets = [f'{s:+.1f}' for s in model_pictures.traversal_offsets(grid.shape[1])]
+  note = traversal_note(len(order), active, model.latent_dim)
   out['traversals'] = figures.labelled_grid(
       grid, row_labels=row_labels, col_labels=offsets,
       title=f'latent traversals, offsets in prior std; {note} ({where})')
@@ -148,14 +152,14 @@ def make_pictures(model: models.VAE, params, dataset: data_lib.Dataset, *, seed:
   if pairs:
     x_pairs = np.stack([np.asarray(x[:pairs]), np.asarray(x[pairs:2 * pairs])], axis=1)
     y_pairs = np.stack([np.asarray(y[:pairs]), np.asarray(y[pairs:2 * pairs])], axis=1)
-    grid, col_labels = pictures.interpolation_grid(model, params, x_pairs, y_pairs)
+    grid, col_labels = model_pictures.interpolation_grid(model, params, x_pairs, y_pairs)
     out['interpolations'] = figures.labelled_grid(
         grid, col_labels=col_labels,
         title=f'interpolations: input x_a, decoded path t=0..1 from mu_a to mu_b, '
               f'input x_b ({where})')
 
   mu, _, labels = moments
-  if model.encoder.latent_dim >= 2:
+  if model.latent_dim >= 2:
     shown = slice(0, SCATTER_POINTS)
     class_names = list(names) if spec.num_classes else None
     out['scatter'] = plots.latent_scatter(

@@ -65,9 +65,12 @@ from typing import Optional
 import ml_collections
 from absl import logging
 
-from vae_jax import configs, objectives, parallel, report, steps, study, sweep_plots, train
-from vae_jax.runs import build_run
-from vae_jax import workdir as workdir_lib
+from vae_jax import configs, objectives, report, steps, train
+from vae_jax.run import parallel
+from vae_jax.sweeps import study
+from vae_jax.pictures import sweep_plots
+from vae_jax.run.build import build_run
+from vae_jax.run import workdir as workdir_lib
 from vae_jax.errors import ConfigError, WorkdirError
 
 # Keys that enter the train step as arrays (the seed, steps.make_hparams of

@@ -28,7 +28,8 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-from vae_jax import guards, parallel
+from vae_jax.run import guards
+from vae_jax.run import parallel
 from vae_jax.errors import WorkdirError
 
 

@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import figures, models
+from vae_jax import models
+from vae_jax.pictures import figures
 from vae_jax.data import dsprites
 
 
@@ -26,7 +27,7 @@ from vae_jax.data import dsprites
 def prior_samples(model: models.VAE, params, key: jax.Array, rows: int,
                   cols: int) -> np.ndarray:
   """Decoder means of z ~ N(0, I): [rows, cols, H, W, C]."""
-  z = jax.random.normal(key, (rows * cols, model.encoder.latent_dim))
+  z = jax.random.normal(key, (rows * cols, model.latent_dim))
   y = jnp.zeros((rows * cols,), jnp.int32)
   x = models.decode_mean(model, params, z, y)
   return np.asarray(x).reshape(rows, cols, *x.shape[1:])
@@ -51,8 +52,8 @@ def reconstructions(model: models.VAE, params, key: jax.Array, x: jax.Array, y: 
 
 def conditional_grid(model: models.VAE, params, key: jax.Array, cols: int) -> np.ndarray:
   """CVAE: row k decodes the same `cols` prior draws with label k; [K, cols, H, W, C]."""
-  num_classes = model.encoder.num_classes
-  z = jax.random.normal(key, (cols, model.encoder.latent_dim))
+  num_classes = model.num_classes
+  z = jax.random.normal(key, (cols, model.latent_dim))
   z_all = jnp.tile(z, (num_classes, 1))
   y_all = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), cols)
   x = models.decode_mean(model, params, z_all, y_all)
@@ -85,7 +86,7 @@ def dim_labels(dims: Sequence[int], kl_per_dim: Optional[np.ndarray] = None) -> 
 def _swept(model: models.VAE, params, x: jax.Array, y: jax.Array, dims: Sequence[int],
            offsets: np.ndarray) -> np.ndarray:
   """Decoded [R, S, H, W, C]: dim dims[r] of mu(x) moved by offsets[s], the rest at mu."""
-  latent_dim = model.encoder.latent_dim
+  latent_dim = model.latent_dim
   y = jnp.asarray(y, jnp.int32)
   mu = models.encode(model, params, x[None], y[None])[0][0]  # [D]
   one_hot = jax.nn.one_hot(jnp.asarray(dims), latent_dim, dtype=mu.dtype)  # [R, D]
@@ -109,7 +110,7 @@ def traversals(model: models.VAE, params, x: jax.Array, y: jax.Array, *,
   E[x|z]. Returns (grid [len(order), num_steps, H, W, C], row labels "z3"
   or, given kl_per_dim [latent_dim] in nats, "z3 (KL 2.1)").
   """
-  dims = _dims(order, model.encoder.latent_dim)
+  dims = _dims(order, model.latent_dim)
   grid = _swept(model, params, x, y, dims, traversal_offsets(num_steps, span))
   return grid, dim_labels(dims, kl_per_dim)
 
@@ -195,7 +196,7 @@ def traversal_gif(model: models.VAE, params, x: jax.Array, y: jax.Array, path: s
   cols=len(order) gives a single row); frames are `figures.labelled_cells`
   pictures. A decoder that ignores every shown dim gives a one-frame GIF.
   """
-  dims = _dims(order, model.encoder.latent_dim)
+  dims = _dims(order, model.latent_dim)
   cols = math.ceil(math.sqrt(len(dims))) if cols is None else cols
   if cols < 1:
     raise ValueError(f'cols must be positive, got {cols}')

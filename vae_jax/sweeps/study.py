@@ -23,7 +23,9 @@ import os
 
 import numpy as np
 
-from vae_jax import disentanglement, report, sweep_plots
+from vae_jax import report
+from vae_jax.evaluation import disentanglement
+from vae_jax.pictures import sweep_plots
 
 METHOD_NAMES = {'beta': 'β-VAE', 'capacity': 'AnnealedVAE', 'factor_vae': 'FactorVAE',
                 'dip_vae_i': 'DIP-VAE-I', 'dip_vae_ii': 'DIP-VAE-II', 'beta_tc': 'β-TCVAE',

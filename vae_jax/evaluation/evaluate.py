@@ -25,7 +25,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vae_jax import diagnostics, iw_bound, models, objectives, steps
+from vae_jax import models, objectives, steps
+from vae_jax.evaluation import diagnostics
+from vae_jax.objectives import iw_bound
 from vae_jax import data as data_lib
 
 UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the AE
@@ -194,7 +196,7 @@ def evaluate(params, config: ml_collections.ConfigDict, spec: steps.StepSpec,
     result['aggregate_variance'] = aggregate['variance']
   if factor_source is not None:
     divisor = ev.disentanglement_divisor if final else max(10, ev.disentanglement_divisor)
-    from vae_jax import disentanglement  # pylint: disable=g-import-not-at-top  (sklearn: slow import)
+    from vae_jax.evaluation import disentanglement  # pylint: disable=g-import-not-at-top  (sklearn: slow import)
     result.update(disentanglement.all_scores(representation_fn(params, spec.model),
                                              factor_source, seed, divisor=divisor))
     result['disentanglement_sample_divisor'] = divisor  # 1 = the reference protocol

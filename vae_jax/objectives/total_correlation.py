@@ -10,7 +10,7 @@ terms. Since kl = MI + TC + dimension-wise KL, β-TCVAE's recon + kl +
 import jax
 import jax.numpy as jnp
 
-from vae_jax import gaussian
+from vae_jax.models import gaussian
 
 TC_ESTIMATORS = ('mws', 'mss')
 
