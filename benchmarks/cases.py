@@ -6,7 +6,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from vae_jax import configs
+from vae_jax import config_files
 from vae_jax import data as data_lib
 from vae_jax.data import dsprites
 
@@ -24,7 +24,7 @@ STEP_CASES = {
 def experiment(name: str, variant=None) -> ml_collections.ConfigDict:
   """get_config() of experiments/<name>.py (with its variant argument)."""
   path = os.path.join(REPO, 'experiments', f'{name}.py')
-  return configs.load_config(path if variant is None else f'{path}:{variant}')
+  return config_files.load_config(path if variant is None else f'{path}:{variant}')
 
 
 def step_config(case: str) -> ml_collections.ConfigDict:

@@ -30,6 +30,7 @@ from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer, STEPS_PER_ROUND
 from vae_jax import data as data_lib
 from vae_jax import models, steps
+from vae_jax import train_state
 from vae_jax.models import likelihoods
 from vae_jax.run import parallel
 
@@ -82,7 +83,7 @@ def _parts(case: str, num: int) -> tuple:
   indices = parallel.shard_batch(dataset.train_indices(config.seed, 0, batch), None)
   get_batch = jax.jit(data_lib.get_batch, static_argnums=(0, 2))
   x, y = get_batch(dataset.spec, dataset.arrays, 'train', indices, key)
-  fixed = steps.init_state(spec, config.seed)  # the trainer donates (consumes) its own
+  fixed = train_state.init_state(spec, config.seed)  # the trainer donates (consumes) its own
   params = fixed.params
   grad_fn = jax.jit(jax.value_and_grad(
       lambda p: steps.batch_loss(p, x, y, key, hparams, jnp.int32(0), spec)[0]))
@@ -93,7 +94,7 @@ def _parts(case: str, num: int) -> tuple:
     updates, opt_state = spec.optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, jax.tree.map(lambda u: -1e-3 * u, updates)), opt_state
 
-  updated = [steps.init_state(spec, config.seed)]
+  updated = [train_state.init_state(spec, config.seed)]
 
   def optimizer():
     state = updated.pop()

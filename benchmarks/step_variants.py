@@ -43,6 +43,7 @@ from benchmarks import cases, timing
 from benchmarks.train_step import STEPS_PER_ROUND, JaxTrainer
 from vae_jax import data as data_lib
 from vae_jax import steps
+from vae_jax import train_state
 from vae_jax.models import likelihoods
 
 CASES = ('mlp_b128', 'mlp_b1024', 'fc_b64')
@@ -91,7 +92,7 @@ def _rbg_bernoulli(key: jax.Array, p: jax.Array) -> jax.Array:
 
 
 def _flattened_optimizer(spec) -> optax.GradientTransformation:
-  return optax.flatten(steps._optimizer(*spec.adam))  # pylint: disable=protected-access
+  return optax.flatten(train_state.adam(*spec.adam))
 
 
 VARIANTS = {  # name: (context manager factory applied while tracing, needs binarization)
@@ -112,7 +113,7 @@ VARIANTS = {  # name: (context manager factory applied while tracing, needs bina
     'binarize: rbg key': (
         lambda: mock.patch.object(data_lib, 'get_batch', _binarize_with(_rbg_bernoulli)), True),
     'adam: one flattened update': (
-        lambda: mock.patch.object(steps.StepSpec, 'optimizer',
+        lambda: mock.patch.object(train_state.StepSpec, 'optimizer',
                                   property(_flattened_optimizer)), False),
 }
 
@@ -147,7 +148,7 @@ class VariantTrainer(JaxTrainer):
 
   def __init__(self, config, dataset, patch):
     self.patch = patch
-    init_fn, steps_fn = steps.init_state.__wrapped__, steps.train_steps.__wrapped__
+    init_fn, steps_fn = train_state.init_state.__wrapped__, steps.train_steps.__wrapped__
     with patch():
       init = jax.jit(lambda spec, seed: init_fn(spec, seed), static_argnames='spec')
       self._train_steps = jax.jit(

@@ -18,6 +18,7 @@ import numpy as np
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer, calls
 from vae_jax import steps
+from vae_jax import train_state
 from vae_jax.run import parallel
 
 BETAS = (1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0)
@@ -30,9 +31,9 @@ class Population:
 
   def __init__(self, configs, dataset, loop_members: bool = False):
     self.configs, self.dataset, self.loop_members = configs, dataset, loop_members
-    self.spec = steps.make_spec(configs[0], dataset.spec)
-    self.hparams = steps.stack([steps.make_hparams(c, dataset.num_train) for c in configs])
-    self.state = steps.stack([steps.init_state(self.spec, c.seed) for c in configs])
+    self.spec = train_state.make_spec(configs[0], dataset.spec)
+    self.hparams = train_state.stack([train_state.make_hparams(c, dataset.num_train) for c in configs])
+    self.state = train_state.stack([train_state.init_state(self.spec, c.seed) for c in configs])
     self.step_index = 0
 
   def steps(self, num: int) -> float:

@@ -12,6 +12,7 @@ import numpy as np
 
 from benchmarks import cases, timing
 from vae_jax import steps, train
+from vae_jax import train_state
 from vae_jax.run import parallel
 
 # steps per round: about a second of work each on 2 CPU cores
@@ -29,9 +30,9 @@ class JaxTrainer:
 
   def __init__(self, config, dataset):
     self.config, self.dataset = config, dataset
-    self.spec = steps.make_spec(config, dataset.spec)
-    self.hparams = steps.make_hparams(config, dataset.num_train)
-    self.state = steps.init_state(self.spec, config.seed)
+    self.spec = train_state.make_spec(config, dataset.spec)
+    self.hparams = train_state.make_hparams(config, dataset.num_train)
+    self.state = train_state.init_state(self.spec, config.seed)
     self.step_index = 0
 
   def steps(self, num: int) -> float:

@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import configs, steps
+from vae_jax import config_files
+from vae_jax import train_state
 from vae_jax.run import checkpoints
 from vae_jax.run import build
 from vae_jax.data import idx
@@ -26,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def load_experiment(name: str, arg=None):
   """get_config() of experiments/<name>.py (with its optional argument, e.g. 'fc,tiny')."""
   path = os.path.join(REPO, 'experiments', f'{name}.py')
-  return configs.load_config(path if arg is None else f'{path}:{arg}')
+  return config_files.load_config(path if arg is None else f'{path}:{arg}')
 
 
 def tiny_beta_sweep_base(checkpoint_every_steps: int):
@@ -63,7 +64,7 @@ def final_state(workdir: str, config):
   """The newest checkpointed TrainState of the run in `workdir`."""
   run = build.build_run(config, workdir)
   ckpt = checkpoints.Checkpointer(workdir)
-  state = ckpt.restore_latest(steps.init_state(run.spec, config.seed))
+  state = ckpt.restore_latest(train_state.init_state(run.spec, config.seed))
   ckpt.close()
   return state
 

@@ -14,6 +14,7 @@ from benchmarks import cases, conv_formulations
 from benchmarks.__main__ import BENCHMARKS
 from conftest import load_experiment
 from vae_jax import steps
+from vae_jax import train_state
 from vae_jax.models import gaussian
 from vae_jax.models import likelihoods
 
@@ -26,11 +27,11 @@ def test_train_flops_match_xla_cost_analysis(case):
   shape = (28, 28, 1) if config.data.name != 'dsprites' else (64, 64, 1)
   spec_data = cases.data_lib.DataSpec(config.data.name, False, shape, 0, 'none')
   dataset = type('D', (), {'spec': spec_data})()
-  spec = steps.make_spec(config, dataset.spec)
-  params = steps.init_state(spec, 0).params
+  spec = train_state.make_spec(config, dataset.spec)
+  params = train_state.init_state(spec, 0).params
   x = jnp.zeros((8, *shape), jnp.float32)
   y = jnp.zeros((8,), jnp.int32)
-  hparams = steps.make_hparams(config)
+  hparams = train_state.make_hparams(config, dataset_size=1)
   grad = jax.jit(lambda p, x: jax.grad(lambda p: steps.batch_loss(
       p, x, y, jax.random.key(0), hparams, jnp.int32(0), spec)[0])(p))
   # Counted on lax's convolutions: vae_jax.conv's transposed conv also
@@ -51,9 +52,9 @@ def test_torch_reference_is_the_same_network_and_loss():
   for case in ('mlp_b128', 'conv_b64'):
     config = cases.step_config(case)
     shape = (28, 28, 1) if config.data.name != 'dsprites' else (64, 64, 1)
-    spec = steps.make_spec(config, cases.data_lib.DataSpec(
+    spec = train_state.make_spec(config, cases.data_lib.DataSpec(
         config.data.name, False, shape, 0, 'none'))
-    params = steps.init_state(spec, 0).params['params']
+    params = train_state.init_state(spec, 0).params['params']
     net = torch_vae.TorchVAE(config.model, shape)
     _copy_params(torch, net, params, getattr(net, 'start', None))
     x = np.random.default_rng(0).random((3, *shape), np.float32)
@@ -166,9 +167,9 @@ def test_flattened_adam_equals_adam_per_leaf():
   """optax.flatten(Adam): every parameter in one vector, the same updates."""
   import optax  # pylint: disable=g-import-not-at-top
   config = load_experiment('test')
-  spec = steps.make_spec(config, cases.data_lib.DataSpec('fashion_mnist', False, (28, 28, 1),
+  spec = train_state.make_spec(config, cases.data_lib.DataSpec('fashion_mnist', False, (28, 28, 1),
                                                          0, 'dynamic'))
-  params = steps.init_state(spec, 0).params
+  params = train_state.init_state(spec, 0).params
   per_leaf, flat = spec.optimizer, optax.flatten(spec.optimizer)
   states = [per_leaf.init(params), flat.init(params)]
   for i in range(4):

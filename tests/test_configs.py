@@ -8,7 +8,8 @@ import pytest
 
 from conftest import REPO, cli, load_experiment
 from vae_jax import configs
-from vae_jax.sweeps import sweep
+from vae_jax import config_files
+from vae_jax.sweeps import plan as sweep_plan
 from vae_jax.run import workdir as workdir_lib
 from vae_jax.errors import ConfigError
 
@@ -37,7 +38,7 @@ def _flat(config) -> dict:
 
 
 def _load(path_arg: str):
-  return configs.load_config(os.path.join(REPO, path_arg))
+  return config_files.load_config(os.path.join(REPO, path_arg))
 
 
 def _write(tmp_path, source: str) -> str:
@@ -123,13 +124,13 @@ def test_capacity_ramp_spans_the_tiny_run():
 
 def test_loader_refuses_a_missing_file(tmp_path):
   with pytest.raises(ConfigError, match=r'^config file .*nope\.py not found'):
-    configs.load_config(f'{tmp_path}/nope.py:tiny')
+    config_files.load_config(f'{tmp_path}/nope.py:tiny')
 
 
 def test_loader_refuses_a_file_without_get_config(tmp_path):
   path = _write(tmp_path, 'CONFIG = None\n')
   with pytest.raises(ConfigError) as error:
-    configs.load_config(path)
+    config_files.load_config(path)
   assert str(error.value) == (f'{path} has no get_config(); an experiment file defines '
                               'get_config() returning a ConfigDict')
 
@@ -138,7 +139,7 @@ def test_loader_refuses_a_file_without_get_config(tmp_path):
 def test_loader_refuses_a_get_config_without_a_config_dict(tmp_path, result, what):
   path = _write(tmp_path, f'def get_config():\n  return {result}\n')
   with pytest.raises(ConfigError, match=rf'get_config\(\) returned {what}, not a ConfigDict'):
-    configs.load_config(path)
+    config_files.load_config(path)
 
 
 def test_loader_refuses_an_added_key(tmp_path):
@@ -151,7 +152,7 @@ def test_loader_refuses_an_added_key(tmp_path):
         return config
       ''')
   with pytest.raises(ConfigError) as error:
-    configs.load_config(path)
+    config_files.load_config(path)
   assert str(error.value) == (f'unknown config key train.num_step (set in {path}); the '
                               'fields are listed in vae_jax/configs.py')
 
@@ -169,8 +170,8 @@ def test_sweep_load_refuses_an_added_key(tmp_path):
         return {'seed': [0, 1]}
       ''')
   with pytest.raises(ConfigError, match='unknown config key objective.bta'):
-    sweep.load(path)
-  base, axes = sweep.load(os.path.join(REPO, 'experiments/sweeps/beta_sweep.py:conv,tiny'))
+    sweep_plan.load(path)
+  base, axes = sweep_plan.load(os.path.join(REPO, 'experiments/sweeps/beta_sweep.py:conv,tiny'))
   assert base.model.conv_channels == (8, 8) and axes['seed'] == [0, 1, 2]
 
 
@@ -193,7 +194,7 @@ def test_cli_refuses_a_bad_config_file_in_one_line(tmp_path, source, words):
 
 
 def test_rules_name_config_keys_and_keep_the_objective_block_together():
-  keys = set(configs.flat_keys(configs.get_config()))
+  keys = set(config_files.flat_keys(configs.get_config()))
   assert all(key in keys for key, _, _ in configs.RULES)
   start = configs.RULES.index(configs.OBJECTIVE_RULES[0])
   assert configs.RULES[start:start + len(configs.OBJECTIVE_RULES)] == configs.OBJECTIVE_RULES

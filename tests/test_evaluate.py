@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae_jax import configs, models, objectives, steps
+from vae_jax import configs, models, objectives
+from vae_jax import train_state
 from vae_jax.evaluation import diagnostics
 from vae_jax.evaluation import evaluate
 from vae_jax.models import gaussian
@@ -223,8 +224,8 @@ def _config(objective: str = 'elbo'):
 def tiny_fixture():
   """(dataset, spec, state) with a z-sensitive decoder: q(z|x) is far from p(z|x)."""
   dataset = _dataset()
-  spec = steps.make_spec(_config(), dataset.spec)
-  state = steps.init_state(spec, SEED)
+  spec = train_state.make_spec(_config(), dataset.spec)
+  state = train_state.init_state(spec, SEED)
   params = jax.tree.map(lambda p: p, state.params)
   dense0 = params['params']['decoder']['Dense_0']
   params['params']['decoder']['Dense_0'] = dict(dense0, kernel=4.0 * dense0['kernel'])
@@ -288,7 +289,7 @@ def test_model_nll_uses_the_eval_key_convention(tiny):
 
 def test_autoencoder_has_no_iw_nll(tiny):
   dataset = tiny[0]
-  spec = steps.make_spec(_config('ae'), dataset.spec)
+  spec = train_state.make_spec(_config('ae'), dataset.spec)
   with pytest.raises(ValueError, match="'ae'"):
     evaluate.importance_weighted_nll(tiny[2].params, spec, dataset, 10, seed=SEED,
                                      batch_size=EVAL_BATCH)

@@ -18,12 +18,16 @@ import numpy as np
 import pytest
 
 from conftest import REPO, cli, final_state, load_experiment, state_digest, tree_digest
-from vae_jax import configs, report, steps, train
+from vae_jax import report, steps, train
+from vae_jax import config_files
+from vae_jax import train_state
 from vae_jax.run import checkpoints
 from vae_jax.run import files
 from vae_jax.run import guards
-from vae_jax.sweeps import sweep
+from vae_jax.sweeps import runner as sweep_runner
 from vae_jax.run import workdir as workdir_lib
+from vae_jax.run import metrics_log
+from vae_jax.run import saved_config
 from vae_jax.errors import (ConfigError, NonFiniteError, ResourceError, SignalInterrupt,
                             UserError, WorkdirError)
 
@@ -142,12 +146,12 @@ def test_config_file_without_a_config_dict_is_named(text, message, tmp_path):
   path = tmp_path / 'exp.py'
   path.write_text(text)
   with pytest.raises(ConfigError, match=message):
-    configs.load_config(str(path))
+    config_files.load_config(str(path))
 
 
 def test_missing_config_file_is_a_config_error(tmp_path):
   with pytest.raises(ConfigError, match='not found'):
-    configs.load_config(str(tmp_path / 'nothing.py'))
+    config_files.load_config(str(tmp_path / 'nothing.py'))
 
 
 # --- workdir ----------------------------------------------------------------
@@ -197,7 +201,7 @@ def test_unreadable_config_json_is_refused_and_the_run_kept(text, run_copy):
   with pytest.raises(WorkdirError, match='config.json'):
     train.train_and_evaluate(load_experiment('test'), run_copy)
   with pytest.raises(WorkdirError, match='config.json'):
-    workdir_lib.load_config(run_copy)
+    saved_config.load(run_copy)
   assert _kept(run_copy) == before
 
 
@@ -285,7 +289,7 @@ def test_torn_last_metrics_line_is_dropped_with_a_warning(run_copy, caplog):
   with open(path, 'a') as f:
     f.write('{"step": 6, "split": "tr')
   with caplog.at_level('WARNING'):
-    assert workdir_lib.read_metrics(run_copy) == records
+    assert metrics_log.read_metrics(run_copy) == records
   assert 'written only in part' in caplog.text
   config = load_experiment('test')
   config.train.num_steps = 9
@@ -312,11 +316,11 @@ def test_blank_metrics_lines_are_ignored(run_copy):
   records = _records(run_copy)
   with open(path, 'a') as f:
     f.write('\n\n')
-  assert workdir_lib.read_metrics(run_copy) == records
+  assert metrics_log.read_metrics(run_copy) == records
 
 
 def test_metrics_and_summary_are_strict_json(tmp_path):
-  writer = workdir_lib.MetricWriter(str(tmp_path))
+  writer = metrics_log.MetricWriter(str(tmp_path))
   writer.write(1, 'eval', {'nelbo': float('nan'), 'kl': float('inf'), 'recon': 1.5,
                            'kl_per_dim': [float('-inf'), 2.0]})
   writer.close()
@@ -452,7 +456,7 @@ def _assert_finite_checkpoints(workdir: str, config) -> list:
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
   saved = ckpt.all_steps()
   from vae_jax.run import build as runs  # pylint: disable=g-import-not-at-top
-  template = steps.init_state(runs.build_run(config, workdir).spec, config.seed)
+  template = train_state.init_state(runs.build_run(config, workdir).spec, config.seed)
   for step in saved:
     state = ckpt.restore(step, template)
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state.params))
@@ -482,7 +486,7 @@ def test_divergence_in_a_sweep_names_the_member(tmp_path):
   base.train.checkpoint_every_steps = 1
   axes = {'train.learning_rate': [1e-3, 1e6]}
   with pytest.raises(NonFiniteError, match='in learning_rate=1e\\+06'):
-    sweep.run_sweep(base, axes, str(tmp_path / 'sweep'))
+    sweep_runner.run_sweep(base, axes, str(tmp_path / 'sweep'))
   for name in os.listdir(tmp_path / 'sweep'):
     if os.path.isdir(tmp_path / 'sweep' / name):
       config = load_experiment('test')
@@ -532,7 +536,7 @@ def test_other_runtime_errors_are_not_disguised(tmp_path, monkeypatch):
 def test_sweep_checks_every_member_before_training_any(tmp_path):
   axes = {'model.latent_dim': [3, 0]}  # two groups; the second is invalid
   with pytest.raises(ConfigError, match='model.latent_dim'):
-    sweep.run_sweep(load_experiment('test'), axes, str(tmp_path / 'sweep'))
+    sweep_runner.run_sweep(load_experiment('test'), axes, str(tmp_path / 'sweep'))
   assert not (tmp_path / 'sweep').exists()
 
 
@@ -543,13 +547,13 @@ def test_sweep_with_a_member_of_another_config_trains_nothing(tmp_path):
   train.train_and_evaluate(other, str(sweep_dir / 'latent_dim=4'))
   other.objective.beta = 3.0
   with pytest.raises(WorkdirError, match='objective.beta'):
-    sweep.run_sweep(other, {'model.latent_dim': [3, 4]}, str(sweep_dir))
+    sweep_runner.run_sweep(other, {'model.latent_dim': [3, 4]}, str(sweep_dir))
   assert not (sweep_dir / 'latent_dim=3').exists()
 
 
 def test_sweep_axis_value_of_the_wrong_type_is_a_config_error(tmp_path):
   with pytest.raises(ConfigError, match='does not fit the field'):
-    sweep.run_sweep(load_experiment('test'), {'model.latent_dim': ['three']},
+    sweep_runner.run_sweep(load_experiment('test'), {'model.latent_dim': ['three']},
                     str(tmp_path / 'sweep'))
 
 

@@ -14,7 +14,7 @@ from conftest import (FakeTerminal, assert_same_state, cli as _cli, final_state,
                       hparams_data, load_experiment, read_events, scalar_tags, segments)
 from vae_jax import train
 from vae_jax.evaluation import disentanglement
-from vae_jax.run import workdir as workdir_lib
+from vae_jax.run import saved_config
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
 
 TRAIN_KEYS = {'loss', 'nelbo', 'recon', 'kl', 'steps_per_sec'}
@@ -272,13 +272,13 @@ def test_saved_config_from_an_older_version_still_loads(tmp_path):
   saved = json.load(open(path))
   del saved['train']['grad_clip_norm']  # as if written before that field existed
   json.dump(saved, open(path, 'w'))
-  restored = workdir_lib.load_config(workdir)
+  restored = saved_config.load(workdir)
   assert restored.train.grad_clip_norm == 0.0 and restored.model.hidden_dims == (16,)
   # No error: the new field has its default.
-  assert workdir_lib.check_config_matches(workdir, restored) == {}
+  assert saved_config.check_config_matches(workdir, restored) == {}
   restored.eval.anomaly = True  # an evaluation setting may change (and is reported)
-  assert workdir_lib.check_config_matches(workdir, restored) == {
+  assert saved_config.check_config_matches(workdir, restored) == {
       'eval.anomaly': [False, True]}
   restored.train.grad_clip_norm = 1.0
   with pytest.raises(WorkdirError, match='train.grad_clip_norm'):
-    workdir_lib.check_config_matches(workdir, restored)
+    saved_config.check_config_matches(workdir, restored)

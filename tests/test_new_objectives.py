@@ -21,6 +21,7 @@ from vae_jax import data as data_lib
 from scipy import stats
 
 from vae_jax import objectives, steps, train
+from vae_jax import train_state
 from vae_jax.objectives import discriminator
 from vae_jax.run import guards
 from vae_jax.objectives import penalties
@@ -171,9 +172,9 @@ def test_wae_encoder_samples_z_or_takes_the_mean(encoder):
   config = _test_config('wae_mmd')
   config.objective.wae_encoder = encoder
   dataset = data_lib.load(config.data)
-  spec = steps.make_spec(config, dataset.spec)
-  hparams = steps.make_hparams(config, dataset.num_train)
-  params = steps.init_state(spec, 0).params
+  spec = train_state.make_spec(config, dataset.spec)
+  hparams = train_state.make_hparams(config, dataset.num_train)
+  params = train_state.init_state(spec, 0).params
   x, y = data_lib.get_batch(spec.data, dataset.arrays, 'train',
                             jnp.asarray(dataset.train_indices(0, 0, 8)), jax.random.key(0))
   out = [steps.batch_loss(params, x, y, jax.random.key(k), hparams, jnp.asarray(0), spec)
@@ -314,24 +315,24 @@ def _members(name: str) -> list:
 def test_vmapped_population_equals_members_trained_alone(name):
   member_configs = _members(name)
   dataset = data_lib.load(member_configs[0].data)
-  spec = steps.make_spec(member_configs[0], dataset.spec)
-  assert spec == steps.make_spec(member_configs[1], dataset.spec)  # one program
-  hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
+  spec = train_state.make_spec(member_configs[0], dataset.spec)
+  assert spec == train_state.make_spec(member_configs[1], dataset.spec)  # one program
+  hparams = [train_state.make_hparams(c, dataset.num_train) for c in member_configs]
   batch, num_steps = member_configs[0].data.batch_size, 3
   indices = np.stack([[dataset.train_indices(c.seed, s, batch) for c in member_configs]
                       for s in range(num_steps)])
-  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  population = train_state.stack([train_state.init_state(spec, c.seed) for c in member_configs])
   population, metrics = steps.population_train_steps(
-      population, dataset.arrays, indices, steps.stack(hparams), spec=spec,
+      population, dataset.arrays, indices, train_state.stack(hparams), spec=spec,
       loop_members=False)
   assert metrics['loss'].shape == (num_steps, 2)
   for m, (config, h) in enumerate(zip(member_configs, hparams)):
-    state = steps.init_state(spec, config.seed)
+    state = train_state.init_state(spec, config.seed)
     for s in range(num_steps):
       state, alone = steps.train_step(state, dataset.arrays, indices[s, m], h, spec=spec)
     np.testing.assert_allclose(float(metrics['loss'][-1, m]), float(alone['loss']),
                                rtol=1e-4)
-    member = steps.member(population, m)
+    member = train_state.member(population, m)
     for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
@@ -426,14 +427,14 @@ def _factor_setup(gamma: float = 10.0, name: str = 'factor_vae'):
   config = _test_config(name)
   config.objective.factor_gamma = gamma
   dataset = data_lib.load(config.data)
-  spec = steps.make_spec(config, dataset.spec)
-  return config, dataset, spec, steps.make_hparams(config, dataset.num_train)
+  spec = train_state.make_spec(config, dataset.spec)
+  return config, dataset, spec, train_state.make_hparams(config, dataset.num_train)
 
 
 def test_factor_vae_loss_adds_gamma_times_the_discriminator_estimate():
   config, dataset, spec, hparams = _factor_setup(gamma=7.0)
-  state = steps.init_state(spec, 0)
-  assert isinstance(state, steps.AuxTrainState)
+  state = train_state.init_state(spec, 0)
+  assert isinstance(state, train_state.AuxTrainState)
   x, y = data_lib.get_batch(spec.data, dataset.arrays, 'train',
                             jnp.asarray(dataset.train_indices(0, 0, 8)), jax.random.key(0))
   key = jax.random.key(1)
@@ -454,24 +455,24 @@ def test_factor_vae_step_updates_the_vae_as_the_elbo_with_gamma_zero():
   # sees come from the VAE before the step.
   _, dataset, spec, hparams = _factor_setup(gamma=0.0)
   elbo_config, _, elbo_spec, elbo_hparams = _factor_setup(name='elbo')
-  assert type(steps.init_state(elbo_spec, 0)) is steps.TrainState  # others: unchanged
+  assert type(train_state.init_state(elbo_spec, 0)) is train_state.TrainState  # others: unchanged
   indices = jnp.asarray(dataset.train_indices(0, 0, 8))
-  factor, metrics = steps.train_step(steps.init_state(spec, 0), dataset.arrays, indices,
+  factor, metrics = steps.train_step(train_state.init_state(spec, 0), dataset.arrays, indices,
                                      hparams, spec=spec)
-  elbo, _ = steps.train_step(steps.init_state(elbo_spec, 0), dataset.arrays, indices,
+  elbo, _ = steps.train_step(train_state.init_state(elbo_spec, 0), dataset.arrays, indices,
                              elbo_hparams, spec=elbo_spec)
   for a, b in zip(jax.tree.leaves(factor.params), jax.tree.leaves(elbo.params)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert bool(metrics['finite'])
   assert 0.0 <= float(metrics['discriminator_accuracy']) <= 1.0
   hparams_10 = dict(hparams, factor_gamma=jnp.asarray(10.0, jnp.float32))
-  other, _ = steps.train_step(steps.init_state(spec, 0), dataset.arrays, indices, hparams_10,
+  other, _ = steps.train_step(train_state.init_state(spec, 0), dataset.arrays, indices, hparams_10,
                               spec=spec)
   for a, b in zip(jax.tree.leaves(other.aux), jax.tree.leaves(factor.aux)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert not all(np.array_equal(a, b) for a, b in zip(
       jax.tree.leaves(other.params), jax.tree.leaves(factor.params)))
-  fresh = steps.init_state(spec, 0)
+  fresh = train_state.init_state(spec, 0)
   assert not all(np.array_equal(a, b) for a, b in zip(
       jax.tree.leaves(fresh.aux['params']), jax.tree.leaves(factor.aux['params'])))
 
@@ -480,7 +481,7 @@ def test_factor_vae_finite_flag_covers_the_discriminator():
   _, dataset, spec, hparams = _factor_setup()
   indices = jnp.asarray(dataset.train_indices(0, 0, 8))
   hparams = dict(hparams, discriminator_lr=jnp.asarray(np.inf, jnp.float32))
-  state, metrics = steps.train_step(steps.init_state(spec, 0), dataset.arrays, indices,
+  state, metrics = steps.train_step(train_state.init_state(spec, 0), dataset.arrays, indices,
                                     hparams, spec=spec)
   assert np.isfinite(float(metrics['loss'])) and np.isfinite(float(metrics['grad_norm']))
   assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(state.params))
@@ -493,21 +494,21 @@ def test_factor_vae_population_members_differing_in_gamma_equal_single_runs(loop
   member_configs = _members('factor_vae')  # γ and the discriminator's lr halved, seed 1
   assert member_configs[1].objective.factor_gamma == 5.0
   dataset = data_lib.load(member_configs[0].data)
-  spec = steps.make_spec(member_configs[0], dataset.spec)
-  hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
+  spec = train_state.make_spec(member_configs[0], dataset.spec)
+  hparams = [train_state.make_hparams(c, dataset.num_train) for c in member_configs]
   indices = np.stack([[dataset.train_indices(c.seed, s, 8) for c in member_configs]
                       for s in range(3)])
-  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  population = train_state.stack([train_state.init_state(spec, c.seed) for c in member_configs])
   population, metrics = steps.population_train_steps(
-      population, dataset.arrays, indices, steps.stack(hparams), spec=spec,
+      population, dataset.arrays, indices, train_state.stack(hparams), spec=spec,
       loop_members=loop_members)
   for m, (config, h) in enumerate(zip(member_configs, hparams)):
-    state = steps.init_state(spec, config.seed)
+    state = train_state.init_state(spec, config.seed)
     state, alone = steps.train_steps(state, dataset.arrays, indices[:, m], h, spec=spec)
     for key in ('loss', 'tc_estimate', 'discriminator_loss', 'discriminator_accuracy'):
       np.testing.assert_allclose(np.asarray(metrics[key][:, m]), np.asarray(alone[key]),
                                  rtol=1e-4, atol=1e-6)
-    member = steps.member(population, m)
+    member = train_state.member(population, m)
     for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
@@ -530,7 +531,7 @@ def test_factor_vae_interrupted_and_resumed_equals_uninterrupted(tmp_path, monke
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['2']
   train.train_and_evaluate(config, workdir)
   resumed, uninterrupted = final_state(workdir, config), final_state(reference, config)
-  assert isinstance(resumed, steps.AuxTrainState)
+  assert isinstance(resumed, train_state.AuxTrainState)
   assert _state_digest(resumed) == _state_digest(uninterrupted)
   records = lambda w: [{k: v for k, v in json.loads(line).items() if k not in (
       'time', 'steps_per_sec')} for line in open(os.path.join(w, 'metrics.jsonl'))]

@@ -372,18 +372,19 @@ def _toy_data():
 
 @pytest.mark.parametrize('name', sorted(objectives.OBJECTIVES))
 def test_registry_is_the_one_source_of_hyperparameters(name):
-  from vae_jax import configs, steps  # pylint: disable=g-import-not-at-top
-  from vae_jax.sweeps import sweep  # pylint: disable=g-import-not-at-top
+  from vae_jax import configs  # pylint: disable=g-import-not-at-top
+  from vae_jax import train_state
+  from vae_jax.sweeps import plan as sweep_plan  # pylint: disable=g-import-not-at-top
   objective = objectives.OBJECTIVES[name]
   config = configs.get_config()
   config.objective.name = name
-  hparams = steps.make_hparams(config)
-  assert set(hparams) == ({'dataset_size'} | set(steps.TRAIN_HPARAMS) |
+  hparams = train_state.make_hparams(config, dataset_size=1)
+  assert set(hparams) == ({'dataset_size'} | set(train_state.TRAIN_HPARAMS) |
                           set(objective.hparams))
   for key in objective.hparams:
-    assert f'objective.{key}' in sweep.VMAPPED_KEYS
+    assert f'objective.{key}' in sweep_plan.VMAPPED_KEYS
     assert float(hparams[key]) == pytest.approx(float(config.objective[key]))
-  spec_settings = {k for k, _ in steps.make_spec(config, _toy_data()).settings}
+  spec_settings = {k for k, _ in train_state.make_spec(config, _toy_data()).settings}
   assert spec_settings == set(objective.settings)
 
 

@@ -13,9 +13,9 @@ from conftest import FakeTerminal, hparams_data, read_events, scalar_tags, segme
 from vae_jax import score, train
 from vae_jax.pictures import eval_pictures
 from vae_jax.pictures import plots
-from vae_jax.sweeps import sweep
+from vae_jax.sweeps import runner as sweep_runner
 from vae_jax.pictures import sweep_plots
-from vae_jax.run import workdir as workdir_lib
+from vae_jax.run import metrics_log
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_results_lines(tmp_path):
       'runs/x/metrics.jsonl and TensorBoard (tensorboard --logdir runs/x)')
   assert train.results_line('runs/x', mode='eval') == (
       'results: runs/x/summary.json; images in runs/x/images/')
-  assert sweep.results_line('runs/s') == (
+  assert sweep_runner.results_line('runs/s') == (
       'results: runs/s/results.md (and results.csv, plots *.png beside it); members in '
       'runs/s/<member>/')
   assert score.results_line('runs/x', 'mnist') == (
@@ -101,7 +101,7 @@ def test_results_lines(tmp_path):
 # --- TensorBoard ---------------------------------------------------------------
 
 def test_metric_writer_tensorboard_tags(tmp_path):
-  writer = workdir_lib.MetricWriter(str(tmp_path))
+  writer = metrics_log.MetricWriter(str(tmp_path))
   writer.write(0, 'eval', {'nelbo': 9.0, 'kl_per_dim': [0.5, 0.0, 2.0],
                            'unit_activity': [0.3, 0.001, 1.2], 'active_units': 2,
                            'iw_samples': 16, 'disentanglement_sample_divisor': 10,

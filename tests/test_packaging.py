@@ -133,10 +133,11 @@ def test_training_and_local_data_never_import_tensorflow(tmp_path):
       import sys
       import vae_jax
       from vae_jax import configs, train
+      from vae_jax import config_files  # pylint: disable=g-import-not-at-top
       from vae_jax.data import image_arrays
 
       workdir, idx_dir = sys.argv[1:]
-      train.train_and_evaluate(configs.load_config('experiments/test.py'), workdir)
+      train.train_and_evaluate(config_files.load_config('experiments/test.py'), workdir)
       print('samples', vae_jax.load(workdir).sample(2, seed=0).shape)
       print('idx', image_arrays.load_image_arrays('mnist', local_dir=idx_dir).train_images.shape)
       debian = image_arrays.DEBIAN_DIRS['fashion_mnist']

@@ -19,9 +19,10 @@ SCRIPT = textwrap.dedent('''
     sys.path.insert(0, 'tests')
     from conftest import final_state, load_experiment
     from vae_jax import steps, train
+    from vae_jax import train_state
     from vae_jax.run import parallel
     from vae_jax.run import build
-    from vae_jax.sweeps import sweep
+    from vae_jax.sweeps import runner as sweep_runner
     from vae_jax.errors import ConfigError
 
     workdir = sys.argv[1]
@@ -40,7 +41,7 @@ SCRIPT = textwrap.dedent('''
     assert len(sharded.sharding.device_set) == 8 and sharded.addressable_shards[0].data.shape == (1,)
     metrics = train.train_and_evaluate(config, workdir + '/dp')
     # ... equals the same steps on one device (arrays left on device 0, no mesh).
-    state = steps.init_state(run.spec, config.seed)
+    state = train_state.init_state(run.spec, config.seed)
     for step in range(config.train.num_steps):
       indices = run.dataset.train_indices(config.seed, step, config.data.batch_size)
       state, _ = steps.train_step(state, run.dataset.arrays, indices, run.hparams, spec=run.spec)
@@ -50,12 +51,12 @@ SCRIPT = textwrap.dedent('''
     # 2. A sweep population shards each member's batch the same way.
     base = copy.deepcopy(config)
     base.objective.name = 'beta'
-    dirs = sweep.run_sweep(base, {'objective.beta': [1.0, 4.0]}, workdir + '/sweep')
+    dirs = sweep_runner.run_sweep(base, {'objective.beta': [1.0, 4.0]}, workdir + '/sweep')
     member = copy.deepcopy(base)
     member.objective.beta = 4.0
-    state = steps.init_state(run.spec, config.seed)
-    hparams = steps.make_hparams(member, run.dataset.num_train)
-    spec = steps.make_spec(member, run.dataset.spec)
+    state = train_state.init_state(run.spec, config.seed)
+    hparams = train_state.make_hparams(member, run.dataset.num_train)
+    spec = train_state.make_spec(member, run.dataset.spec)
     for step in range(config.train.num_steps):
       indices = run.dataset.train_indices(config.seed, step, config.data.batch_size)
       state, _ = steps.train_step(state, run.dataset.arrays, indices, hparams, spec=spec)

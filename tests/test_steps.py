@@ -10,6 +10,8 @@ import optax
 import pytest
 
 from vae_jax import configs, models, steps
+from vae_jax import train_state
+from vae_jax import key_streams
 from vae_jax import data as data_lib
 
 IMAGE_SHAPE = (8, 8, 1)
@@ -54,7 +56,7 @@ def setup_fixture():
   """(config, dataset, spec, hparams) of a plain ELBO run on the tiny data."""
   config = _config()
   dataset = _dataset()
-  return config, dataset, steps.make_spec(config, dataset.spec), steps.make_hparams(config)
+  return config, dataset, train_state.make_spec(config, dataset.spec), train_state.make_hparams(config, dataset_size=1)
 
 
 def _host(tree):
@@ -95,9 +97,9 @@ def test_batch_loss_equals_hand_written_batch(setup, objective, beta):
   dataset = setup[1]
   config = _config(objective)
   config.objective.beta = beta
-  spec = steps.make_spec(config, dataset.spec)
-  hparams = steps.make_hparams(config)
-  params = steps.init_state(spec, SEED).params
+  spec = train_state.make_spec(config, dataset.spec)
+  hparams = train_state.make_hparams(config, dataset_size=1)
+  params = train_state.init_state(spec, SEED).params
   x, y = _batch(dataset, [3, 0, 7, 12])
   key = jax.random.key(5)
   loss, terms = steps.batch_loss(params, x, y, key, hparams, jnp.asarray(0), spec)
@@ -120,8 +122,8 @@ def test_batch_loss_equals_hand_written_batch(setup, objective, beta):
 def test_train_step_compiles_once(monkeypatch):
   config = _config('beta')
   dataset = _dataset()
-  spec = steps.make_spec(config, dataset.spec)
-  hparams = steps.make_hparams(config)
+  spec = train_state.make_spec(config, dataset.spec)
+  hparams = train_state.make_hparams(config, dataset_size=1)
   traces = []
   original = steps.batch_loss
 
@@ -131,7 +133,7 @@ def test_train_step_compiles_once(monkeypatch):
 
   monkeypatch.setattr(steps, 'batch_loss', counting_batch_loss)
   cache_before = steps.train_step._cache_size()  # pylint: disable=protected-access
-  state = steps.init_state(spec, SEED)
+  state = train_state.init_state(spec, SEED)
   betas, rates = [1.0, 2.0, 0.5, 4.0, 3.0], [1e-3, 2e-3, 5e-4, 1e-3, 1e-4]
   for step, (beta, rate) in enumerate(zip(betas, rates)):
     indices = dataset.train_indices(SEED, step, BATCH)
@@ -151,11 +153,11 @@ def test_train_step_compiles_once(monkeypatch):
 
 def test_one_step_is_an_adam_update_of_the_batch_loss(setup):
   _, dataset, spec, hparams = setup
-  state = steps.init_state(spec, SEED)
+  state = train_state.init_state(spec, SEED)
   before = _host(state.params)
   indices = jnp.asarray([1, 5, 9, 13], jnp.int32)
   # The step's keys and batch, rebuilt outside it.
-  data_key, sample_key = steps.step_keys(jnp.asarray(SEED), jnp.asarray(0))
+  data_key, sample_key = key_streams.step_keys(jnp.asarray(SEED), jnp.asarray(0))
   x, y = _batch(dataset, indices, data_key)
   grads = jax.grad(lambda p: steps.batch_loss(p, x, y, sample_key, hparams,
                                               jnp.asarray(0), spec)[0])(state.params)
@@ -181,7 +183,7 @@ def test_one_step_is_an_adam_update_of_the_batch_loss(setup):
 
 def test_loss_decreases_on_a_fixed_batch(setup):
   _, dataset, spec, hparams = setup
-  state = steps.init_state(spec, SEED)
+  state = train_state.init_state(spec, SEED)
   indices = jnp.asarray([0, 1, 2, 3], jnp.int32)
   losses = []
   for _ in range(30):
@@ -193,7 +195,7 @@ def test_loss_decreases_on_a_fixed_batch(setup):
 
 
 def _three_steps(spec, hparams, dataset, seed):
-  state = steps.init_state(spec, seed)
+  state = train_state.init_state(spec, seed)
   for step in range(3):
     indices = dataset.train_indices(seed, step, BATCH)
     state, _ = steps.train_step(state, dataset.arrays, indices, hparams, spec)
@@ -203,8 +205,8 @@ def _three_steps(spec, hparams, dataset, seed):
 def test_same_seed_is_bit_identical_and_seeds_differ():
   config = _config()
   dataset = _dataset(binarize='dynamic')  # the data key matters too
-  spec = steps.make_spec(config, dataset.spec)
-  hparams = steps.make_hparams(config)
+  spec = train_state.make_spec(config, dataset.spec)
+  hparams = train_state.make_hparams(config, dataset_size=1)
   run_a = _three_steps(spec, hparams, dataset, seed=0)
   run_b = _three_steps(spec, hparams, dataset, seed=0)
   run_c = _three_steps(spec, hparams, dataset, seed=1)
@@ -217,13 +219,13 @@ def test_train_steps_equal_one_step_at_a_time(setup):
   """K steps in one dispatch are K train_step calls: same states, metrics stacked [K]."""
   _, dataset, spec, hparams = setup
   indices = np.stack([dataset.train_indices(SEED, step, BATCH) for step in range(3)])
-  state = steps.init_state(spec, SEED)
+  state = train_state.init_state(spec, SEED)
   singles = []
   for row in indices:
     state, metrics = steps.train_step(state, dataset.arrays, row, hparams, spec)
     singles.append(_host(metrics))
   expected = _host(state)
-  state, metrics = steps.train_steps(steps.init_state(spec, SEED), dataset.arrays, indices,
+  state, metrics = steps.train_steps(train_state.init_state(spec, SEED), dataset.arrays, indices,
                                      hparams, spec)
   jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6),
                _host(state), expected)
@@ -237,7 +239,7 @@ def test_train_steps_equal_one_step_at_a_time(setup):
 
 
 def _lr(schedule, step, **train):
-  hparams = steps.make_hparams(_config(**train))
+  hparams = train_state.make_hparams(_config(**train), dataset_size=1)
   return float(steps.learning_rate(schedule, jnp.asarray(step, jnp.int32), hparams))
 
 
@@ -287,12 +289,12 @@ def _dense_stack(layers: dict, h: np.ndarray) -> np.ndarray:
 
 def test_first_step_loss_matches_a_hand_computation(setup):
   _, dataset, spec, hparams = setup
-  state = steps.init_state(spec, SEED)
+  state = train_state.init_state(spec, SEED)
   params = _host(state.params)['params']
   indices = np.array([2, 11, 6, 15], np.int32)
   # binarize='none': the batch is exactly the stored bytes / 255.
   x = np.asarray(dataset.arrays['train_x'])[indices].astype(np.float64) / 255.0
-  _, sample_key = steps.step_keys(jnp.asarray(SEED), jnp.asarray(0))
+  _, sample_key = key_streams.step_keys(jnp.asarray(SEED), jnp.asarray(0))
   eps = [np.asarray(jax.random.normal(k, (LATENT,)), np.float64)
          for k in jax.random.split(sample_key, BATCH)]
   losses = []
@@ -334,13 +336,19 @@ def _one_update(opt, grads, params):
   return updates
 
 
-def test_make_optimizer_clips_by_global_norm():
+def _optimizer(train):
+  """The run's Adam scaling from config.train (as StepSpec.optimizer)."""
+  return train_state.adam(float(train.adam_b1), float(train.adam_b2), float(train.adam_eps),
+                          float(train.grad_clip_norm))
+
+
+def test_adam_clips_by_global_norm():
   # A large eps makes Adam's first update depend on the gradient's scale, so
   # clipping is visible in it: u = g/(|g| + eps) instead of sign(g).
   lr, clip = 0.1, 0.5
   train = _config(grad_clip_norm=clip, adam_eps=1.0).train
   grads, params = _grads_and_params(scale=10.0)
-  ours = _one_update(steps.make_optimizer(train), grads, params)
+  ours = _one_update(_optimizer(train), grads, params)
   clipped = jax.tree.map(lambda g: g * clip / 10.0, grads)
   adam = optax.adam(lr, b1=train.adam_b1, b2=train.adam_b2, eps=train.adam_eps)
   reference = _one_update(adam, clipped, params)
@@ -350,11 +358,11 @@ def test_make_optimizer_clips_by_global_norm():
   np.testing.assert_allclose(float(optax.tree.norm(ours)) * lr,
                              float(optax.tree.norm(reference)), rtol=1e-5)
   # Without clipping the update is different (larger).
-  unclipped = _one_update(steps.make_optimizer(_config(adam_eps=1.0).train), grads, params)
+  unclipped = _one_update(_optimizer(_config(adam_eps=1.0).train), grads, params)
   assert float(optax.tree.norm(unclipped)) > 2 * float(optax.tree.norm(ours))
   # Gradients already inside the ball are left alone.
   small, _ = _grads_and_params(scale=0.2)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
-               _one_update(steps.make_optimizer(train), small, params),
-               _one_update(steps.make_optimizer(_config(adam_eps=1.0).train), small,
+               _one_update(_optimizer(train), small, params),
+               _one_update(_optimizer(_config(adam_eps=1.0).train), small,
                            params))

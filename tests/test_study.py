@@ -13,7 +13,8 @@ from conftest import REPO, load_experiment
 from vae_jax.evaluation import disentanglement
 from vae_jax.pictures import eval_pictures
 from vae_jax.sweeps import study
-from vae_jax.sweeps import sweep
+from vae_jax.sweeps import plan as sweep_plan
+from vae_jax.sweeps import runner as sweep_runner
 from vae_jax.errors import ConfigError
 
 STUDY_FILE = os.path.join(REPO, 'experiments/sweeps/disentanglement_study.py')
@@ -33,7 +34,7 @@ def test_grids_with_tied_keys_name_and_set_every_member():
           {'objective.name': ['dip_vae_i'],
            ('objective.lambda_od', 'objective.lambda_d'): [(1.0, 10.0), (2.0, 20.0)],
            'seed': [3]}]
-  members = sweep.members(_base(), axes)
+  members = sweep_plan.members(_base(), axes)
   assert [name for name, _, _ in members] == [
       'beta_beta=1_seed=0', 'beta_beta=1_seed=1', 'beta_beta=4_seed=0',
       'beta_beta=4_seed=1', 'capacity_capacity_max=5_seed=0',
@@ -46,8 +47,8 @@ def test_grids_with_tied_keys_name_and_set_every_member():
   assert members[4][2].objective.capacity_steps == 7
   assert members[4][2].objective.name == 'capacity'
   # One group per method: the members of a method differ only in vmapped keys.
-  assert [len(g) for g in sweep.groups(members)] == [4, 1, 2]
-  assert sweep.axis_keys(axes) == ['objective.name', 'objective.beta', 'seed',
+  assert [len(g) for g in sweep_plan.groups(members)] == [4, 1, 2]
+  assert sweep_plan.axis_keys(axes) == ['objective.name', 'objective.beta', 'seed',
                                    'objective.capacity_steps', 'objective.capacity_max',
                                    'objective.lambda_od', 'objective.lambda_d']
 
@@ -61,14 +62,14 @@ def test_grids_with_tied_keys_name_and_set_every_member():
 ])
 def test_bad_grids_are_one_config_error(axes, words):
   with pytest.raises(ConfigError, match=words):
-    sweep.members(_base(), axes)
+    sweep_plan.members(_base(), axes)
 
 
 def test_study_file_builds_its_grid_from_the_overridden_config():
-  base, _ = sweep.load(f'{STUDY_FILE}:tiny')
+  base, _ = sweep_plan.load(f'{STUDY_FILE}:tiny')
   base.train.num_steps = 300
-  _, axes = sweep.load(f'{STUDY_FILE}:tiny,seeds=2', base=base)
-  members = sweep.members(base, axes)
+  _, axes = sweep_plan.load(f'{STUDY_FILE}:tiny,seeds=2', base=base)
+  members = sweep_plan.members(base, axes)
   assert len(members) == 6 * 6 * 2
   assert [s['objective.name'] for _, s, _ in members[::12]] == METHODS
   capacity = [c for _, s, c in members if s['objective.name'] == 'capacity']
@@ -81,10 +82,10 @@ def test_study_file_builds_its_grid_from_the_overridden_config():
     assert tied == {(v, factor * v) for v in (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)}
   assert sorted({c.objective.factor_gamma for _, s, c in members
                  if s['objective.name'] == 'factor_vae'}) == [10, 20, 30, 40, 50, 100]
-  assert [len(g) for g in sweep.groups(members)] == [12] * 6
-  assert sweep.load(STUDY_FILE)[1][0]['seed'] == [0, 1, 2]  # three seeds by default
+  assert [len(g) for g in sweep_plan.groups(members)] == [12] * 6
+  assert sweep_plan.load(STUDY_FILE)[1][0]['seed'] == [0, 1, 2]  # three seeds by default
   with pytest.raises(ConfigError, match='number of seeds'):
-    sweep.load(f'{STUDY_FILE}:seeds=0')
+    sweep_plan.load(f'{STUDY_FILE}:seeds=0')
 
 
 def _record(method: str, run: str, value: float) -> dict:
@@ -147,13 +148,13 @@ def test_study_runs_every_method_end_to_end(tmp_path, monkeypatch):
   monkeypatch.setattr(disentanglement, 'all_scores', _stand_in_scores)
   monkeypatch.setattr(eval_pictures, 'make_pictures', lambda *args, **kwargs: {})
   monkeypatch.setattr(eval_pictures, 'write_final_animations', lambda *args, **kwargs: None)
-  base, axes = sweep.load(f'{STUDY_FILE}:tiny,seeds=1')
+  base, axes = sweep_plan.load(f'{STUDY_FILE}:tiny,seeds=1')
   base.train.num_steps = base.train.eval_every_steps = base.train.log_every_steps = 2
   base.train.checkpoint_every_steps = 2
   base.train.population = 'vmap'  # one member's program per method: the fastest compile
   axes = _first_values(axes, 2)
   sweep_dir = str(tmp_path / 'study')
-  workdirs = sweep.run_sweep(base, axes, sweep_dir)
+  workdirs = sweep_runner.run_sweep(base, axes, sweep_dir)
   assert len(workdirs) == 12
   plan = json.load(open(os.path.join(sweep_dir, 'sweep.json')))
   assert [m['group'] for m in plan['members']] == [g for g in range(6) for _ in range(2)]

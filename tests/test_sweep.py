@@ -14,7 +14,9 @@ import pytest
 from conftest import cli, final_state, load_experiment, tiny_beta_sweep_base
 from vae_jax import data as data_lib
 from vae_jax import configs, report, steps, train
-from vae_jax.sweeps import sweep
+from vae_jax import train_state
+from vae_jax.sweeps import plan as sweep_plan
+from vae_jax.sweeps import runner as sweep_runner
 from vae_jax.errors import ConfigError, WorkdirError
 
 # (β, seed, learning rate) of the members: every vmapped hyperparameter kind.
@@ -35,11 +37,11 @@ def trained_alone():
   base = load_experiment('test')
   dataset = data_lib.load(base.data)
   member_configs = [_member_config(base, *m) for m in MEMBERS]
-  spec = steps.make_spec(member_configs[0], dataset.spec)
-  hparams = [steps.make_hparams(c, dataset.num_train) for c in member_configs]
+  spec = train_state.make_spec(member_configs[0], dataset.spec)
+  hparams = [train_state.make_hparams(c, dataset.num_train) for c in member_configs]
   alone = []
   for config, h in zip(member_configs, hparams):
-    state = steps.init_state(spec, config.seed)
+    state = train_state.init_state(spec, config.seed)
     for step in range(NUM_STEPS):
       indices = dataset.train_indices(config.seed, step, base.data.batch_size)
       state, _ = steps.train_step(state, dataset.arrays, indices, h, spec=spec)
@@ -52,7 +54,7 @@ def trained_alone():
 
 def _assert_members_equal_alone(population, alone):
   for i, state in enumerate(alone):
-    member = steps.member(population, i)
+    member = train_state.member(population, i)
     assert int(member.step) == NUM_STEPS
     for a, b in zip(jax.tree.leaves(member.params), jax.tree.leaves(state.params)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
@@ -65,11 +67,11 @@ def _population_indices(dataset, member_configs, step):
 
 def test_population_step_equals_each_member_trained_alone(trained_alone):
   spec, dataset, member_configs, hparams, alone = trained_alone
-  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  population = train_state.stack([train_state.init_state(spec, c.seed) for c in member_configs])
   for step in range(NUM_STEPS):
     population, metrics = steps.population_train_steps(
         population, dataset.arrays, _population_indices(dataset, member_configs, step)[None],
-        steps.stack(hparams), spec=spec)
+        train_state.stack(hparams), spec=spec)
   assert metrics['loss'].shape == (1, len(MEMBERS))
   _assert_members_equal_alone(population, alone)
 
@@ -79,11 +81,11 @@ def test_population_step_equals_each_member_trained_alone(trained_alone):
 def test_population_train_steps_equal_each_member_trained_alone(trained_alone, loop_members):
   # All NUM_STEPS steps in one dispatch, the members vmapped or looped over.
   spec, dataset, member_configs, hparams, alone = trained_alone
-  population = steps.stack([steps.init_state(spec, c.seed) for c in member_configs])
+  population = train_state.stack([train_state.init_state(spec, c.seed) for c in member_configs])
   indices = np.stack([_population_indices(dataset, member_configs, step)
                       for step in range(NUM_STEPS)])
   population, metrics = steps.population_train_steps(
-      population, dataset.arrays, indices, steps.stack(hparams), spec=spec,
+      population, dataset.arrays, indices, train_state.stack(hparams), spec=spec,
       loop_members=loop_members)
   assert metrics['loss'].shape == (NUM_STEPS, len(MEMBERS))
   _assert_members_equal_alone(population, alone)
@@ -108,25 +110,25 @@ AXES = {'objective.beta': [1.0, 4.0], 'model.latent_dim': [2, 3]}
 
 
 def test_members_and_groups():
-  members = sweep.members(_tiny_base(), AXES)
+  members = sweep_plan.members(_tiny_base(), AXES)
   assert [name for name, _, _ in members] == [
       'beta=1_latent_dim=2', 'beta=1_latent_dim=3', 'beta=4_latent_dim=2',
       'beta=4_latent_dim=3']
-  groups = sweep.groups(members)  # latent_dim changes shapes: one group per size
+  groups = sweep_plan.groups(members)  # latent_dim changes shapes: one group per size
   assert [[name for name, _, _ in g] for g in groups] == [
       ['beta=1_latent_dim=2', 'beta=4_latent_dim=2'],
       ['beta=1_latent_dim=3', 'beta=4_latent_dim=3']]
   with pytest.raises(ConfigError, match='objective.bta'):
-    sweep.members(_tiny_base(), {'objective.bta': [1.0]})
+    sweep_plan.members(_tiny_base(), {'objective.bta': [1.0]})
   with pytest.raises(ConfigError, match='non-empty list'):
-    sweep.members(_tiny_base(), {'objective.beta': []})
+    sweep_plan.members(_tiny_base(), {'objective.beta': []})
 
 
 @pytest.mark.slow
 def test_sweep_writes_member_workdirs_table_and_plots(tmp_path, caplog):
   base, sweep_dir = _tiny_base(), str(tmp_path / 'sweep')
   with caplog.at_level('INFO'):
-    workdirs = sweep.run_sweep(base, AXES, sweep_dir)
+    workdirs = sweep_runner.run_sweep(base, AXES, sweep_dir)
   assert len(workdirs) == 4
   # Every log line of a member's training and evaluation names the member.
   names = [os.path.basename(w) for w in workdirs]
@@ -179,10 +181,10 @@ def test_sweep_writes_member_workdirs_table_and_plots(tmp_path, caplog):
 
   # Re-running resumes every member at its last step (nothing trains again).
   before = open(os.path.join(member_dir, 'metrics.jsonl')).read()
-  sweep.run_sweep(base, AXES, sweep_dir)
+  sweep_runner.run_sweep(base, AXES, sweep_dir)
   assert open(os.path.join(member_dir, 'metrics.jsonl')).read() == before
   with pytest.raises(WorkdirError, match='resume it with the same sweep file'):
-    sweep.run_sweep(base, {'objective.beta': [1.0, 2.0]}, sweep_dir)
+    sweep_runner.run_sweep(base, {'objective.beta': [1.0, 2.0]}, sweep_dir)
 
 
 @pytest.mark.slow
@@ -192,14 +194,14 @@ def test_resume_after_members_stopped_at_different_steps(tmp_path):
   axes = {'objective.beta': [1.0, 4.0]}
   short = copy.deepcopy(base)
   short.train.num_steps = 2
-  sweep.run_sweep(short, axes, sweep_dir)
-  sweep.run_sweep(base, axes, sweep_dir)
+  sweep_runner.run_sweep(short, axes, sweep_dir)
+  sweep_runner.run_sweep(base, axes, sweep_dir)
   member_dir = os.path.join(sweep_dir, 'beta=1')
   reference = final_state(member_dir, base)
   # beta=1 loses its step-4 checkpoint: both members redo steps 2..4.
   os.rename(os.path.join(member_dir, 'checkpoints', '4'), str(tmp_path / 'gone'))
   os.remove(os.path.join(member_dir, 'summary.json'))
-  sweep.run_sweep(base, axes, sweep_dir)
+  sweep_runner.run_sweep(base, axes, sweep_dir)
   resumed = final_state(member_dir, base)
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -227,7 +229,7 @@ def test_cli_sweep_and_its_errors(tmp_path):
   path.write_text(textwrap.dedent(SWEEP_FILE))
   out = cli('--mode=sweep', f'--config={path}', f'--workdir={tmp_path}/s')
   assert out.returncode == 0, out.stderr[-2000:]
-  assert out.stdout.splitlines()[-1] == sweep.results_line(f'{tmp_path}/s')
+  assert out.stdout.splitlines()[-1] == sweep_runner.results_line(f'{tmp_path}/s')
   assert '[seed=1] eval at step 2:' in out.stderr
   assert sorted(os.listdir(tmp_path / 's')) == [
       'metrics_vs_seed.png', 'rate_distortion.png', 'results.csv', 'results.md', 'seed=0',

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, cli, final_state, tiny_beta_sweep_base
-from vae_jax.sweeps import sweep
+from vae_jax.sweeps import plan as sweep_plan
+from vae_jax.sweeps import runner as sweep_runner
 from vae_jax.errors import ConfigError, WorkdirError
 
 AXES = {'objective.beta': [1.0, 4.0], 'model.latent_dim': [2, 3]}  # 2 groups of 2
@@ -26,22 +27,22 @@ def _tiny_base():
 @pytest.mark.parametrize('text', ['3/2', '2/2', '0/0', 'a/b', '1', '-1/2', '1/2/3', 'all'])
 def test_bad_shard_specs_are_config_errors(text):
   with pytest.raises(ConfigError, match=r'is not I/N with 0 <= I < N'):
-    sweep.parse_shard(text)
+    sweep_plan.parse_shard(text)
 
 
 def test_shard_specs():
-  assert sweep.parse_shard('0/4') == (0, 4) and sweep.parse_shard('3/4') == (3, 4)
-  assert sweep.parse_shard(' 1 / 2 ') == (1, 2) and sweep.parse_shard('report') == 'report'
-  assert sweep.parse_shard(None) is None and sweep.parse_shard('') is None
+  assert sweep_plan.parse_shard('0/4') == (0, 4) and sweep_plan.parse_shard('3/4') == (3, 4)
+  assert sweep_plan.parse_shard(' 1 / 2 ') == (1, 2) and sweep_plan.parse_shard('report') == 'report'
+  assert sweep_plan.parse_shard(None) is None and sweep_plan.parse_shard('') is None
 
 
 @pytest.mark.parametrize('num_seeds,count', [(2, 2), (2, 3), (3, 4), (1, 5), (9, 4)])
 def test_shards_split_the_members_in_group_order(num_seeds, count):
   # seed × latent_dim: one group per latent size, seeds vmapped within it.
   axes = {'seed': list(range(num_seeds)), 'model.latent_dim': [2, 3]}
-  member_groups = sweep.groups(sweep.members(_tiny_base(), axes))
+  member_groups = sweep_plan.groups(sweep_plan.members(_tiny_base(), axes))
   ordered = [name for group in member_groups for name, _, _ in group]
-  shards = [sweep.shard_members(member_groups, i, count) for i in range(count)]
+  shards = [sweep_plan.shard_members(member_groups, i, count) for i in range(count)]
   names = [[name for group in shard for name, _, _ in group] for shard in shards]
   # Disjoint, contiguous, in order, together every member; sizes differ by at most one.
   assert [n for shard in names for n in shard] == ordered
@@ -50,8 +51,8 @@ def test_shards_split_the_members_in_group_order(num_seeds, count):
   # A shard's members are regrouped: the vmappable ones still train together.
   for shard in shards:
     for group in shard:
-      assert len({sweep.group_key(config) for _, _, config in group}) == 1
-    assert len({sweep.group_key(g[0][2]) for g in shard}) == len(shard)
+      assert len({sweep_plan.group_key(config) for _, _, config in group}) == 1
+    assert len({sweep_plan.group_key(g[0][2]) for g in shard}) == len(shard)
 
 
 def _summary(workdir: str) -> dict:
@@ -84,19 +85,19 @@ def get_sweep():
 def test_shards_one_after_another_and_in_parallel_equal_the_unsharded_sweep(tmp_path):
   base = _tiny_base()
   whole = str(tmp_path / 'whole')
-  whole_dirs = sweep.run_sweep(base, AXES, whole)
+  whole_dirs = sweep_runner.run_sweep(base, AXES, whole)
   sharded = str(tmp_path / 'sharded')
   with pytest.raises(WorkdirError, match='4 of the 4 members .* have not finished'):
-    sweep.run_sweep(base, AXES, sharded, shard='report')
+    sweep_runner.run_sweep(base, AXES, sharded, shard='report')
   assert not os.path.exists(sharded)
-  first = sweep.run_sweep(base, AXES, sharded, shard=(0, 2))
+  first = sweep_runner.run_sweep(base, AXES, sharded, shard=(0, 2))
   # Shard 0 of 2 is group 0 (latent_dim 2); the results wait for the other half.
   assert [os.path.basename(w) for w in first] == ['beta=1_latent_dim=2', 'beta=4_latent_dim=2']
   assert not os.path.exists(os.path.join(sharded, 'results.csv'))
   with pytest.raises(WorkdirError, match='2 of the 4 members .* have not finished '
                      r'\(beta=1_latent_dim=3, beta=4_latent_dim=3\)'):
-    sweep.run_sweep(base, AXES, sharded, shard='report')
-  second = sweep.run_sweep(base, AXES, sharded, shard=(1, 2))
+    sweep_runner.run_sweep(base, AXES, sharded, shard='report')
+  second = sweep_runner.run_sweep(base, AXES, sharded, shard=(1, 2))
   assert [os.path.basename(w) for w in first + second] == [
       os.path.basename(w) for w in whole_dirs]
   with open(os.path.join(whole, 'sweep.json')) as a, open(
@@ -120,7 +121,7 @@ def test_shards_one_after_another_and_in_parallel_equal_the_unsharded_sweep(tmp_
     assert os.path.getsize(os.path.join(sharded, name)) > 0, name
   # --sweep_shard=report writes the same table again.
   os.remove(os.path.join(sharded, 'results.csv'))
-  assert sweep.run_sweep(base, AXES, sharded, shard='report') == []
+  assert sweep_runner.run_sweep(base, AXES, sharded, shard='report') == []
   assert _csv(os.path.join(sharded, 'results.csv')) == _csv(os.path.join(whole, 'results.csv'))
 
   # Both shards at once (an array job), one group each, into one sweep directory.

@@ -68,6 +68,7 @@ def test_estimators_match_a_direct_evaluation_of_their_formula(estimator):
 def test_beta_tc_loss_adds_beta_minus_one_times_tc():
   """batch_loss of beta_tc = mean(recon + kl) + (β − 1)·mean(TC) on the same z."""
   from vae_jax import configs, models, steps  # pylint: disable=g-import-not-at-top
+  from vae_jax import train_state
   from vae_jax.data import DataSpec  # pylint: disable=g-import-not-at-top
   config = configs.get_config()
   config.model.hidden_dims = (8,)
@@ -76,7 +77,7 @@ def test_beta_tc_loss_adds_beta_minus_one_times_tc():
   data_spec = DataSpec(name='toy', procedural=False, image_shape=(4, 4, 1), num_classes=0,
                        binarize='none')
   model = models.build(config.model, (4, 4, 1), 0)
-  spec = steps.make_spec(config, data_spec)
+  spec = train_state.make_spec(config, data_spec)
   x = jax.random.uniform(jax.random.key(0), (8, 4, 4, 1))
   y = jnp.zeros((8,), jnp.int32)
   params = model.init(jax.random.key(1), x[0], y[0])
@@ -84,7 +85,7 @@ def test_beta_tc_loss_adds_beta_minus_one_times_tc():
   losses = {}
   for beta in (1.0, 5.0):
     config.objective.beta = beta
-    hparams = steps.make_hparams(config, dataset_size=1000)
+    hparams = train_state.make_hparams(config, dataset_size=1000)
     losses[beta], terms = steps.batch_loss(params, x, y, key, hparams, 0, spec)
   assert float(losses[1.0]) == pytest.approx(float(terms['nelbo']), rel=1e-6)
   assert float(losses[5.0]) == pytest.approx(

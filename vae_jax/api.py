@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import models, objectives, steps
+from vae_jax import models, objectives
+from vae_jax import train_state
 from vae_jax.run import checkpoints
 from vae_jax.evaluation import evaluate
 from vae_jax import data as data_lib
-from vae_jax.run import workdir as workdir_lib
+from vae_jax.run import saved_config
 from vae_jax.errors import WorkdirError
 
 BATCH = 256  # examples per jitted call of encode/decode
@@ -46,11 +47,11 @@ def load(workdir: str, step: Optional[int] = None, config=None) -> 'Model':
   against the saved one; default the saved config.json.
   """
   if config is None:
-    config = workdir_lib.load_config(workdir)
+    config = saved_config.load(workdir)
   else:
-    workdir_lib.check_config_matches(workdir, config)
+    saved_config.check_config_matches(workdir, config)
   data_spec = _data_spec(workdir, config)
-  spec = steps.make_spec(config, data_spec)
+  spec = train_state.make_spec(config, data_spec)
   ckpt = checkpoints.Checkpointer(workdir, read_only=True) if os.path.isdir(
       os.path.join(workdir, 'checkpoints')) else None
   saved = ckpt.all_steps() if ckpt else []
@@ -58,7 +59,7 @@ def load(workdir: str, step: Optional[int] = None, config=None) -> 'Model':
     raise WorkdirError(f'no checkpoint in {workdir}; train the run first')
   step = saved[-1] if step is None else step
   try:
-    state = ckpt.restore(step, steps.init_state(spec, config.seed))
+    state = ckpt.restore(step, train_state.init_state(spec, config.seed))
   finally:
     ckpt.close()
   return Model(config, spec, state.params, int(state.step), workdir)
@@ -89,7 +90,7 @@ def _data_spec(workdir: str, config) -> data_lib.DataSpec:
 class Model:
   """A trained VAE (or autoencoder): batched encode, decode, sample and scores."""
 
-  def __init__(self, config, spec: steps.StepSpec, params, step: int, workdir: str):
+  def __init__(self, config, spec: train_state.StepSpec, params, step: int, workdir: str):
     self.config, self.spec, self.params, self.step, self.workdir = (
         config, spec, params, step, workdir)
     self.image_shape = tuple(spec.data.image_shape)

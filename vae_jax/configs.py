@@ -3,14 +3,9 @@
 Every field is overridable on the command line, e.g.
 `--config.objective.beta=4 --config.train.num_steps=500`. The config is
 locked: an unknown key is an error, and `validate` checks every value before
-anything is compiled. `load_config` reads an experiment file
-('experiments/x.py[:ARG]') and refuses one that adds a key the base lacks.
+anything is compiled. Reading an experiment file: config_files.py.
 """
 
-import importlib.util
-import os
-import re
-import types
 from typing import Callable
 
 import ml_collections
@@ -256,54 +251,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ok = predicate.predicate(config) if isinstance(predicate, Whole) else predicate(value)
     if not ok:
       raise ConfigError(f'config.{key} must be {requirement}, got {value!r}')
-
-
-def flat_keys(config: ml_collections.ConfigDict, prefix: str = '') -> list:
-  """The dotted leaf keys of a config ('train.num_steps', ...), in order."""
-  keys = []
-  for key, value in config.items():
-    if isinstance(value, ml_collections.ConfigDict):
-      keys += flat_keys(value, f'{prefix}{key}.')
-    else:
-      keys.append(f'{prefix}{key}')
-  return keys
-
-
-def check_keys(config: ml_collections.ConfigDict, source: str) -> None:
-  """ConfigError naming the first key of `config` that the base config lacks."""
-  known = set(flat_keys(get_config()))
-  for key in flat_keys(config):
-    if key not in known:
-      raise ConfigError(f'unknown config key {key} (set in {source}); the fields are '
-                        'listed in vae_jax/configs.py')
-
-
-def load_module(path: str) -> types.ModuleType:
-  """The module of an experiment file; ConfigError if it is missing or has no get_config()."""
-  if not os.path.isfile(path):
-    raise ConfigError(f'config file {path} not found; pass experiments/<name>.py')
-  stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
-  spec = importlib.util.spec_from_file_location(f'vae_jax_experiment_{stem}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not callable(getattr(module, 'get_config', None)):
-    raise ConfigError(f'{path} has no get_config(); an experiment file defines '
-                      'get_config() returning a ConfigDict')
-  return module
-
-
-def module_config(module: types.ModuleType, path_arg: str) -> ml_collections.ConfigDict:
-  """get_config(ARG) of a loaded 'FILE[:ARG]' (get_config() without ':'), checked."""
-  path, colon, arg = path_arg.partition(':')
-  config = module.get_config(arg) if colon else module.get_config()
-  if not isinstance(config, ml_collections.ConfigDict):
-    what = 'None' if config is None else f'a {type(config).__name__}'
-    raise ConfigError(f'{path}: get_config() returned {what}, not a ConfigDict (a missing '
-                      'return statement?)')
-  check_keys(config, path)
-  return config
-
-
-def load_config(path_arg: str) -> ml_collections.ConfigDict:
-  """The checked get_config() of an experiment file 'experiments/x.py[:ARG]'."""
-  return module_config(load_module(path_arg.partition(':')[0]), path_arg)

@@ -11,7 +11,7 @@ r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags
     --mode=train|eval|sweep|score
                           eval: re-evaluate the latest checkpoint of --workdir;
                           sweep: --config is a sweep file (experiments/sweeps/),
-                          every member is trained (vae_jax/sweep.py);
+                          every member is trained (vae_jax/sweeps/);
                           score: the run in --workdir scores --score_data
                           (a dataset name or an IDX directory; vae_jax/score.py)
     --sweep_shard=I/N     --mode=sweep: train only slice I (0 <= I < N) of the
@@ -66,7 +66,7 @@ _SCORE_DATA = flags.DEFINE_string(
 # A config file whose get_config(WORKDIR) is the config saved in WORKDIR: with
 # --workdir=DIR and no --config, main loads it, so --config.a.b overrides apply.
 SAVED_CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                 'saved_config.py')
+                                 'run', 'saved_config.py')
 
 
 class _QuietLibraries:
@@ -154,8 +154,8 @@ def _check_config_file(argv: list) -> None:
   """ConfigError if the --config file lacks get_config(), returns no ConfigDict or adds a key."""
   config_arg = _config_arg(argv)
   if config_arg and os.path.isfile(config_arg.partition(':')[0]):
-    from vae_jax import configs  # pylint: disable=g-import-not-at-top
-    configs.load_config(config_arg)
+    from vae_jax import config_files  # pylint: disable=g-import-not-at-top
+    config_files.load_config(config_arg)
 
 
 def parse_flags(argv: list) -> list:
@@ -216,8 +216,9 @@ def _run_mode() -> None:
   from vae_jax.run import parallel  # pylint: disable=g-import-not-at-top
   from vae_jax.run import workdir  # pylint: disable=g-import-not-at-top
   if _MODE.value == 'sweep':
-    from vae_jax.sweeps import sweep  # pylint: disable=g-import-not-at-top
-    shard = sweep.parse_shard(_SWEEP_SHARD.value)
+    from vae_jax.sweeps import plan as sweep_plan  # pylint: disable=g-import-not-at-top
+    from vae_jax.sweeps import runner as sweep_runner  # pylint: disable=g-import-not-at-top
+    shard = sweep_plan.parse_shard(_SWEEP_SHARD.value)
   elif _SWEEP_SHARD.value is not None:
     _fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')
   parallel.initialize_distributed()
@@ -227,10 +228,10 @@ def _run_mode() -> None:
     config_arg = flags.FLAGS['config'].config_filename
     sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
     logging.info('sweep directory: %s', sweep_dir)
-    _, axes = sweep.load(config_arg, base=_CONFIG.value)  # the base config comes with the overrides applied
-    sweep.run_sweep(_CONFIG.value, axes, sweep_dir, shard=shard)
+    _, axes = sweep_plan.load(config_arg, base=_CONFIG.value)  # the base config comes with the overrides applied
+    sweep_runner.run_sweep(_CONFIG.value, axes, sweep_dir, shard=shard)
     if os.path.exists(os.path.join(sweep_dir, 'results.md')) and parallel.is_primary():
-      print(sweep.results_line(sweep_dir), flush=True)
+      print(sweep_runner.results_line(sweep_dir), flush=True)
     return
   config = _CONFIG.value
   workdir_path = _WORKDIR.value or workdir.default_workdir(

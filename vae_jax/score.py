@@ -20,7 +20,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vae_jax import api, steps
+from vae_jax import api
+from vae_jax import train_state
 from vae_jax.evaluation import diagnostics
 from vae_jax.evaluation import evaluate
 from vae_jax.run import files
@@ -71,7 +72,7 @@ def score_workdir(config: ml_collections.ConfigDict, workdir: str, data_arg: str
                     f'CVAE knows {model.num_classes} classes')
   nll, nelbo = model.nll_iw(images, k, y), model.elbo(images, y)['nelbo']
   own = data_lib.load(config.data)
-  own_spec = steps.make_spec(config, own.spec)  # as trained (e.g. procedural dSprites)
+  own_spec = train_state.make_spec(config, own.spec)  # as trained (e.g. procedural dSprites)
   own_nll = evaluate.importance_weighted_nll(
       model.params, own_spec, own, k, seed=config.seed,
       batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size)

@@ -1,6 +1,7 @@
-"""Train state, the step's static spec and hyperparameters, and the jitted train steps.
+"""The jitted train steps: the batch loss, one Adam update, K updates per dispatch, populations.
 
-The loop is in train.py, evaluation in evaluate.py. Rules (docs/design.md):
+The state and spec are in train_state.py, the keys in key_streams.py, the loop in
+train.py. Rules (docs/design.md):
 1. Every random number comes from `fold_in(key(seed), step)`; nothing is
    split in the Python loop, so a resumed run draws what an uninterrupted one
    would.
@@ -12,137 +13,15 @@ The loop is in train.py, evaluation in evaluate.py. Rules (docs/design.md):
    can later be vmapped over them without recompiling.
 """
 
-import dataclasses
 import functools
 
-import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from vae_jax import data as data_lib
-from vae_jax import models, objectives
-
-# fold_in streams of key(seed) that no train step (0 <= step < 2**31 - 3) uses.
-INIT_STREAM, EVAL_STREAM, IMAGE_STREAM = 2**31 - 1, 2**31 - 2, 2**31 - 3
-# fold_in stream of a step's sampling key for an objective's batch term (WAE's
-# prior draws): drawn only for objectives that ask (Objective.batch_key), so the
-# per-example keys, split from the same sampling key, stay as they are.
-BATCH_STREAM = 2**31 - 1
-# fold_in stream of the init key (the auxiliary network's initialization) and
-# of a step's sampling key (its loss's draws: FactorVAE's permutations), made
-# only for objectives with an auxiliary network: no other key moves.
-AUX_STREAM = 2**31 - 2
-
-# config.train fields that enter the step as arrays (with the objective's own).
-TRAIN_HPARAMS = ('learning_rate', 'warmup_steps', 'num_steps')
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array  # int32 scalar: number of updates applied
-  seed: jax.Array  # int32 scalar: keys are fold_in(key(seed), step)
-  params: dict
-  opt_state: optax.OptState
-
-
-@flax.struct.dataclass
-class AuxTrainState(TrainState):
-  """The train state of an objective with an auxiliary network (objectives.Auxiliary)."""
-  aux: dict  # {'params': the network's parameters, 'opt_state': its Adam state}
-
-
-@dataclasses.dataclass(frozen=True)
-class StepSpec:
-  """Everything static the steps need: hashable, so jit keys its cache on it."""
-  model: models.VAE
-  data: data_lib.DataSpec
-  objective: str
-  lr_schedule: str
-  adam: tuple  # (b1, b2, eps, grad_clip_norm): see `make_optimizer`
-  settings: tuple = ()  # the objective's static settings, ((name, value), ...)
-
-  @property
-  def likelihood(self) -> str:
-    return self.model.likelihood
-
-  @property
-  def optimizer(self) -> optax.GradientTransformation:
-    return _optimizer(*self.adam)
-
-  @property
-  def aux_optimizer(self) -> optax.GradientTransformation:
-    """The auxiliary network's Adam scaling (its β1, β2 from the settings, ε = 1e-8)."""
-    settings = dict(self.settings)
-    b1, b2 = (settings[k] for k in objectives.get(self.objective).auxiliary.adam_betas)
-    return _optimizer(b1, b2, 1e-8, 0.0)
-
-
-def _adam_settings(train_config: ml_collections.ConfigDict) -> tuple:
-  return tuple(float(train_config[k]) for k in ('adam_b1', 'adam_b2', 'adam_eps',
-                                                'grad_clip_norm'))
-
-
-def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam's scaling (optionally after global-norm clipping); the step applies −lr."""
-  return _optimizer(*_adam_settings(train_config))
-
-
-def _optimizer(b1: float, b2: float, eps: float,
-               clip_norm: float) -> optax.GradientTransformation:
-  scale = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
-  if clip_norm > 0:
-    return optax.chain(optax.clip_by_global_norm(clip_norm), scale)
-  return scale
-
-
-def hparam_keys(objective: str) -> tuple[str, ...]:
-  """The dotted config keys whose values enter the step of `objective` as arrays."""
-  return (tuple(f'train.{k}' for k in TRAIN_HPARAMS) +
-          tuple(f'objective.{k}' for k in objectives.get(objective).hparams))
-
-
-def make_hparams(config: ml_collections.ConfigDict, dataset_size: int = 1) -> dict:
-  """The numeric hyperparameters as float32 arrays (vmappable in sweeps).
-
-  `dataset_size` (the number of training examples) enters the β-TCVAE
-  total-correlation estimate only.
-  """
-  values = {key.split('.')[1]: config[key.split('.')[0]][key.split('.')[1]]
-            for key in hparam_keys(config.objective.name)}
-  values['dataset_size'] = dataset_size
-  return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
-
-
-def make_spec(config: ml_collections.ConfigDict, data_spec: data_lib.DataSpec) -> StepSpec:
-  """The StepSpec of `config` for data described by `data_spec`."""
-  model = models.build(config.model, data_spec.image_shape, data_spec.num_classes)
-  objective = objectives.get(config.objective.name)
-  return StepSpec(model=model, data=data_spec, objective=objective.name,
-                  lr_schedule=config.train.lr_schedule,
-                  adam=_adam_settings(config.train),
-                  settings=tuple((k, config.objective[k]) for k in objective.settings))
-
-
-@functools.partial(jax.jit, static_argnames='spec')
-def init_state(spec: StepSpec, seed: int) -> TrainState:
-  """Fresh parameters and optimizer state from `key(seed)` (jitted: one compile, not one per op)."""
-  height, width, channels = spec.data.image_shape
-  x = jnp.zeros((height, width, channels), jnp.float32)
-  y = jnp.zeros((), jnp.int32)
-  init_key = jax.random.fold_in(jax.random.key(seed), INIT_STREAM)
-  params = spec.model.init(init_key, x, y)
-  fields = dict(step=jnp.zeros((), jnp.int32), seed=jnp.asarray(seed, jnp.int32),
-                params=params, opt_state=spec.optimizer.init(params))
-  auxiliary = objectives.get(spec.objective).auxiliary
-  if auxiliary is None:
-    return TrainState(**fields)
-  aux_params = auxiliary.init(jax.random.fold_in(init_key, AUX_STREAM),
-                              spec.model.latent_dim, dict(spec.settings))
-  return AuxTrainState(**fields, aux={'params': aux_params,
-                                      'opt_state': spec.aux_optimizer.init(aux_params)})
-
+from vae_jax import key_streams, models, objectives
+from vae_jax.train_state import StepSpec, TrainState, member, stack
 
 def learning_rate(schedule: str, step: jax.Array, hparams: dict) -> jax.Array:
   """Peak lr × linear warm-up × (cosine decay to 0 at num_steps | constant)."""
@@ -154,12 +33,6 @@ def learning_rate(schedule: str, step: jax.Array, hparams: dict) -> jax.Array:
     frac = jnp.minimum(step / jnp.maximum(hparams['num_steps'], 1.0), 1.0)
     warmup = warmup * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
   return hparams['learning_rate'] * warmup
-
-
-def step_keys(seed: jax.Array, step: jax.Array):
-  """(data key, sampling key) of a step: fold_in(key(seed), step), split once."""
-  data_key, sample_key = jax.random.split(jax.random.fold_in(jax.random.key(seed), step))
-  return data_key, sample_key
 
 
 def _model_fns(params, y, spec: StepSpec):
@@ -209,7 +82,7 @@ def batch_loss(params, x, y, key, hparams, step, spec: StepSpec, aux_params=None
              'kl_per_dim': terms.kl_per_dim}
   metrics = {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
   if objective.batch_term is not None:
-    batch_key = jax.random.fold_in(key, BATCH_STREAM) if objective.batch_key else None
+    batch_key = jax.random.fold_in(key, key_streams.BATCH_STREAM) if objective.batch_key else None
     extra_loss, extra_metrics = objective.batch_term(terms, hparams, dict(spec.settings),
                                                      batch_key)
     loss = loss + extra_loss
@@ -244,7 +117,7 @@ def _all_finite(tree) -> jax.Array:
 def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: dict,
                 spec: StepSpec):
   """One Adam update on the batch `indices`; returns (state, metrics)."""
-  data_key, sample_key = step_keys(state.seed, state.step)
+  data_key, sample_key = key_streams.step_keys(state.seed, state.step)
   x, y = data_lib.get_batch(spec.data, arrays, 'train', indices, data_key)
   objective = objectives.get(spec.objective)
   aux_params = state.aux['params'] if objective.auxiliary is not None else None
@@ -265,7 +138,7 @@ def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: di
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
   if objective.auxiliary is not None:  # from the state before the step, as the VAE's
     aux, aux_metrics, aux_finite = _auxiliary_update(
-        state.aux, z, hparams, jax.random.fold_in(sample_key, AUX_STREAM), spec)
+        state.aux, z, hparams, jax.random.fold_in(sample_key, key_streams.AUX_STREAM), spec)
     finite = finite & aux_finite
     metrics.update(aux_metrics)
     new_state = new_state.replace(aux=aux)
@@ -344,13 +217,3 @@ def _scan(step, state, indices: jax.Array, spec: StepSpec):
   """
   unroll = True if models.architecture(spec.model).unroll_steps else 2
   return jax.lax.scan(step, state, indices, unroll=unroll)
-
-
-def stack(trees: list):
-  """Stacks equally shaped pytrees (train states, hparams) on a new leading axis."""
-  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
-def member(stacked, index: int):
-  """The `index`-th pytree of a `stack`ed one."""
-  return jax.tree.map(lambda leaf: leaf[index], stacked)

@@ -17,7 +17,7 @@ A SIGINT/SIGTERM to any process stops all of them at the same step.
 Resume rules (docs/design.md):
 1. A workdir with checkpoints is resumed from its newest readable checkpoint.
 2. Its saved config.json must equal the current config except for settings
-   that keep the trained function (workdir.FREE_ON_RESUME; run.json records them).
+   that keep the trained function (saved_config.FREE_ON_RESUME; run.json records them).
 3. Records in metrics.jsonl past the restored step (written by a run killed
    after its last checkpoint) are dropped; they are re-made identically.
 4. Batches and random draws are functions of (seed, step), so the resumed run
@@ -40,6 +40,7 @@ import tqdm
 from absl import logging
 
 from vae_jax import steps
+from vae_jax import train_state
 from vae_jax.run import checkpoints
 from vae_jax.pictures import eval_pictures
 from vae_jax.pictures import figures
@@ -48,6 +49,7 @@ from vae_jax.run import guards
 from vae_jax.run import parallel
 from vae_jax.evaluation import evaluate as evaluate_lib
 from vae_jax.run import workdir as workdir_lib
+from vae_jax.run import metrics_log
 from vae_jax.errors import Interrupted, WorkdirError
 from vae_jax.run.build import Run, build_run
 
@@ -138,7 +140,7 @@ def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
 def _write_images(run: Run, state, step: int, result: evaluate_lib.Evaluation,
                   writer) -> None:
   """Every picture of `eval_pictures.make_pictures`, to images/ and TensorBoard."""
-  history = eval_pictures.rate_distortion_history(workdir_lib.read_metrics(run.workdir),
+  history = eval_pictures.rate_distortion_history(metrics_log.read_metrics(run.workdir),
                                                   step)
   made = eval_pictures.make_pictures(
       run.spec.model, state.params, run.dataset, seed=run.config.seed,
@@ -198,14 +200,14 @@ def train_group(runs: list) -> list:
       if start:
         logging.info('%sresuming %s from step %d', run.log_prefix, run.workdir, start)
       if not primary:
-        writers.append(workdir_lib.NoWriter())
+        writers.append(metrics_log.NoWriter())
         continue
       workdir_lib.write_json(os.path.join(run.workdir, 'config.json'),
                              workdir_lib.config_to_dict(run.config))
       workdir_lib.write_json(os.path.join(run.workdir, 'run.json'),
                              workdir_lib.run_info(run.config, start, run.dataset.spec,
                                                   run.config_changes))
-      writers.append(workdir_lib.MetricWriter(run.workdir))
+      writers.append(metrics_log.MetricWriter(run.workdir))
       cleanup.callback(writers[-1].close)
       writers[-1].truncate_after(start if start else -1)  # step 0 is evaluated again
     interrupts = cleanup.enter_context(guards.Interrupts())
@@ -214,7 +216,7 @@ def train_group(runs: list) -> list:
     logging.info('workdir %s%s; data: %s (%d train, %d eval examples)', lead.workdir,
                  f' and {len(runs) - 1} more' if len(runs) > 1 else '',
                  lead.dataset.source, lead.dataset.num_train, lead.dataset.num_eval)
-    state = states[0] if len(runs) == 1 else steps.stack(states)
+    state = states[0] if len(runs) == 1 else train_state.stack(states)
     state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers,
                            interrupts)
     if primary:
@@ -229,7 +231,7 @@ def _restore_common_step(runs: list, ckpts: list) -> list:
   while True:
     states = []
     for run, ckpt in zip(runs, ckpts):
-      fresh = steps.init_state(run.spec, run.config.seed)
+      fresh = train_state.init_state(run.spec, run.config.seed)
       had_checkpoints = bool(ckpt.all_steps())
       restored = ckpt.restore_latest(fresh, max_step=limit)
       if restored is None and had_checkpoints and limit is None:
@@ -256,8 +258,8 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
   num_steps, batch_size = cfg.num_steps, lead.config.data.batch_size
   population = len(runs) > 1
   # One member's state sliced out at a time (an 18-member population's states are GBs).
-  members = lambda s: (steps.member(s, i) for i in range(len(runs))) if population else iter([s])
-  hparams = steps.stack([r.hparams for r in runs]) if population else lead.hparams
+  members = lambda s: (train_state.member(s, i) for i in range(len(runs))) if population else iter([s])
+  hparams = train_state.stack([r.hparams for r in runs]) if population else lead.hparams
   primary = parallel.is_primary()
   metrics = [None] * len(runs)
   if start == 0:
@@ -330,7 +332,7 @@ def _evaluate_missing(run: Run, state, step: int, writer) -> dict:
   cfg = run.config.train
   final = step >= cfg.num_steps
   recorded = any(r['step'] == step and r['split'] == 'eval'
-                 for r in workdir_lib.read_metrics(run.workdir))
+                 for r in metrics_log.read_metrics(run.workdir))
   if not recorded and (final or step % cfg.eval_every_steps == 0):
     return _evaluate_and_write(run, state, step, writer, final=final)
   if not final:
@@ -414,10 +416,10 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
                        'of a trained run')
   run = build_run(config, workdir)
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
-  writer = workdir_lib.MetricWriter(workdir)
+  writer = metrics_log.MetricWriter(workdir)
   try:
     with guards.out_of_memory_is_a_user_error(config):
-      state = ckpt.restore_latest(steps.init_state(run.spec, config.seed),
+      state = ckpt.restore_latest(train_state.init_state(run.spec, config.seed),
                                   move_unreadable=False)
       if state is None:
         raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')

@@ -26,6 +26,8 @@ import ml_collections
 import numpy as np
 
 from vae_jax import models, objectives, steps
+from vae_jax import train_state
+from vae_jax import key_streams
 from vae_jax.evaluation import diagnostics
 from vae_jax.objectives import iw_bound
 from vae_jax import data as data_lib
@@ -35,10 +37,10 @@ UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the
 
 def eval_key(seed: int) -> jax.Array:
   """The one key of every evaluation of a run: fold_in(key(seed), EVAL_STREAM)."""
-  return jax.random.fold_in(jax.random.key(seed), steps.EVAL_STREAM)
+  return jax.random.fold_in(jax.random.key(seed), key_streams.EVAL_STREAM)
 
 
-def eval_inputs(spec: steps.StepSpec, arrays: dict, indices: jax.Array, key: jax.Array,
+def eval_inputs(spec: train_state.StepSpec, arrays: dict, indices: jax.Array, key: jax.Array,
                 key_ids: Optional[jax.Array] = None):
   """(x, y, per-example sampling keys) of the evaluation examples `indices`, their
   draws keyed by `key_ids` (default: the indices themselves)."""
@@ -72,12 +74,12 @@ def eval_batches(dataset: data_lib.Dataset, batch_size: int):
 
 @functools.partial(jax.jit, static_argnames=('spec', 'fn', 'options'))
 def _call(params, arrays: dict, indices: jax.Array, key_ids: jax.Array, key: jax.Array,
-          spec: steps.StepSpec, fn: Callable, options: tuple) -> dict:
+          spec: train_state.StepSpec, fn: Callable, options: tuple) -> dict:
   x, y, keys = eval_inputs(spec, arrays, indices, key, key_ids)
   return fn(params, x, y, keys, spec, *options)
 
 
-def over_eval_set(fn: Callable, params, spec: steps.StepSpec, dataset: data_lib.Dataset,
+def over_eval_set(fn: Callable, params, spec: train_state.StepSpec, dataset: data_lib.Dataset,
                   *, seed: int, batch_size: int, options: tuple = ()) -> dict:
   """THE loop: {name: per-example array [num_eval, ...]} of
   `fn(params, x, y, keys, spec, *options)` (a module-level function returning
@@ -91,7 +93,7 @@ def over_eval_set(fn: Callable, params, spec: steps.StepSpec, dataset: data_lib.
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _elbo_terms_batch(params, x, y, keys, spec: steps.StepSpec) -> dict:
+def _elbo_terms_batch(params, x, y, keys, spec: train_state.StepSpec) -> dict:
   terms = jax.vmap(steps.example_terms, in_axes=(None, 0, 0, 0, None))(
       params, x, y, keys, spec)
   return {'recon': terms.recon, 'kl': terms.kl, 'nelbo': terms.nelbo,
@@ -99,14 +101,14 @@ def _elbo_terms_batch(params, x, y, keys, spec: steps.StepSpec) -> dict:
           'labels': y}
 
 
-def elbo_terms(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *, seed: int,
+def elbo_terms(params, spec: train_state.StepSpec, dataset: data_lib.Dataset, *, seed: int,
                batch_size: int) -> dict:
   """Per-example recon, kl, nelbo [N], kl_per_dim, mu, logvar [N, D], labels [N]."""
   return over_eval_set(_elbo_terms_batch, params, spec, dataset, seed=seed,
                        batch_size=batch_size)
 
 
-def posterior_moments(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *,
+def posterior_moments(params, spec: train_state.StepSpec, dataset: data_lib.Dataset, *,
                       seed: int,
                       batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(mu [N, D], logvar [N, D], labels [N]) of q(z|x) over the evaluation set."""
@@ -114,7 +116,7 @@ def posterior_moments(params, spec: steps.StepSpec, dataset: data_lib.Dataset, *
   return out['mu'], out['logvar'], out['labels']
 
 
-def _iw_nll_batch(params, x, y, keys, spec: steps.StepSpec, num_samples: int,
+def _iw_nll_batch(params, x, y, keys, spec: train_state.StepSpec, num_samples: int,
                   chunk_size: int) -> dict:
   def one(x_, y_, key_):
     encode = lambda v: models.encode_one(spec.model, params, v, y_)
@@ -124,7 +126,7 @@ def _iw_nll_batch(params, x, y, keys, spec: steps.StepSpec, num_samples: int,
   return {'nll_iw': jax.vmap(one)(x, y, keys)}
 
 
-def importance_weighted_nll(params, spec: steps.StepSpec, dataset: data_lib.Dataset,
+def importance_weighted_nll(params, spec: train_state.StepSpec, dataset: data_lib.Dataset,
                             num_samples: int, *, seed: int, batch_size: int,
                             chunk_size: int = 500) -> np.ndarray:
   """Per-example nll_iw [num_eval] (nats) over the evaluation set of `dataset`.
@@ -143,7 +145,7 @@ def importance_weighted_nll(params, spec: steps.StepSpec, dataset: data_lib.Data
                        batch_size=batch_size, options=options)['nll_iw']
 
 
-def bits_per_dim(nats: float, spec: steps.StepSpec) -> Optional[float]:
+def bits_per_dim(nats: float, spec: train_state.StepSpec) -> Optional[float]:
   """nats per image → bits per pixel; None unless the pixels are binary (Bernoulli):
   a Gaussian density on [0, 1] intensities is not comparable to published bits/dim."""
   if spec.likelihood != 'bernoulli':
@@ -171,7 +173,7 @@ class Evaluation:
   nll_iw: Optional[np.ndarray] = None  # [N] at final evaluations of stochastic models
 
 
-def evaluate(params, config: ml_collections.ConfigDict, spec: steps.StepSpec,
+def evaluate(params, config: ml_collections.ConfigDict, spec: train_state.StepSpec,
              dataset: data_lib.Dataset, *, final: bool, factor_source=None) -> Evaluation:
   """Every held-out metric of one evaluation.
 

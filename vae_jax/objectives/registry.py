@@ -50,7 +50,7 @@ class Auxiliary:
   In one train step, from the state before it: the VAE's loss adds
   `vae_term` with the network held fixed, and the network takes one Adam
   step on `loss` of the batch's codes held fixed (stop-gradient). Its
-  parameters and Adam state are `steps.AuxTrainState.aux`; evaluation and
+  parameters and Adam state are `train_state.AuxTrainState.aux`; evaluation and
   pictures never use it.
   """
   # (key, latent_dim, settings dict) → the network's parameters.

@@ -16,7 +16,8 @@ import jax
 import numpy as np
 
 from vae_jax import data as data_lib
-from vae_jax import models, steps
+from vae_jax import models
+from vae_jax import key_streams
 from vae_jax.evaluation import diagnostics
 from vae_jax.pictures import figures
 from vae_jax.pictures import model_pictures
@@ -33,7 +34,7 @@ _eval_batch = jax.jit(data_lib.get_batch, static_argnums=(0, 2))
 
 def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The (samples, reconstructions, data) keys of a run's model_pictures."""
-  key = jax.random.fold_in(jax.random.key(seed), steps.IMAGE_STREAM)
+  key = jax.random.fold_in(jax.random.key(seed), key_streams.IMAGE_STREAM)
   return tuple(jax.random.split(key, 3))
 
 

@@ -13,10 +13,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from vae_jax import configs, objectives, steps
+from vae_jax import configs, objectives
+from vae_jax import train_state
 from vae_jax.run import parallel
 from vae_jax import data as data_lib
-from vae_jax.run import workdir as workdir_lib
+from vae_jax.run import saved_config
 from vae_jax.data import factors
 from vae_jax.errors import ConfigError
 
@@ -30,7 +31,7 @@ class Run:
   dataset: data_lib.Dataset
   train_arrays: dict  # dataset.arrays, replicated over the mesh
   factor_source: Optional[factors.FactorSource]  # eval.disentanglement's, else None
-  spec: steps.StepSpec
+  spec: train_state.StepSpec
   hparams: dict
   config_changes: dict  # {key: [saved, now]} of settings changed on resume
   name: str = ''  # a sweep member's name (its directory), leading its log lines; '' alone
@@ -50,7 +51,7 @@ class Run:
 
 
 def build_run(config: ml_collections.ConfigDict, workdir: str,
-              free_keys: tuple = workdir_lib.FREE_ON_RESUME, shares: Run = None,
+              free_keys: tuple = saved_config.FREE_ON_RESUME, shares: Run = None,
               name: str = '') -> Run:
   """Checks `config` (and the workdir's saved one) and builds the run's pieces.
 
@@ -59,7 +60,7 @@ def build_run(config: ml_collections.ConfigDict, workdir: str,
   member's name, which leads every log line of its training and evaluation.
   """
   configs.validate(config)
-  changes = workdir_lib.check_config_matches(workdir, config, free_keys)
+  changes = saved_config.check_config_matches(workdir, config, free_keys)
   if shares is None:
     mesh = parallel.data_mesh(config.data.batch_size)
     dataset = data_lib.load(config.data)
@@ -77,8 +78,8 @@ def build_run(config: ml_collections.ConfigDict, workdir: str,
                       f'{config.data.name} has none; use a labelled dataset')
   return Run(config=config, workdir=workdir, mesh=mesh, dataset=dataset,
              train_arrays=train_arrays, factor_source=factor_source,
-             spec=steps.make_spec(config, dataset.spec),
-             hparams=steps.make_hparams(config, dataset.num_train), config_changes=changes,
+             spec=train_state.make_spec(config, dataset.spec),
+             hparams=train_state.make_hparams(config, dataset.num_train), config_changes=changes,
              name=name)
 
 

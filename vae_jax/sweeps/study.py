@@ -12,7 +12,7 @@ spread over seeds, as Locatello et al. (2019) present their study.
 A member's method is its objective (named as in METHOD_NAMES); its setting is
 its swept values except the objective and the seed, leaving out keys that are
 constant within the method (the AnnealedVAE's γ = 1000 and ramp length).
-Written by `sweep.write_results` when the members' summary.json carry
+Written by `runner.write_results` when the members' summary.json carry
 disentanglement scores.
 """
 
