@@ -4,7 +4,7 @@ The same MLP VAE (784-500-20, untrained: the cost does not depend on the
 weights), the same 100 images, the same k = 5000 importance samples per
 image in chunks of 100, 20 images per call (config.eval): `Model.nll_iw`
 (host images in, per-example bounds out) against
-`evaluate.importance_weighted_nll` over a device-resident evaluation set,
+`loop.importance_weighted_nll` over a device-resident evaluation set,
 alternated round by round in one process. Both run the one evaluation loop;
 the ratio shows what the public API adds (input checks, host → device copy).
 """
@@ -16,7 +16,7 @@ import numpy as np
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer
 from vae_jax import api
-from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import loop as eval_loop
 
 
 def run(quick: bool, rounds: int = 3) -> tuple:
@@ -29,7 +29,7 @@ def run(quick: bool, rounds: int = 3) -> tuple:
   images = np.asarray(dataset.arrays['eval_x'])
   ev = config.eval
   contenders = {
-      'evaluation loop': lambda: evaluate.importance_weighted_nll(
+      'evaluation loop': lambda: eval_loop.importance_weighted_nll(
           trainer.state.params, trainer.spec, dataset, k, seed=config.seed,
           batch_size=ev.iw_batch_size, chunk_size=ev.iw_chunk_size),
       'vae_jax.load(...).nll_iw': lambda: model.nll_iw(images, k),

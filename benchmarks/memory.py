@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer
 from vae_jax import data as data_lib
-from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import loop as eval_loop
 from vae_jax.run import parallel
 
 PROBES = {  # name: probe arguments
@@ -76,7 +76,7 @@ def _iw_throughput(quick: bool) -> float:
   dataset = cases.synthetic_dataset(config, num_train=128, num_eval=4 if quick else 100)
   trainer = JaxTrainer(config, dataset)
   k = 50 if quick else config.eval.iw_samples
-  run = lambda: evaluate.importance_weighted_nll(
+  run = lambda: eval_loop.importance_weighted_nll(
       trainer.state.params, trainer.spec, dataset, k, seed=0,
       batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size)
   run()  # compile

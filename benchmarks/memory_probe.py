@@ -14,7 +14,7 @@ import jax
 
 from benchmarks import cases, timing
 from benchmarks.train_step import JaxTrainer
-from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import loop as eval_loop
 
 
 def main(argv: list) -> None:
@@ -34,9 +34,9 @@ def main(argv: list) -> None:
     k = int(argv[3]) if len(argv) > 3 else 5000
     dataset = cases.synthetic_dataset(config, num_train=128, num_eval=num)
     trainer = JaxTrainer(config, dataset)
-    evaluate.importance_weighted_nll(trainer.state.params, trainer.spec, dataset, k, seed=0,
-                                     batch_size=config.eval.iw_batch_size,
-                                     chunk_size=config.eval.iw_chunk_size)
+    eval_loop.importance_weighted_nll(trainer.state.params, trainer.spec, dataset, k, seed=0,
+                                      batch_size=config.eval.iw_batch_size,
+                                      chunk_size=config.eval.iw_chunk_size)
   stats = jax.devices()[0].memory_stats() or {}
   device_peak = stats.get('peak_bytes_in_use')
   print(json.dumps({'peak_rss_mib': timing.peak_rss_mib(),

@@ -49,7 +49,7 @@ t = time.perf_counter()
 import jax
 record('import jax', t)
 t = time.perf_counter()
-from vae_jax import steps, train
+from vae_jax import evaluate_run, steps, train
 from vae_jax.run import checkpoints
 from vae_jax.pictures import eval_pictures
 from vae_jax import data as data_lib
@@ -74,8 +74,8 @@ wrap(data_lib, 'load', '  data load')
 wrap(checkpoints, 'Checkpointer', 'Checkpointer (orbax)')
 wrap(steps, 'init_state', 'init_state (compile + run)', block=True)
 wrap(workdir_lib, 'MetricWriter', 'MetricWriter (tensorboardX)')
-wrap(train, '_evaluate', 'step-0 evaluation (metrics)')
-wrap(train, '_write_images', 'step-0 pictures (render, PNG, TensorBoard)')
+wrap(evaluate_run, '_evaluate', 'step-0 evaluation (metrics)')
+wrap(evaluate_run, '_write_images', 'step-0 pictures (render, PNG, TensorBoard)')
 wrap(eval_pictures, 'make_pictures', '  of which: render')
 wrap(steps, 'train_steps', 'first train call (trace, compile, dispatch)')
 wrap(train, '_log_train', 'first log (waits for the steps)')

@@ -79,15 +79,15 @@ def test_decode_sample_reconstruct_interpolate_traverse(vae_run, vae):
   recon = vae.reconstruct(images)
   np.testing.assert_allclose(recon, vae.decode(mu), rtol=1e-6)
   for method in ('linear', 'spherical'):
-    path = vae.interpolate(images[:3], images[3:], steps=5, method=method)
+    path = vae.interpolate(images[:3], images[3:], num_points=5, method=method)
     assert path.shape == (3, 5, 28, 28, 1)
     np.testing.assert_allclose(path[:, 0], recon[:3], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(path[:, -1], recon[3:], rtol=1e-4, atol=1e-5)
-  values = [-2.0, 0.0, 2.0]
-  grid = vae.traverse(images[:2], dim=1, values=values)
+  offsets = [-2.0, 0.0, 2.0]  # added to mu, as in the traversal pictures
+  grid = vae.traverse(images[:2], dim=1, offsets=offsets)
   assert grid.shape == (2, 3, 28, 28, 1)
   z = np.repeat(mu[:2, None], 3, axis=1)
-  z[:, :, 1] = values
+  z[:, :, 1] += offsets
   np.testing.assert_allclose(grid, vae.decode(z.reshape(6, -1)).reshape(grid.shape),
                              rtol=1e-6)
   # Many examples run in several fixed-size batches.
@@ -104,7 +104,7 @@ BAD_INPUTS = [
     (lambda m, x: m.encode(x, y=np.zeros(64, int)), 'not conditional'),
     (lambda m, x: m.decode(np.zeros((2, 7))), 'latents [N, 3]'),
     (lambda m, x: m.nll_iw(x, k=0), 'positive number of samples'),
-    (lambda m, x: m.traverse(x[:1], dim=3, values=[0.0]), 'dim must be in 0..2'),
+    (lambda m, x: m.traverse(x[:1], dim=3, offsets=[0.0]), 'dim must be in 0..2'),
     (lambda m, x: m.interpolate(x[:2], x[:3]), 'as many images'),
     (lambda m, x: m.elbo(x, indices=np.arange(3)), 'indices must be integers [64]'),
 ]
@@ -143,7 +143,7 @@ def test_cvae_needs_labels_and_matches_the_evaluation(dsprites_runs):
   nelbo = model.elbo(images, labels, indices=eval_ids)['nelbo']
   assert float(np.mean(nelbo)) == pytest.approx(_summary(workdir)['nelbo'], rel=1e-5)
   assert model.sample(4, y=[0, 1, 2, 0]).shape == (4, 64, 64, 1)
-  assert model.interpolate(images[:2], images[2:4], steps=3, y=labels[:2]).shape == (
+  assert model.interpolate(images[:2], images[2:4], num_points=3, y=labels[:2]).shape == (
       2, 3, 64, 64, 1)
 
 

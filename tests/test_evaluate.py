@@ -1,4 +1,4 @@
-"""vae_jax.evaluate against closed forms: IW bound, latent diagnostics, AUROC.
+"""vae_jax.evaluation against closed forms: IW bound, latent diagnostics, AUROC.
 
 The importance-weighted bound is checked on a linear-Gaussian model whose
 log p(x) is exact, in float64; Monte Carlo tolerances are a few standard
@@ -17,7 +17,7 @@ from scipy import stats
 from vae_jax import configs, models, objectives
 from vae_jax import train_state
 from vae_jax.evaluation import diagnostics
-from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import loop as eval_loop
 from vae_jax.models import gaussian
 from vae_jax.objectives import iw_bound
 from vae_jax import data as data_lib
@@ -234,15 +234,23 @@ def tiny_fixture():
 
 def _iw(tiny, num_samples, chunk_size, batch_size=EVAL_BATCH):
   dataset, spec, state = tiny
-  return evaluate.importance_weighted_nll(state.params, spec, dataset, num_samples,
-                                          seed=SEED, batch_size=batch_size,
-                                          chunk_size=chunk_size)
+  return eval_loop.importance_weighted_nll(state.params, spec, dataset, num_samples,
+                                           seed=SEED, batch_size=batch_size,
+                                           chunk_size=chunk_size)
 
 
 def _nelbo(tiny, batch_size: int) -> float:
   dataset, spec, state = tiny
-  terms = evaluate.elbo_terms(state.params, spec, dataset, seed=SEED, batch_size=batch_size)
+  terms = eval_loop.elbo_terms(state.params, spec, dataset, seed=SEED, batch_size=batch_size)
   return float(np.mean(terms['nelbo'], dtype=np.float64))
+
+
+def posterior_moments(params, spec: train_state.StepSpec, dataset: data_lib.Dataset, *,
+                      seed: int,
+                      batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(mu [N, D], logvar [N, D], labels [N]) of q(z|x) over the evaluation set."""
+  out = eval_loop.elbo_terms(params, spec, dataset, seed=seed, batch_size=batch_size)
+  return out['mu'], out['logvar'], out['labels']
 
 
 def test_iw_nll_of_a_model_is_below_its_nelbo(tiny):
@@ -263,7 +271,7 @@ def test_model_nll_uses_the_eval_key_convention(tiny):
   # Example 5's binarization and samples are keyed by its index alone.
   dataset, spec, state = tiny
   nll = _iw(tiny, 64, 24)  # compiled by the test above
-  data_key, sample_key = jax.random.split(evaluate.eval_key(SEED))
+  data_key, sample_key = jax.random.split(eval_loop.eval_key(SEED))
   x5, y5 = data_lib.gather(dataset.spec, dataset.arrays, 'eval', jnp.asarray([5], jnp.int32))
   x = jax.random.bernoulli(jax.random.fold_in(data_key, 5), x5).astype(jnp.float32)
   y = jnp.concatenate([y5, y5])
@@ -278,8 +286,8 @@ def test_model_nll_uses_the_eval_key_convention(tiny):
   np.testing.assert_allclose(nll[5], float(iw_bound.iw_nll_from_log_weights(log_w)),
                              rtol=1e-5)
   # posterior_moments sees the same binarized x.
-  mu, logvar, labels = evaluate.posterior_moments(state.params, spec, dataset, seed=SEED,
-                                                  batch_size=EVAL_BATCH)
+  mu, logvar, labels = posterior_moments(state.params, spec, dataset, seed=SEED,
+                                         batch_size=EVAL_BATCH)
   assert mu.shape == logvar.shape == (NUM_EVAL, 3)
   np.testing.assert_array_equal(labels, np.arange(NUM_EVAL) % NUM_CLASSES)
   mu_5, logvar_5 = encode(x[1])
@@ -291,8 +299,8 @@ def test_autoencoder_has_no_iw_nll(tiny):
   dataset = tiny[0]
   spec = train_state.make_spec(_config('ae'), dataset.spec)
   with pytest.raises(ValueError, match="'ae'"):
-    evaluate.importance_weighted_nll(tiny[2].params, spec, dataset, 10, seed=SEED,
-                                     batch_size=EVAL_BATCH)
+    eval_loop.importance_weighted_nll(tiny[2].params, spec, dataset, 10, seed=SEED,
+                                      batch_size=EVAL_BATCH)
 
 
 # ------------------------------------------------- latent diagnostics
@@ -364,10 +372,10 @@ def test_auroc_known_cases():
 @pytest.mark.slow
 def test_held_out_numbers_do_not_depend_on_the_batch_size(tiny):
   dataset, spec, state = tiny
-  a = evaluate.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,
-                                       batch_size=3, chunk_size=16)
-  b = evaluate.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,
-                                       batch_size=EVAL_BATCH, chunk_size=16)
+  a = eval_loop.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,
+                                        batch_size=3, chunk_size=16)
+  b = eval_loop.importance_weighted_nll(state.params, spec, dataset, 16, seed=SEED,
+                                        batch_size=EVAL_BATCH, chunk_size=16)
   np.testing.assert_allclose(a, b, rtol=1e-5)
   nelbo_a = _nelbo(tiny, 3)
   nelbo_b = _nelbo(tiny, EVAL_BATCH)

@@ -1,4 +1,4 @@
-"""Golden regression values: a few steps of experiments/test.py per objective.
+"""Golden regression values: a few steps of experiments/test.py for every objective.
 
 The expected numbers were recorded from the code as it is and are frozen
 here, so any change to initialization, key derivation, data order, the
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import load_experiment
-from vae_jax import train
+from vae_jax import objectives, train
 
 # case: (config overrides, train loss at steps 2, 4, 6, held-out recon and
 # kl at steps 0, 3, 6, final nll_iw (k = 8)), objective.name = the case name.
@@ -47,6 +47,27 @@ GOLDEN = {
              [2983.8486328125, 2939.119140625, 2898.478515625],
              [0.04466082528233528, 0.04076134040951729, 0.0749535784125328],
              2834.2451171875),
+    # Recorded from the code before the package was split into subpackages.
+    'dip_vae_i': ({}, [3410.4775390625, 3329.809326171875, 3338.173583984375],
+                 [3095.2884928385415, 3043.4666442871094, 2987.2226053873696],
+                 [0.0447164517827332, 0.06259101016136508, 0.08597599480223532],
+                 2841.146555582682),
+    'dip_vae_ii': ({}, [3116.56494140625, 3038.1015625, 3043.8681640625],
+                  [3095.2884928385415, 3039.5894063313804, 2981.5733540852866],
+                  [0.0447164517827332, 0.04435372287601543, 0.05245389622480919],
+                  2838.154093424479),
+    'wae_mmd': ({}, [3114.088134765625, 3039.510498046875, 3048.896484375],
+               [3095.2884928385415, 3046.742421468099, 2982.9135233561196],
+               [0.0447164517827332, 0.05009657066936294, 0.06010894132001946],
+               2836.8223164876304),
+    'iwae': ({}, [2891.09326171875, 2882.15771484375, 2871.40625],
+            [3095.2884928385415, 3032.716542561849, 2973.892059326172],
+            [0.0447164517827332, 0.04841515662459036, 0.0930097127566114],
+            2837.7181803385415),
+    'factor_vae': ({}, [3112.5556640625, 3039.70263671875, 3045.94580078125],
+                  [3095.2884928385415, 3045.9385782877603, 2982.107177734375],
+                  [0.0447164517827332, 0.04880463498799751, 0.05899903211199368],
+                  2837.6317240397134),
 }
 
 
@@ -76,3 +97,14 @@ def test_golden_values(case, tmp_path):
   _close([r['recon'] for r in eval_records], eval_recon, 'held-out recon')
   _close([r['kl'] for r in eval_records], eval_kl, 'held-out kl')
   _close(final.get('nll_iw'), nll_iw, 'nll_iw')
+  # The objective's own train metrics (DIP's moments, WAE's MMD, FactorVAE's
+  # discriminator, ...) are recorded at every log step, finite.
+  extra = set(train_records[0]) - {'step', 'split', 'time'}
+  assert {'loss', 'recon', 'kl', 'nelbo', 'grad_norm'} <= extra
+  for record in train_records:
+    for key in extra:
+      assert record[key] is None or np.isfinite(record[key]), (key, record)
+
+
+def test_every_objective_has_golden_values():
+  assert set(GOLDEN) - {'cvae'} == set(objectives.OBJECTIVES)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import (FakeTerminal, assert_same_state, cli as _cli, final_state,
                       hparams_data, load_experiment, read_events, scalar_tags, segments)
-from vae_jax import train
+from vae_jax import evaluate_run, train
 from vae_jax.evaluation import disentanglement
 from vae_jax.run import saved_config
 from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
@@ -218,7 +218,7 @@ def test_cli_trains_and_resumes(tmp_path):
   out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
              '--config.train.num_steps=4')
   assert out.returncode == 0, out.stderr[-2000:]
-  assert out.stdout.splitlines()[-1] == train.results_line(workdir)  # where the results are
+  assert out.stdout.splitlines()[-1] == evaluate_run.results_line(workdir)  # where the results are
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['step'] == 4
   out = _cli('--config=experiments/test.py', f'--workdir={workdir}',
@@ -230,7 +230,7 @@ def test_cli_trains_and_resumes(tmp_path):
   os.remove(os.path.join(workdir, 'summary.json'))
   out = _cli('--mode=eval', f'--workdir={workdir}')
   assert out.returncode == 0, out.stderr[-2000:]
-  assert out.stdout.splitlines()[-1] == train.results_line(workdir, mode='eval')
+  assert out.stdout.splitlines()[-1] == evaluate_run.results_line(workdir, mode='eval')
   assert json.load(open(os.path.join(workdir, 'summary.json')))['step'] == 6
   # A different config on resume is refused in one line, and the run is kept.
   before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))

@@ -20,7 +20,7 @@ from conftest import assert_same_state, cli, final_state, load_experiment
 from vae_jax import data as data_lib
 from scipy import stats
 
-from vae_jax import objectives, steps, train
+from vae_jax import evaluate_run, objectives, steps, train
 from vae_jax import train_state
 from vae_jax.objectives import discriminator
 from vae_jax.run import guards
@@ -566,5 +566,5 @@ def test_factor_vae_cli_run_loads_and_evaluates_from_the_vae_params_alone(tmp_pa
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert model.sample(2).shape == (2, *model.image_shape)
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
-  evaluated = train.evaluate_workdir(config, workdir)
+  evaluated = evaluate_run.evaluate_workdir(config, workdir)
   assert evaluated['nelbo'] == pytest.approx(summary['nelbo'], rel=1e-6)

@@ -10,7 +10,8 @@ import tqdm
 from absl import logging as absl_logging
 
 from conftest import FakeTerminal, hparams_data, read_events, scalar_tags, segments
-from vae_jax import score, train
+from vae_jax import evaluate_run, score
+from vae_jax import terminal as terminal_lib
 from vae_jax.pictures import eval_pictures
 from vae_jax.pictures import plots
 from vae_jax.sweeps import runner as sweep_runner
@@ -42,7 +43,7 @@ def terminal(monkeypatch):
 def test_log_lines_start_on_their_own_line_above_the_bar(terminal, monkeypatch):
   fake, handler, absl_handler = terminal
   monkeypatch.setattr('sys.stderr', fake)
-  with train.progress_bar(total=10, unit='step') as bar:
+  with terminal_lib.progress_bar(total=10, unit='step') as bar:
     assert not bar.disable  # a live bar on the (fake) terminal
     bar.update(3)
     absl_logging.info('eval at step 3: nelbo 1.0')
@@ -74,7 +75,7 @@ def test_without_the_redirection_a_log_line_lands_in_the_bar(terminal):
 def test_no_terminal_no_bar_and_nothing_redirected(monkeypatch):
   plain = io.StringIO()
   monkeypatch.setattr('sys.stderr', plain)
-  with train.progress_bar(total=4) as bar:
+  with terminal_lib.progress_bar(total=4) as bar:
     import sys  # pylint: disable=g-import-not-at-top
     assert bar.disable and sys.stderr is plain
     bar.update(4)
@@ -82,10 +83,10 @@ def test_no_terminal_no_bar_and_nothing_redirected(monkeypatch):
 
 
 def test_results_lines(tmp_path):
-  assert train.results_line('runs/x') == (
+  assert evaluate_run.results_line('runs/x') == (
       'results: runs/x/summary.json; images in runs/x/images/; curves in '
       'runs/x/metrics.jsonl and TensorBoard (tensorboard --logdir runs/x)')
-  assert train.results_line('runs/x', mode='eval') == (
+  assert evaluate_run.results_line('runs/x', mode='eval') == (
       'results: runs/x/summary.json; images in runs/x/images/')
   assert sweep_runner.results_line('runs/s') == (
       'results: runs/s/results.md (and results.csv, plots *.png beside it); members in '

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from conftest import assert_same_state, final_state, load_experiment, tree_digest
-from vae_jax import train
+from vae_jax import evaluate_run, train
 
 
 def _corrupt(directory: str) -> None:
@@ -40,7 +40,7 @@ def test_eval_mode_rewrites_summary_and_leaves_checkpoints_unchanged(tmp_path):
   before = tree_digest(os.path.join(workdir, 'checkpoints'))
   os.remove(os.path.join(workdir, 'summary.json'))
   config.eval.iw_samples = 4  # evaluation settings may differ from training's
-  metrics = train.evaluate_workdir(config, workdir)
+  metrics = evaluate_run.evaluate_workdir(config, workdir)
   assert tree_digest(os.path.join(workdir, 'checkpoints')) == before
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['step'] == 6 and summary['nelbo'] == metrics['nelbo']

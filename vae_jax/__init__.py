@@ -1,4 +1,5 @@
-"""vae_jax: functional JAX/Flax variational autoencoders (VAE, β-VAE, CVAE, AE, β-TCVAE).
+"""vae_jax: functional JAX/Flax variational autoencoders (VAE, β-VAE, CVAE, AE, β-TCVAE,
+FactorVAE, DIP-VAE-I/II, WAE-MMD, IWAE) and their evaluation.
 
     import vae_jax
     model = vae_jax.load('runs/<run>')   # a trained run: encode, decode, sample, scores

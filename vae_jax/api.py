@@ -28,7 +28,7 @@ import numpy as np
 from vae_jax import models, objectives
 from vae_jax import train_state
 from vae_jax.run import checkpoints
-from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import loop as eval_loop
 from vae_jax import data as data_lib
 from vae_jax.run import saved_config
 from vae_jax.errors import WorkdirError
@@ -197,38 +197,43 @@ class Model:
     mu, _ = self.encode(x, y)
     return self.decode(mu, y)
 
-  def interpolate(self, x_a, x_b, steps: int = 8, *, y=None,
+  def interpolate(self, x_a, x_b, num_points: int = 8, *, y=None,
                   method: str = 'linear') -> np.ndarray:
-    """[N, steps, H, W, C]: decoded points from mu(x_a) to mu(x_b) (both ends included),
+    """[N, num_points, H, W, C]: decoded points from mu(x_a) to mu(x_b) (both ends included),
     on the straight line ('linear') or the great circle ('spherical', slerp)."""
-    if method not in ('linear', 'spherical') or steps < 2:
-      raise ValueError(f"method must be 'linear' or 'spherical' and steps ≥ 2, got "
-                       f'{method!r}, {steps}')
+    if method not in ('linear', 'spherical') or num_points < 2:
+      raise ValueError(f"method must be 'linear' or 'spherical' and num_points ≥ 2, got "
+                       f'{method!r}, {num_points}')
     mu_a, _ = self.encode(x_a, y)
     mu_b, _ = self.encode(x_b, y)
     if mu_a.shape != mu_b.shape:
       raise ValueError(f'x_a and x_b must hold as many images, got {len(mu_a)} and '
                        f'{len(mu_b)}')
-    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
+    t = np.linspace(0.0, 1.0, num_points, dtype=np.float32)[None, :, None]
     if method == 'linear':
       z = (1.0 - t) * mu_a[:, None] + t * mu_b[:, None]
     else:
       z = _slerp(mu_a, mu_b, t)
-    labels = None if y is None else np.repeat(self._labels(y, len(mu_a)), steps)
+    labels = None if y is None else np.repeat(self._labels(y, len(mu_a)), num_points)
     out = self.decode(z.reshape(-1, self.latent_dim), labels)
-    return out.reshape(len(mu_a), steps, *self.image_shape)
+    return out.reshape(len(mu_a), num_points, *self.image_shape)
 
-  def traverse(self, x, dim: int, values: Sequence[float], y=None) -> np.ndarray:
-    """[N, len(values), H, W, C]: z = mu(x) with z[dim] set to each value, decoded."""
+  def traverse(self, x, dim: int, offsets: Sequence[float], y=None) -> np.ndarray:
+    """[N, len(offsets), H, W, C]: z = mu(x) with offsets[s] added to z[dim], decoded.
+
+    As the traversal pictures of a run (offsets in prior standard deviations,
+    there linspace(−3, 3)); for absolute values of z[dim], pass
+    values − mu[:, dim] per image or decode a z of your own.
+    """
     if not 0 <= dim < self.latent_dim:
       raise ValueError(f'dim must be in 0..{self.latent_dim - 1}, got {dim}')
     mu, _ = self.encode(x, y)
-    values = np.asarray(values, np.float32).reshape(-1)
-    z = np.repeat(mu[:, None], len(values), axis=1)
-    z[:, :, dim] = values[None, :]
-    labels = None if y is None else np.repeat(self._labels(y, len(mu)), len(values))
+    offsets = np.asarray(offsets, np.float32).reshape(-1)
+    z = np.repeat(mu[:, None], len(offsets), axis=1)
+    z[:, :, dim] += offsets[None, :]
+    labels = None if y is None else np.repeat(self._labels(y, len(mu)), len(offsets))
     out = self.decode(z.reshape(-1, self.latent_dim), labels)
-    return out.reshape(len(mu), len(values), *self.image_shape)
+    return out.reshape(len(mu), len(offsets), *self.image_shape)
 
   # --- scores, exactly as the evaluation ------------------------------------
 
@@ -251,8 +256,8 @@ class Model:
     """Per-example ELBO terms in nats: {'recon', 'kl', 'nelbo'}, each float [N]."""
     self._needs_posterior('elbo')
     data = self._scoring_set(x, y, indices)
-    terms = evaluate.elbo_terms(self.params, self.spec, data, seed=self.config.seed,
-                                batch_size=self.config.eval.batch_size)
+    terms = eval_loop.elbo_terms(self.params, self.spec, data, seed=self.config.seed,
+                                 batch_size=self.config.eval.batch_size)
     return {k: terms[k] for k in ('recon', 'kl', 'nelbo')}
 
   def nll_iw(self, x, k: int = 5000, y=None, *, indices=None) -> np.ndarray:
@@ -265,10 +270,10 @@ class Model:
       raise ValueError(f'k must be a positive number of samples, got {k}')
     data = self._scoring_set(x, y, indices)
     ev = self.config.eval
-    return evaluate.importance_weighted_nll(self.params, self.spec, data, k,
-                                            seed=self.config.seed,
-                                            batch_size=ev.iw_batch_size,
-                                            chunk_size=ev.iw_chunk_size)
+    return eval_loop.importance_weighted_nll(self.params, self.spec, data, k,
+                                             seed=self.config.seed,
+                                             batch_size=ev.iw_batch_size,
+                                             chunk_size=ev.iw_chunk_size)
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

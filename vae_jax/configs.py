@@ -12,14 +12,15 @@ import ml_collections
 
 from vae_jax import models, objectives
 from vae_jax.models import likelihoods
+from vae_jax.data import procedural
 from vae_jax.errors import ConfigError
 
-DATASETS = ('dsprites', 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TFDS image dataset
+DATASETS = (*procedural.NAMES, 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TFDS image dataset
 BINARIZE = ('dynamic', 'static', 'none')
 ARCHITECTURES = tuple(models.ARCHITECTURES)
 LR_SCHEDULES = ('constant', 'cosine')
 POPULATION_MODES = ('auto', 'vmap', 'loop')
-FACTOR_SOURCES = ('dsprites', 'tfds:dsprites', 'tfds:shapes3d')
+FACTOR_SOURCES = (*procedural.NAMES, 'tfds:dsprites', 'tfds:shapes3d')
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -76,7 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.anomaly = False  # final eval: per-example nll_iw scores (+ AUROC of excluded classes)
   config.eval.disentanglement = False  # BetaVAE, FactorVAE, MIG, DCI, SAP scores at each eval
   config.eval.disentanglement_divisor = 1  # final eval: reference sample counts / this (periodic: ≥ 10)
-  config.eval.factor_source = 'dsprites'  # 'dsprites' (procedural) | 'tfds:dsprites' | 'tfds:shapes3d'
+  config.eval.factor_source = 'dsprites'  # see FACTOR_SOURCES (procedural ones: data.procedural)
   return config
 
 
@@ -193,6 +194,9 @@ RULES = (
     ('data.name', bool, f'a dataset name ({", ".join(DATASETS)} or a TFDS image dataset)'),
     ('data.batch_size', _positive, 'a positive integer'),
     ('data.binarize', lambda v: v in BINARIZE, f'one of {BINARIZE}'),
+    ('data.binarize', Whole(lambda c: procedural.binarize_allowed(c.data.name, c.data.binarize)),
+     f"'none' for {', '.join(procedural.continuous_names())} (continuous pixels): pass "
+     '--config.data.binarize=none'),
     ('data.eval_size', _positive, 'a positive integer'),
     ('data.exclude_classes', lambda v: all(isinstance(c, int) and c >= 0 for c in v),
      'a tuple of class labels (non-negative integers)'),

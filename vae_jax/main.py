@@ -212,6 +212,7 @@ def main(argv: list) -> None:
 
 def _run_mode() -> None:
   """Runs --mode (train, eval, sweep or score) with the parsed flags."""
+  from vae_jax import evaluate_run  # pylint: disable=g-import-not-at-top
   from vae_jax import train  # pylint: disable=g-import-not-at-top
   from vae_jax.run import parallel  # pylint: disable=g-import-not-at-top
   from vae_jax.run import workdir  # pylint: disable=g-import-not-at-top
@@ -244,11 +245,11 @@ def _run_mode() -> None:
     score.score_workdir(config, workdir_path, _SCORE_DATA.value)
     print(score.results_line(workdir_path, _SCORE_DATA.value), flush=True)
   elif _MODE.value == 'eval':
-    train.evaluate_workdir(config, workdir_path)
-    print(train.results_line(workdir_path, mode='eval'), flush=True)
+    evaluate_run.evaluate_workdir(config, workdir_path)
+    print(evaluate_run.results_line(workdir_path, mode='eval'), flush=True)
   else:
     train.train_and_evaluate(config, workdir_path)
-    print(train.results_line(workdir_path), flush=True)
+    print(evaluate_run.results_line(workdir_path), flush=True)
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ from absl import logging
 from vae_jax import api
 from vae_jax import train_state
 from vae_jax.evaluation import diagnostics
-from vae_jax.evaluation import evaluate
+from vae_jax.evaluation import loop as eval_loop
 from vae_jax.run import files
 from vae_jax import data as data_lib
 from vae_jax.run import workdir as workdir_lib
@@ -73,7 +73,7 @@ def score_workdir(config: ml_collections.ConfigDict, workdir: str, data_arg: str
   nll, nelbo = model.nll_iw(images, k, y), model.elbo(images, y)['nelbo']
   own = data_lib.load(config.data)
   own_spec = train_state.make_spec(config, own.spec)  # as trained (e.g. procedural dSprites)
-  own_nll = evaluate.importance_weighted_nll(
+  own_nll = eval_loop.importance_weighted_nll(
       model.params, own_spec, own, k, seed=config.seed,
       batch_size=config.eval.iw_batch_size, chunk_size=config.eval.iw_chunk_size)
   is_new = np.concatenate([np.ones(len(nll), bool), np.zeros(len(own_nll), bool)])

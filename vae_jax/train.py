@@ -1,4 +1,4 @@
-"""The training loop: `train_and_evaluate`, `train_group` (sweeps) and `evaluate_workdir`.
+"""The training loop: `train_and_evaluate` and `train_group` (sweeps).
 
 A group is one run or several runs that differ only in hyperparameters that
 enter the step as arrays (seed, β, learning rate, ...): their states are
@@ -11,7 +11,8 @@ workdir, written exactly as a single run's.
 With several processes (`jax.distributed`, vae_jax/parallel.py) every
 process runs the loop and the checkpoint saves and restores (Orbax
 coordinates them); only process 0 takes the workdir lock, evaluates and
-writes config.json, run.json, metrics.jsonl, events, images and summary.json.
+writes config.json, run.json, metrics.jsonl, events, images and summary.json
+(an evaluation is recorded by vae_jax/evaluate_run.py).
 A SIGINT/SIGTERM to any process stops all of them at the same step.
 
 Resume rules (docs/design.md):
@@ -26,147 +27,27 @@ Resume rules (docs/design.md):
 
 import contextlib
 import dataclasses
-import json
-import logging as python_logging
 import os
 import signal
-import sys
 import time
 
 import jax
 import ml_collections
 import numpy as np
-import tqdm
 from absl import logging
 
+from vae_jax import evaluate_run
 from vae_jax import steps
+from vae_jax import terminal
 from vae_jax import train_state
 from vae_jax.run import checkpoints
-from vae_jax.pictures import eval_pictures
-from vae_jax.pictures import figures
-from vae_jax.run import files
 from vae_jax.run import guards
 from vae_jax.run import parallel
-from vae_jax.evaluation import evaluate as evaluate_lib
+from vae_jax.evaluation import evaluators
 from vae_jax.run import workdir as workdir_lib
 from vae_jax.run import metrics_log
-from vae_jax.errors import Interrupted, WorkdirError
+from vae_jax.errors import Interrupted
 from vae_jax.run.build import Run, build_run
-
-class _AboveTheBar:
-  """A text stream that writes each whole line above the live tqdm bars of `terminal`
-  (`tqdm.write`: clear the bars, write the line, redraw them); a partial line
-  waits for its end."""
-
-  def __init__(self, terminal):
-    self.terminal = terminal
-    self._partial = ''
-
-  def write(self, text: str) -> int:
-    lines, newline, self._partial = (self._partial + text).rpartition('\n')
-    if newline:
-      tqdm.tqdm.write(lines, file=self.terminal)
-    return len(text)
-
-  def flush(self) -> None:
-    self.terminal.flush()
-
-  def finish(self) -> None:
-    """Writes a pending partial line as it is."""
-    if self._partial:
-      self.terminal.write(self._partial)
-      self._partial = ''
-
-  def __getattr__(self, name: str):  # isatty, fileno, encoding, ... of the terminal
-    return getattr(self.terminal, name)
-
-
-def _stream_handlers() -> list:
-  """The logging.StreamHandlers of the root logger (absl's Python handler included)."""
-  handlers = [getattr(h, 'python_handler', h) for h in python_logging.getLogger().handlers]
-  return [h for h in handlers if isinstance(h, python_logging.StreamHandler)]
-
-
-@contextlib.contextmanager
-def progress_bar(**tqdm_args):
-  """A tqdm bar on sys.stderr if that is a terminal (else a disabled one).
-
-  While the bar is live, sys.stderr and every logging handler that writes to
-  it (absl's included) write through `_AboveTheBar`, so a log line starts on
-  its own line above the bar instead of inside the bar's line. Everything is
-  restored on exit, and the bar closed.
-  """
-  terminal = sys.stderr
-  bar = tqdm.tqdm(file=terminal, dynamic_ncols=True, disable=not terminal.isatty(),
-                  **tqdm_args)
-  if bar.disable:
-    try:
-      yield bar
-    finally:
-      bar.close()
-    return
-  shared = _AboveTheBar(terminal)
-  handlers = [h for h in _stream_handlers() if h.stream is terminal]
-  sys.stderr = shared
-  for handler in handlers:
-    handler.stream = shared
-  try:
-    yield bar
-  finally:
-    for handler in handlers:
-      handler.stream = terminal
-    sys.stderr = terminal
-    shared.finish()
-    bar.close()
-
-
-def _local(run: Run, state):
-  """The state on this process's first device (evaluation runs unsharded)."""
-  return state if run.mesh is None else parallel.to_one_device(state)
-
-
-def _evaluate(run: Run, state, *, final: bool) -> evaluate_lib.Evaluation:
-  """`evaluate.evaluate` of the run's state (`_local`); writes anomaly_scores.npz
-  (per-example nll_iw) when eval.anomaly asks for it."""
-  result = evaluate_lib.evaluate(state.params, run.config, run.spec, run.dataset,
-                                 final=final, factor_source=run.factor_source)
-  if run.config.eval.anomaly and result.nll_iw is not None:
-    with files.atomic(os.path.join(run.workdir, 'anomaly_scores.npz')) as tmp, \
-        open(tmp, 'wb') as f:
-      np.savez(f, nll_iw=result.nll_iw, labels=result.labels, eval_ids=run.dataset.eval_ids)
-  return result
-
-
-def _write_images(run: Run, state, step: int, result: evaluate_lib.Evaluation,
-                  writer) -> None:
-  """Every picture of `eval_pictures.make_pictures`, to images/ and TensorBoard."""
-  history = eval_pictures.rate_distortion_history(metrics_log.read_metrics(run.workdir),
-                                                  step)
-  made = eval_pictures.make_pictures(
-      run.spec.model, state.params, run.dataset, seed=run.config.seed,
-      num_images=run.config.eval.num_images, stochastic=run.stochastic, step=step,
-      metrics=result.metrics, moments=(result.mu, result.logvar, result.labels),
-      history=history)
-  for kind, picture in made.items():
-    figures.save_png(run.images_dir, kind, step, picture)
-    writer.image(step, kind, picture)
-
-
-def _write_summary(run: Run, step: int, metrics: dict) -> None:
-  summary = {'step': step, 'dataset': run.dataset.spec.name,
-             'eval_examples': run.dataset.num_eval, 'data_source': run.dataset.source,
-             **metrics}
-  workdir_lib.write_json(os.path.join(run.workdir, 'summary.json'), summary)
-
-
-def results_line(workdir: str, mode: str = 'train') -> str:
-  """The closing line of --mode=train (or eval): where the results are."""
-  line = (f'results: {os.path.join(workdir, "summary.json")}; images in '
-          f'{os.path.join(workdir, "images", "")}')
-  if mode == 'train':
-    line += (f'; curves in {os.path.join(workdir, "metrics.jsonl")} and TensorBoard '
-             f'(tensorboard --logdir {workdir})')
-  return line
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -221,7 +102,7 @@ def train_group(runs: list) -> list:
                            interrupts)
     if primary:
       for run, member_metrics in zip(runs, metrics):
-        _write_summary(run, int(state.step.ravel()[0]), member_metrics)
+        evaluate_run.write_summary(run, int(state.step.ravel()[0]), member_metrics)
     return metrics
 
 
@@ -258,20 +139,21 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
   num_steps, batch_size = cfg.num_steps, lead.config.data.batch_size
   population = len(runs) > 1
   # One member's state sliced out at a time (an 18-member population's states are GBs).
-  members = lambda s: (train_state.member(s, i) for i in range(len(runs))) if population else iter([s])
+  members = lambda s: ((train_state.member(s, i) for i in range(len(runs))) if population
+                       else iter([s]))
   hparams = train_state.stack([r.hparams for r in runs]) if population else lead.hparams
   primary = parallel.is_primary()
   metrics = [None] * len(runs)
   if start == 0:
-    metrics = [_evaluate_and_write(run, s, start, writer, final=num_steps == 0)
+    metrics = [evaluate_run.evaluate_and_write(run, s, start, writer, final=num_steps == 0)
                if primary else None for run, s, writer in zip(runs, members(state), writers)]
   else:  # a resumed run: what a stop after the checkpoint at `start` left undone
-    metrics = [_evaluate_missing(run, s, start, writer) if primary else None
+    metrics = [evaluate_run.evaluate_missing(run, s, start, writer) if primary else None
                for run, s, writer in zip(runs, members(state), writers)]
   history, unchecked, last_log_time, last_log_step = [], [], time.perf_counter(), start
   # A live bar on an interactive terminal, log lines printed above it; plain log
   # lines (every log step) elsewhere.
-  with progress_bar(total=num_steps, initial=start, unit='step') as bar:
+  with terminal.progress_bar(total=num_steps, initial=start, unit='step') as bar:
     step = start
     while step < num_steps:
       done = _call_end(step, num_steps, cfg)
@@ -315,7 +197,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
         for ckpt, s in zip(ckpts, members(state)):
           ckpt.save(done, s)
       if evaluate:
-        metrics = [_evaluate_and_write(run, s, done, writer, final=done == num_steps)
+        metrics = [evaluate_run.evaluate_and_write(run, s, done, writer, final=done == num_steps)
                    if primary else None
                    for run, s, writer in zip(runs, members(state), writers)]
       if stop:  # train_group's clean-up waits for the save
@@ -323,35 +205,6 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
         raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
                           f'{done}; run the same command to resume', signum)
   return state, metrics
-
-
-def _evaluate_missing(run: Run, state, step: int, writer) -> dict:
-  """At a resumed run's first step: the evaluation that step owes if metrics.jsonl
-  lacks it (a run stopped between its checkpoint and its evaluation); the
-  final metrics of a finished run (from summary.json if it has them)."""
-  cfg = run.config.train
-  final = step >= cfg.num_steps
-  recorded = any(r['step'] == step and r['split'] == 'eval'
-                 for r in metrics_log.read_metrics(run.workdir))
-  if not recorded and (final or step % cfg.eval_every_steps == 0):
-    return _evaluate_and_write(run, state, step, writer, final=final)
-  if not final:
-    return None
-  summary = _read_summary(run.workdir)
-  if summary is not None and summary.get('step') == step:
-    return {k: v for k, v in summary.items()
-            if k not in ('step', 'dataset', 'eval_examples', 'data_source')}
-  return _evaluate(run, _local(run, state), final=True).metrics
-
-
-def _read_summary(workdir: str):
-  """summary.json's dict, or None if it is missing or unreadable."""
-  try:
-    with open(os.path.join(workdir, 'summary.json')) as f:
-      summary = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return summary if isinstance(summary, dict) else None
 
 
 # Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
@@ -372,62 +225,10 @@ def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer) 
   """Writes the mean train metrics since the last log step."""
   mean = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
   mean['steps_per_sec'] = steps_per_sec
-  public = evaluate_lib.public(mean, run.stochastic)
+  public = evaluators.public(mean, run.stochastic)
   writer.write(done, 'train', public)
   logging.info('%sstep %d/%d  %s', run.log_prefix, done,
                run.config.train.num_steps, '  '.join(
                    f'{k} {public[k]:.3f}'
                    for k in ('loss', 'nelbo', 'recon', 'kl', 'steps_per_sec')
                    if public[k] is not None))
-
-
-def _evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
-                        record: bool = True) -> dict:
-  """Held-out metrics (to metrics.jsonl unless `record` is False) and pictures."""
-  state = _local(run, state)
-  result = _evaluate(run, state, final=final)
-  metrics = result.metrics
-  _write_images(run, state, step, result, writer)
-  if final:
-    eval_pictures.write_final_animations(
-        run.spec.model, state.params, run.dataset, seed=run.config.seed,
-        stochastic=run.stochastic, step=step, metrics=metrics,
-        moments=(result.mu, result.logvar, result.labels), images_dir=run.images_dir)
-  if record:
-    writer.write(step, 'eval', metrics)
-    if final:
-      writer.hparams(workdir_lib.flatten(workdir_lib.config_to_dict(run.config)), metrics)
-  logging.info('%seval at step %d: %s', run.log_prefix, step, '  '.join(
-      f'{k} {v:.3f}' for k, v in metrics.items() if isinstance(v, float)))
-  return metrics
-
-
-def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """--mode=eval: restores the newest checkpoint, writes images and summary.json.
-
-  The checkpoints and metrics.jsonl are left as they are (an unreadable
-  checkpoint stays in place; the newest readable one is evaluated); images and
-  summary.json are each written whole (`files.atomic`), summary.json last.
-  Evaluation settings (config.eval.*, e.g. iw_samples) may differ from the
-  training run's.
-  """
-  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
-    raise WorkdirError(f'no checkpoints in {workdir}; train first or pass the workdir '
-                       'of a trained run')
-  run = build_run(config, workdir)
-  ckpt = checkpoints.Checkpointer(workdir, read_only=True)
-  writer = metrics_log.MetricWriter(workdir)
-  try:
-    with guards.out_of_memory_is_a_user_error(config):
-      state = ckpt.restore_latest(train_state.init_state(run.spec, config.seed),
-                                  move_unreadable=False)
-      if state is None:
-        raise WorkdirError(f'no readable checkpoint in {workdir}/checkpoints')
-      logging.info('evaluating the checkpoint at step %d', int(state.step))
-      metrics = _evaluate_and_write(run, state, int(state.step), writer, final=True,
-                                    record=False)
-      _write_summary(run, int(state.step), metrics)
-      return metrics
-  finally:
-    ckpt.close()
-    writer.close()

@@ -1,7 +1,8 @@
 """Datasets that live on the device; batches are gathered inside the jitted step.
 
-A `Dataset` holds every image (or, for the procedural dSprites, nothing but
-the factor grid) as device arrays. The host only decides WHICH examples form
+A `Dataset` holds every image as device arrays (or, for a procedural dataset
+such as dSprites, nothing: its images are rendered from factor indices by
+the entry of vae_jax.data.procedural's registry). The host only decides WHICH examples form
 a batch: `train_indices(seed, step)` is a pure function of (seed, step) — a
 fresh permutation per epoch — so a resumed run needs no iterator state. The
 jitted step then calls `get_batch(spec, arrays, indices, key)` to gather,
@@ -18,21 +19,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax.data import dsprites
-from vae_jax.errors import DataError
+from vae_jax.data import procedural
+from vae_jax.errors import ConfigError, DataError
 
 STATIC_BINARIZATION_SEED = 20151028  # one fixed Bernoulli sample of the data set
 
-CLASS_NAMES = {
+CLASS_NAMES = {  # (procedural datasets name theirs in their registry entry)
     'fashion_mnist': ('T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
                       'Shirt', 'Sneaker', 'Bag', 'Boot'),
-    'dsprites': ('square', 'ellipse', 'heart'),
 }
 
 
 def class_names(spec: 'DataSpec') -> tuple:
   """Readable names of the labels 0..num_classes−1 (the numbers if unknown)."""
   names = CLASS_NAMES.get(spec.name)
+  if names is None and spec.name in procedural.REGISTRY:
+    names = procedural.get(spec.name).class_names
   if names and len(names) == spec.num_classes:
     return names
   return tuple(str(i) for i in range(spec.num_classes))
@@ -42,7 +44,7 @@ def class_names(spec: 'DataSpec') -> tuple:
 class DataSpec:
   """The static (hashable) description of a dataset that the jitted step needs."""
   name: str
-  procedural: bool  # True: images rendered from dSprites indices
+  procedural: bool  # True: rendered by procedural.get(name) from flat factor indices
   image_shape: tuple
   num_classes: int  # 0 = no labels
   binarize: str  # 'dynamic' | 'static' | 'none' (static is applied at load time)
@@ -52,9 +54,9 @@ class DataSpec:
 class Dataset:
   """Device-resident train and evaluation data, addressed by integer index."""
   spec: DataSpec
-  arrays: dict  # device arrays: 'train_x', 'train_y', 'eval_x', 'eval_y' (empty for dSprites)
-  train_ids: Optional[np.ndarray]  # dSprites: flat factor index of each train position
-  eval_ids: np.ndarray  # index of each evaluation example (into eval arrays or dSprites)
+  arrays: dict  # device arrays: 'train_x', 'train_y', 'eval_x', 'eval_y' (empty if procedural)
+  train_ids: Optional[np.ndarray]  # procedural: flat factor index of each train position
+  eval_ids: np.ndarray  # index of each evaluation example (into eval arrays, or flat)
   num_train: int
   source: str  # where the data came from, for run.json and logs
   # The index each evaluation example's random draws are keyed by (None: its
@@ -80,14 +82,16 @@ def _epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num)
 
 
-def gather(spec: DataSpec, arrays: dict, split: str, indices: jax.Array):
+def gather(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
+           noise_key: Optional[jax.Array] = None):
   """(x [B, H, W, C] float32 in [0, 1], y [B] int32) for `indices`, not binarized.
 
   Stored images are uint8 0–255 (divided by 255) or already floats in [0, 1].
+  A procedural dataset's noise (if any) comes from `noise_key`, or with None
+  from the fixed key of each example (procedural.eval_noise_keys).
   """
   if spec.procedural:
-    x = dsprites.render_indices(indices)
-    y = dsprites.index_to_factors(indices)[:, 1]  # the shape is the class
+    x, y = procedural.gather(procedural.get(spec.name), indices, noise_key)
   else:
     x = arrays[f'{split}_x'][indices]
     x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
@@ -97,8 +101,12 @@ def gather(spec: DataSpec, arrays: dict, split: str, indices: jax.Array):
 
 def get_batch(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
               key: jax.Array):
-  """`gather`, then (with binarize='dynamic') x ~ Bernoulli(x) from `key`; jittable."""
-  x, y = gather(spec, arrays, split, indices)
+  """`gather`, then (with binarize='dynamic') x ~ Bernoulli(x) from `key`; jittable.
+
+  A procedural dataset's noise comes from `key` for the 'train' split (the
+  step's data key) and is fixed per example for 'eval'.
+  """
+  x, y = gather(spec, arrays, split, indices, key if split == 'train' else None)
   if spec.binarize == 'dynamic':
     x = jax.random.bernoulli(key, x).astype(jnp.float32)
   return x, y
@@ -106,11 +114,12 @@ def get_batch(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
 
 def load(data_config) -> Dataset:
   """Loads `config.data` onto the device; DataError if it cannot be found."""
-  if data_config.name == 'dsprites':
+  if data_config.name in procedural.REGISTRY:
     if data_config.exclude_classes:
-      raise DataError('config.data.exclude_classes is not supported for dsprites; '
-                      'use a labelled image dataset such as fashion_mnist')
-    return _load_dsprites(data_config)
+      raise DataError(f'config.data.exclude_classes is not supported for '
+                      f'{data_config.name}; use a labelled image dataset such as '
+                      'fashion_mnist')
+    return _load_procedural(data_config, procedural.get(data_config.name))
   from vae_jax.data import image_arrays  # pylint: disable=g-import-not-at-top
   host = image_arrays.load_image_arrays(data_config.name, data_config.local_dir,
                                         data_config.tfds_data_dir)
@@ -151,18 +160,20 @@ def _static_binarize(images: np.ndarray) -> np.ndarray:
   return (rng.random(images.shape) < images / 255.0).astype(np.uint8) * 255
 
 
-def _load_dsprites(data_config) -> Dataset:
-  """Procedural dSprites; a fixed random `eval_size` combinations are held out."""
-  if data_config.eval_size >= dsprites.NUM_IMAGES:
-    raise DataError(f'config.data.eval_size={data_config.eval_size} leaves no dSprites '
-                    f'images to train on; use fewer than {dsprites.NUM_IMAGES}')
+def _load_procedural(data_config, p: procedural.ProceduralFactors) -> Dataset:
+  """A procedural dataset; a fixed random `eval_size` combinations are held out."""
+  if data_config.eval_size >= p.num_images:
+    raise DataError(f'config.data.eval_size={data_config.eval_size} leaves no {p.title} '
+                    f'images to train on; use fewer than {p.num_images}')
+  if not procedural.binarize_allowed(p.name, data_config.binarize):
+    raise ConfigError(f"config.data.binarize must be 'none' for {p.name} (continuous "
+                      f'pixels), got {data_config.binarize!r}')
   rng = np.random.default_rng(0)
-  held_out = np.zeros(dsprites.NUM_IMAGES, bool)
-  held_out[rng.choice(dsprites.NUM_IMAGES, data_config.eval_size, replace=False)] = True
-  spec = DataSpec(name='dsprites', procedural=True, image_shape=dsprites.IMAGE_SHAPE,
-                  num_classes=dsprites.FACTOR_SIZES[1], binarize='none')
+  held_out = np.zeros(p.num_images, bool)
+  held_out[rng.choice(p.num_images, data_config.eval_size, replace=False)] = True
+  spec = DataSpec(name=p.name, procedural=True, image_shape=p.image_shape,
+                  num_classes=p.num_classes, binarize='none')
   return Dataset(spec=spec, arrays={},
                  train_ids=np.flatnonzero(~held_out).astype(np.int32),
                  eval_ids=np.flatnonzero(held_out).astype(np.int32),
-                 num_train=int(dsprites.NUM_IMAGES - data_config.eval_size),
-                 source='procedural dSprites (vae_jax.data.dsprites)')
+                 num_train=int(p.num_images - data_config.eval_size), source=p.source)

@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.data import procedural
+
 FACTOR_NAMES: tuple[str, ...] = (
     'color', 'shape', 'scale', 'orientation', 'pos_x', 'pos_y')
 FACTOR_SIZES: tuple[int, ...] = (1, 3, 6, 40, 32, 32)
@@ -146,3 +148,13 @@ def sample_factors(key: jax.Array, num: int) -> jax.Array:
 
 # factor classes [B, 6] → images [B, 64, 64, 1], one compiled call.
 render_batch = jax.jit(jax.vmap(render))
+
+# The registry entry (vae_jax.data.procedural): the label is the shape; the
+# factor picture varies each factor from a heart (the only shape without
+# rotational symmetry), scale 1.0, orientation 0, at the centre.
+PROCEDURAL = procedural.ProceduralFactors(
+    name='dsprites', title='dSprites', factor_names=FACTOR_NAMES,
+    factor_sizes=FACTOR_SIZES, image_shape=IMAGE_SHAPE, class_factor='shape',
+    class_names=('square', 'ellipse', 'heart'), render=jax.vmap(render), binary=True,
+    traversal_base=(0, 2, 5, 0, 16, 16),
+    source='procedural dSprites (vae_jax.data.dsprites)')

@@ -4,9 +4,11 @@ A `FactorSource` is what the disentanglement scores (vae_jax.disentanglement)
 need from a dataset: the factors of variation (names and number of classes),
 uniform sampling of factor classes, and the image of any factor combination.
 
-* `DSpritesFactors`: the procedural dSprites (vae_jax.data.dsprites), rendered
-  on demand; nothing is loaded. The colour factor (a single value) is dropped,
-  leaving shape, scale, orientation, pos_x, pos_y, as in disentanglement_lib.
+* `ProceduralSource`: a registered procedural dataset (vae_jax.data.procedural:
+  'dsprites', 'noisy_dsprites', ...), rendered on demand; nothing is loaded.
+  Factors with a single class are dropped: for dSprites the colour, leaving
+  shape, scale, orientation, pos_x, pos_y, as in disentanglement_lib.
+  Noisy images have the fixed noise of their flat index.
 * `TFDSFactors`: TFDS 'dsprites' or 'shapes3d', prepared on disk beforehand
   (nothing is downloaded), read once into host memory (uint8: ~3.0 GB for
   dsprites, ~5.9 GB for shapes3d) and indexed by the examples' factor classes.
@@ -17,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vae_jax.data import dsprites
+from vae_jax.data import procedural
 from vae_jax.data import tfds_io
 from vae_jax.errors import DataError
 
@@ -75,32 +77,43 @@ def _padded_size(num: int) -> int:
   return min(_RENDER_CHUNK, max(16, 1 << max(num - 1, 0).bit_length()))
 
 
-def _render(full_factors: np.ndarray) -> np.ndarray:
-  """Renders ≤ _RENDER_CHUNK images from 6-factor classes, padding the batch."""
+def _render(p: procedural.ProceduralFactors, full_factors: np.ndarray) -> np.ndarray:
+  """Renders ≤ _RENDER_CHUNK images from all-factor classes, padding the batch."""
   num = len(full_factors)
-  padded = np.zeros((_padded_size(num), 6), np.int32)
+  padded = np.zeros((_padded_size(num), len(p.factor_sizes)), np.int32)
   padded[:num] = full_factors
-  return np.asarray(dsprites.render_batch(padded))[:num]
+  return np.asarray(procedural.factor_images(p, padded))[:num]
 
 
-class DSpritesFactors:
-  """Procedural dSprites factors (colour dropped: it has a single value)."""
-  factor_names: tuple[str, ...] = dsprites.FACTOR_NAMES[1:]
-  factor_sizes: tuple[int, ...] = dsprites.FACTOR_SIZES[1:]
+class ProceduralSource:
+  """A registered procedural dataset's factors (those with one class dropped)."""
+
+  def __init__(self, dataset: procedural.ProceduralFactors):
+    self.dataset = dataset
+    self.factor_names = tuple(dataset.factor_names[i] for i in dataset.varying)
+    self.factor_sizes = tuple(dataset.factor_sizes[i] for i in dataset.varying)
 
   def sample_factors(self, rng: np.random.Generator, num: int) -> np.ndarray:
-    """Factor classes int32 [num, 5], each factor uniform and independent."""
+    """Factor classes int32 [num, F], each factor uniform and independent."""
     return uniform_factors(rng, num, self.factor_sizes)
 
   def images(self, factors: np.ndarray) -> np.ndarray:
-    """Rendered images float32 [num, 64, 64, 1] in {0, 1}."""
+    """Rendered images float32 [num, H, W, C] in [0, 1]."""
     factors = check_factors(factors, self.factor_sizes)
-    full = np.concatenate([np.zeros((len(factors), 1), np.int32), factors], 1)
-    chunks = [_render(full[i:i + _RENDER_CHUNK])
+    full = np.zeros((len(factors), len(self.dataset.factor_sizes)), np.int32)
+    full[:, list(self.dataset.varying)] = factors
+    chunks = [_render(self.dataset, full[i:i + _RENDER_CHUNK])
               for i in range(0, len(full), _RENDER_CHUNK)]
     if not chunks:
-      return np.zeros((0,) + dsprites.IMAGE_SHAPE, np.float32)
+      return np.zeros((0,) + self.dataset.image_shape, np.float32)
     return np.concatenate(chunks)
+
+
+class DSpritesFactors(ProceduralSource):
+  """Procedural dSprites factors (colour dropped: it has a single value)."""
+
+  def __init__(self):
+    super().__init__(procedural.get('dsprites'))
 
 
 # ------------------------------------------------------------------ TFDS
@@ -214,10 +227,10 @@ def _stack_releasing(batches: list[np.ndarray]) -> np.ndarray:
 
 
 def factor_source(name: str, tfds_data_dir: str = '') -> FactorSource:
-  """'dsprites' (procedural), 'tfds:dsprites' or 'tfds:shapes3d'."""
-  if name == 'dsprites':
-    return DSpritesFactors()
+  """A registered procedural dataset ('dsprites', ...), 'tfds:dsprites' or 'tfds:shapes3d'."""
+  if name in procedural.REGISTRY:
+    return ProceduralSource(procedural.get(name))
   if name.startswith('tfds:'):
     return TFDSFactors.load(name.removeprefix('tfds:'), tfds_data_dir)
-  raise DataError(f'Unknown factor source {name!r}; use \'dsprites\', '
-                  '\'tfds:dsprites\' or \'tfds:shapes3d\'.')
+  known = ', '.join(repr(n) for n in procedural.NAMES + ('tfds:dsprites', 'tfds:shapes3d'))
+  raise DataError(f'Unknown factor source {name!r}; use one of {known}.')

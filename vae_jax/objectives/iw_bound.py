@@ -9,7 +9,7 @@ E[nll_iw] is the negative ELBO at k = 1 (with a sampled KL), decreases with k
 and tends to −log p(x) as k → ∞. Sample i of an example with key `key` is
 drawn from `fold_in(key, i)`, so the samples do not depend on how the k
 draws are split into chunks (and the first k of k' > k draws are shared).
-The held-out loop over a dataset is `vae_jax.evaluate.importance_weighted_nll`.
+The held-out loop over a dataset is `vae_jax.evaluation.loop.importance_weighted_nll`.
 """
 
 from typing import Callable

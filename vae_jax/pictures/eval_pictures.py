@@ -84,7 +84,7 @@ def rate_distortion_history(records: list, step: int) -> list:
 def write_final_animations(model: models.VAE, params, dataset: data_lib.Dataset, *,
                            seed: int, stochastic: bool, step: int, metrics: dict, moments,
                            images_dir: str) -> list[str]:
-  """The traversal GIF of the final model (and dSprites' factors_0.png); their paths.
+  """The final model's traversal GIF (and a procedural dataset's factors_0.png); their paths.
 
   moments: (mu [N, D], logvar [N, D], labels [N]) of the evaluation examples.
   """
@@ -95,9 +95,9 @@ def write_final_animations(model: models.VAE, params, dataset: data_lib.Dataset,
   paths = [model_pictures.traversal_gif(model, params, x[0], y[0],
                          os.path.join(images_dir, f'traversals_{step}.gif'),
                          order=order, kl_per_dim=kl)]
-  if dataset.spec.name == 'dsprites':
-    paths.append(figures.save_png(images_dir, 'factors', 0,
-                                  model_pictures.factor_traversal_picture()))
+  if dataset.spec.procedural:  # a registered procedural dataset (data.procedural)
+    picture = model_pictures.factor_traversal_picture(dataset=dataset.spec.name)
+    paths.append(figures.save_png(images_dir, 'factors', 0, picture))
   return paths
 
 

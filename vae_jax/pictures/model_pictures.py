@@ -3,10 +3,10 @@
 Grids are float [rows, cols, H, W, C] in [0, 1] (made into uint8 pictures by
 `vae_jax.figures`) of a `models.VAE` and its params: prior samples,
 reconstructions, the class-conditional grid, latent traversals and
-interpolations; `traversal_gif` animates the traversals; the dSprites
-ground-truth factor grid shows what the latents should find. The model is
-called only through `models.encode` / `models.decode_mean`; its likelihood,
-latent size and labels come from the model itself.
+interpolations; `traversal_gif` animates the traversals; a procedural
+dataset's ground-truth factor grid shows what the latents should find. The
+model is called only through `models.encode` / `models.decode_mean`; its
+likelihood, latent size and labels come from the model itself.
 
 Which of them a run writes at each evaluation: `vae_jax.eval_pictures`.
 """
@@ -20,7 +20,7 @@ import numpy as np
 
 from vae_jax import models
 from vae_jax.pictures import figures
-from vae_jax.data import dsprites
+from vae_jax.data import procedural
 
 
 
@@ -206,54 +206,61 @@ def traversal_gif(model: models.VAE, params, x: jax.Array, y: jax.Array, path: s
   return figures.write_gif(path, frames, frame_ms)
 
 
-# --- dSprites ground truth ---------------------------------------------------
+# --- Ground truth of a procedural dataset (vae_jax.data.procedural) -----------
 
-TRAVERSED_FACTORS: tuple[str, ...] = ('shape', 'scale', 'orientation', 'pos_x', 'pos_y')
+_DSPRITES = procedural.get('dsprites')
+TRAVERSED_FACTORS: tuple[str, ...] = tuple(_DSPRITES.factor_names[i]
+                                           for i in _DSPRITES.varying)  # dSprites'
 # A heart (the only shape without rotational symmetry, so every orientation
 # class looks different), scale 1.0, orientation 0, at the centre.
-DEFAULT_BASE_FACTORS: tuple[int, ...] = (0, 2, 5, 0, 16, 16)
+DEFAULT_BASE_FACTORS: tuple[int, ...] = _DSPRITES.traversal_base
 
 
-def factor_classes(name: str, num_steps: int) -> np.ndarray:
+def factor_classes(name: str, num_steps: int, dataset: str = 'dsprites') -> np.ndarray:
   """num_steps evenly spaced classes int [num_steps] over factor `name`'s range."""
-  size = dsprites.FACTOR_SIZES[dsprites.FACTOR_NAMES.index(name)]
+  p = procedural.get(dataset)
+  size = p.factor_sizes[p.factor_names.index(name)]
   return np.linspace(0, size - 1, num_steps).round().astype(np.int32)
 
 
 def factor_traversal_factors(num_steps: int = 10,
-                             base_factors: Optional[Sequence[int]] = None) -> np.ndarray:
-  """Factor classes int [5, num_steps, 6]: row i varies TRAVERSED_FACTORS[i] alone."""
-  base = np.asarray(DEFAULT_BASE_FACTORS if base_factors is None else base_factors,
-                    np.int32)
-  sizes = np.asarray(dsprites.FACTOR_SIZES)
+                             base_factors: Optional[Sequence[int]] = None,
+                             dataset: str = 'dsprites') -> np.ndarray:
+  """Factor classes int [V, num_steps, F]: row i varies the i-th factor with more
+  than one class alone (dSprites: TRAVERSED_FACTORS)."""
+  p = procedural.get(dataset)
+  base = np.asarray(p.traversal_base if base_factors is None else base_factors, np.int32)
+  sizes = np.asarray(p.factor_sizes)
   if base.shape != sizes.shape or np.any(base < 0) or np.any(base >= sizes):
-    raise ValueError(f'base_factors must be 6 classes below {tuple(sizes)}, '
+    raise ValueError(f'base_factors must be {len(sizes)} classes below {tuple(sizes)}, '
                      f'got {base_factors!r}')
   if num_steps < 1:
     raise ValueError(f'num_steps must be positive, got {num_steps}')
-  factors = np.tile(base, (len(TRAVERSED_FACTORS), num_steps, 1))
-  for row, name in enumerate(TRAVERSED_FACTORS):
-    factors[row, :, dsprites.FACTOR_NAMES.index(name)] = factor_classes(name, num_steps)
+  factors = np.tile(base, (len(p.varying), num_steps, 1))
+  for row, index in enumerate(p.varying):
+    factors[row, :, index] = factor_classes(p.factor_names[index], num_steps, dataset)
   return factors
 
 
-def factor_traversal_grid(num_steps: int = 10, base_factors: Optional[Sequence[int]] = None
-                          ) -> tuple[np.ndarray, list[str]]:
-  """Ground-truth dSprites traversals: (grid [5, num_steps, 64, 64, 1], row labels).
+def factor_traversal_grid(num_steps: int = 10, base_factors: Optional[Sequence[int]] = None,
+                          dataset: str = 'dsprites') -> tuple[np.ndarray, list[str]]:
+  """Ground-truth traversals: (grid [V, num_steps, H, W, C], row labels).
 
-  Row i renders the sprite of `base_factors` (6 classes in FACTOR_NAMES order;
-  default DEFAULT_BASE_FACTORS) with factor TRAVERSED_FACTORS[i] set to
-  `factor_classes(name, num_steps)` (shape has 3 classes, so it repeats).
-  Pixels are floats in {0, 1}; row labels are the factor names.
+  Row i renders the example of `base_factors` (classes in the dataset's
+  factor order; default its `traversal_base`) with its i-th factor of more
+  than one class set to `factor_classes(name, num_steps)` (dSprites' shape
+  has 3 classes, so it repeats). Pixels are in [0, 1] (dSprites: {0, 1};
+  noise as at evaluation); row labels are the factor names.
   """
-  factors = factor_traversal_factors(num_steps, base_factors)
-  images = dsprites.render_batch(jnp.asarray(factors.reshape(-1, 6)))
+  p = procedural.get(dataset)
+  factors = factor_traversal_factors(num_steps, base_factors, dataset)
+  images = procedural.factor_images(p, jnp.asarray(factors.reshape(-1, factors.shape[-1])))
   grid = np.asarray(images, np.float32).reshape(*factors.shape[:2], *images.shape[1:])
-  return grid, list(TRAVERSED_FACTORS)
+  return grid, [p.factor_names[i] for i in p.varying]
 
 
-def factor_traversal_picture(num_steps: int = 10) -> np.ndarray:
+def factor_traversal_picture(num_steps: int = 10, dataset: str = 'dsprites') -> np.ndarray:
   """`factor_traversal_grid` as a labelled uint8 [H, W, 3] picture."""
-  grid, labels = factor_traversal_grid(num_steps)
+  grid, labels = factor_traversal_grid(num_steps, dataset=dataset)
   return figures.labelled_grid(grid, row_labels=labels,
-                               title='dSprites ground-truth factors')
+                               title=f'{procedural.get(dataset).title} ground-truth factors')

@@ -51,8 +51,7 @@ class Run:
 
 
 def build_run(config: ml_collections.ConfigDict, workdir: str,
-              free_keys: tuple = saved_config.FREE_ON_RESUME, shares: Run = None,
-              name: str = '') -> Run:
+              shares: Run = None, name: str = '') -> Run:
   """Checks `config` (and the workdir's saved one) and builds the run's pieces.
 
   `shares`: a Run with the same data settings whose dataset, factor source
@@ -60,7 +59,7 @@ def build_run(config: ml_collections.ConfigDict, workdir: str,
   member's name, which leads every log line of its training and evaluation.
   """
   configs.validate(config)
-  changes = saved_config.check_config_matches(workdir, config, free_keys)
+  changes = saved_config.check_config_matches(workdir, config)
   if shares is None:
     mesh = parallel.data_mesh(config.data.batch_size)
     dataset = data_lib.load(config.data)

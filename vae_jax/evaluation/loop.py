@@ -1,4 +1,4 @@
-"""Held-out evaluation: the inputs, ONE loop over the evaluation set, a run's metrics.
+"""The ONE loop over the evaluation set and what runs over it.
 
 Every held-out number goes through `over_eval_set`: the evaluation examples in
 padded batches of a fixed size (the padding dropped, never an example), one
@@ -12,27 +12,23 @@ batch size and every evaluation of a run sees the same binarized test set.
 - `importance_weighted_nll`: the k-sample bound (vae_jax.iw_bound), with its
   own small batch (config.eval.iw_batch_size) so that batch × chunk decoder
   passes fit in memory even for conv decoders on 64×64 images;
-- `evaluate`: everything a run reports at an evaluation (see its docstring).
-Reductions to means and the nats → bits/dim conversion happen here, once.
+- `bits_per_dim`: the nats → bits/dim conversion, done here once;
+- `representation_fn`: the posterior means the disentanglement scores use.
+What a run reports at an evaluation is in vae_jax/evaluation/evaluators.py.
 """
 
-import dataclasses
 import functools
 from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from vae_jax import models, objectives, steps
 from vae_jax import train_state
 from vae_jax import key_streams
-from vae_jax.evaluation import diagnostics
 from vae_jax.objectives import iw_bound
 from vae_jax import data as data_lib
-
-UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the AE
 
 
 def eval_key(seed: int) -> jax.Array:
@@ -108,14 +104,6 @@ def elbo_terms(params, spec: train_state.StepSpec, dataset: data_lib.Dataset, *,
                        batch_size=batch_size)
 
 
-def posterior_moments(params, spec: train_state.StepSpec, dataset: data_lib.Dataset, *,
-                      seed: int,
-                      batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(mu [N, D], logvar [N, D], labels [N]) of q(z|x) over the evaluation set."""
-  out = elbo_terms(params, spec, dataset, seed=seed, batch_size=batch_size)
-  return out['mu'], out['logvar'], out['labels']
-
-
 def _iw_nll_batch(params, x, y, keys, spec: train_state.StepSpec, num_samples: int,
                   chunk_size: int) -> dict:
   def one(x_, y_, key_):
@@ -161,78 +149,3 @@ def representation_fn(params, model: models.VAE) -> Callable[[np.ndarray], np.nd
     return np.asarray(models.encode(model, params, jnp.asarray(images, jnp.float32),
                                     labels)[0])
   return representation
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-  """What one evaluation of a run measured."""
-  metrics: dict  # JSON-ready held-out metrics (`public`)
-  mu: np.ndarray  # [N, D] posterior means of the evaluation examples
-  logvar: np.ndarray  # [N, D]
-  labels: np.ndarray  # [N]
-  nll_iw: Optional[np.ndarray] = None  # [N] at final evaluations of stochastic models
-
-
-def evaluate(params, config: ml_collections.ConfigDict, spec: train_state.StepSpec,
-             dataset: data_lib.Dataset, *, final: bool, factor_source=None) -> Evaluation:
-  """Every held-out metric of one evaluation.
-
-  Always: nelbo, recon, kl (+ per dimension), bits/dim, active units,
-  aggregate-posterior moments and, given a `factor_source`, the five
-  disentanglement scores (periodic evaluations with ≥ 10× fewer samples).
-  The final one (end of training, --mode=eval) adds the importance-weighted
-  bound nll_iw with k = config.eval.iw_samples and, when classes were held
-  out of training (data.exclude_classes with eval.anomaly), the AUROC of
-  those classes against the rest, scored by nll_iw.
-  """
-  ev, seed = config.eval, config.seed
-  stochastic = objectives.get(spec.objective).stochastic
-  terms = elbo_terms(params, spec, dataset, seed=seed, batch_size=ev.batch_size)
-  result = {k: float(np.mean(terms[k], dtype=np.float64)) for k in ('nelbo', 'recon', 'kl')}
-  result['bits_per_dim'] = bits_per_dim(result['nelbo'], spec)
-  result['kl_per_dim'] = np.mean(terms['kl_per_dim'], axis=0, dtype=np.float64)
-  result['active_units'], result['unit_activity'] = diagnostics.active_units(terms['mu'])
-  if stochastic:
-    aggregate = diagnostics.aggregate_posterior_stats(terms['mu'], terms['logvar'])
-    result['aggregate_kl_moment_matched'] = aggregate['kl_moment_matched']
-    result['aggregate_variance'] = aggregate['variance']
-  if factor_source is not None:
-    divisor = ev.disentanglement_divisor if final else max(10, ev.disentanglement_divisor)
-    from vae_jax.evaluation import disentanglement  # pylint: disable=g-import-not-at-top  (sklearn: slow import)
-    result.update(disentanglement.all_scores(representation_fn(params, spec.model),
-                                             factor_source, seed, divisor=divisor))
-    result['disentanglement_sample_divisor'] = divisor  # 1 = the reference protocol
-  nll = None
-  if final and stochastic:
-    nll = importance_weighted_nll(params, spec, dataset, ev.iw_samples, seed=seed,
-                                  batch_size=ev.iw_batch_size, chunk_size=ev.iw_chunk_size)
-    result['nll_iw'] = float(np.mean(nll, dtype=np.float64))
-    result['iw_samples'] = ev.iw_samples
-    if spec.likelihood == 'bernoulli':
-      result['nll_iw_bits_per_dim'] = bits_per_dim(result['nll_iw'], spec)
-    excluded = tuple(config.data.exclude_classes)
-    if ev.anomaly and excluded:
-      is_anomaly = np.isin(terms['labels'], np.asarray(excluded))
-      result.update({'anomaly_classes': list(excluded),
-                     'anomaly_auroc': diagnostics.auroc(nll, is_anomaly),
-                     'anomaly_nll_iw': float(np.mean(nll[is_anomaly])),
-                     'normal_nll_iw': float(np.mean(nll[~is_anomaly]))})
-  return Evaluation(metrics=public(result, stochastic), mu=terms['mu'],
-                    logvar=terms['logvar'], labels=terms['labels'], nll_iw=nll)
-
-
-def public(metrics: dict, stochastic: bool = True) -> dict:
-  """JSON-ready plain values; without q(z|x) (the autoencoder) the ELBO terms are null."""
-  out = {k: _plain(v) for k, v in metrics.items()}
-  if not stochastic:
-    out.update({k: None for k in UNDEFINED_FOR_AE if k in out})
-  return out
-
-
-def _plain(value):
-  """A JSON-ready copy: None, int, str, float or a list of floats."""
-  if value is None or isinstance(value, (int, str)):
-    return value
-  if np.ndim(value) == 0:
-    return float(value)
-  return [float(v) for v in np.ravel(value)]
