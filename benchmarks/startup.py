@@ -49,7 +49,7 @@ t = time.perf_counter()
 import jax
 record('import jax', t)
 t = time.perf_counter()
-from vae_jax import evaluate_run, steps, train
+from vae_jax import evaluate_run, steps, train, train_state
 from vae_jax.run import checkpoints
 from vae_jax.pictures import eval_pictures
 from vae_jax import data as data_lib
@@ -72,7 +72,7 @@ wrap(main_lib, 'parse_flags', 'flags and config')
 wrap(train, 'build_run', 'build_run (checks, data, spec)')
 wrap(data_lib, 'load', '  data load')
 wrap(checkpoints, 'Checkpointer', 'Checkpointer (orbax)')
-wrap(steps, 'init_state', 'init_state (compile + run)', block=True)
+wrap(train_state, 'init_state', 'init_state (compile + run)', block=True)
 wrap(workdir_lib, 'MetricWriter', 'MetricWriter (tensorboardX)')
 wrap(evaluate_run, '_evaluate', 'step-0 evaluation (metrics)')
 wrap(evaluate_run, '_write_images', 'step-0 pictures (render, PNG, TensorBoard)')
