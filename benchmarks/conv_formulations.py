@@ -4,7 +4,7 @@
 
 Contenders, each the same function with the same parameters:
 - flax: nn.Conv / nn.ConvTranspose (lax convolutions, dilated ones included);
-- vae_jax.conv: StridedConv / StridedConvTranspose (what vae_jax.models uses);
+- vae_jax.models.strided_conv: StridedConv / StridedConvTranspose (what vae_jax.models uses);
 - im2col: slices, concatenate and one matmul (`Im2col`), no conv at all.
 
 For each layer of the conv β-VAE on 64×64 images, times jitted forward +
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from benchmarks import cases, timing
 from vae_jax import models
-from vae_jax.models import strided_conv
+from vae_jax.models import conv, reference_conv, strided_conv
 
 # (transposed, input side, Cin, Cout): the conv β-VAE of Burgess et al. (2018).
 LAYERS = [
@@ -117,12 +117,15 @@ def layer_step(module: nn.Module, x: jax.Array):
 
 @contextlib.contextmanager
 def models_convolutions(make):
-  """Within it, vae_jax.models builds its convolutions with make(transposed, features,
-  name) (one of CONTENDERS) instead of vae_jax.conv: trace and lower in there."""
+  """Within it, the conv architectures of vae_jax.models build their convolutions with
+  make(transposed, features, name) (one of CONTENDERS) instead of strided_conv's
+  (kernel 4; initializers as the contender's own): trace and lower in there."""
   layers = types.SimpleNamespace(
-      StridedConv=lambda features, name=None: make(False, features, name),
-      StridedConvTranspose=lambda features, name=None: make(True, features, name))
-  with mock.patch.object(models, 'conv', layers):
+      StridedConv=lambda features, name=None, **_: make(False, features, name),
+      StridedConvTranspose=lambda features, name=None, **_: make(True, features, name))
+  with contextlib.ExitStack() as stack:
+    for module in (conv, reference_conv):
+      stack.enter_context(mock.patch.object(module, 'strided_conv', layers))
     yield
 
 

@@ -155,7 +155,7 @@ class VariantTrainer(JaxTrainer):
           lambda state, arrays, indices, hparams, spec: steps_fn(
               state, arrays, indices, hparams, spec),
           static_argnames='spec', donate_argnames='state')
-      with mock.patch.object(steps, 'init_state', init):
+      with mock.patch.object(train_state, 'init_state', init):
         super().__init__(config, dataset)
 
   def steps(self, num: int) -> float:

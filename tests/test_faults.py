@@ -424,6 +424,23 @@ def test_a_held_block_that_raises_still_stops():
         raise ValueError('an unreadable checkpoint')
 
 
+def test_a_stop_swallowed_where_it_landed_is_raised_at_the_next_check():
+  # As when the handler runs inside a garbage-collection callback, which prints
+  # the exception and carries on: the evaluation loops check between batches.
+  _main_thread_only()
+  with guards.StopAtOnce():
+    guards.stop_if_signalled()  # nothing received: no stop
+    try:
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(5)
+    except SignalInterrupt:
+      pass  # swallowed
+    with pytest.raises(SignalInterrupt) as stopped:
+      guards.stop_if_signalled()
+    assert stopped.value.exit_code == 143
+  guards.stop_if_signalled()  # the guard's scope has ended
+
+
 def test_atomic_file_is_whole_or_untouched(tmp_path):
   path = str(tmp_path / 'summary.json')
   with files.atomic(path) as tmp, open(tmp, 'w') as f:

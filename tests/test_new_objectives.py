@@ -24,7 +24,7 @@ from vae_jax import evaluate_run, objectives, steps, train
 from vae_jax import train_state
 from vae_jax.objectives import discriminator
 from vae_jax.run import guards
-from vae_jax.objectives import penalties
+from vae_jax.objectives import penalties, registry
 from vae_jax.errors import Interrupted
 
 NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
@@ -369,7 +369,7 @@ def test_trained_discriminator_estimates_the_total_correlation():
   # The discriminator's own loss (codes vs codes permuted by permute_dims),
   # minimized by Adam on fresh correlated batches, approaches the optimum.
   settings = {'discriminator_hidden_dims': (64, 64)}
-  auxiliary = objectives.FACTOR_DISCRIMINATOR
+  auxiliary = registry.FACTOR_DISCRIMINATOR
   params = auxiliary.init(jax.random.key(0), 2, settings)
   optimizer = optax.adam(2e-3, b1=0.5, b2=0.9)
 

@@ -38,6 +38,7 @@ def _evaluate(run: Run, state, *, final: bool) -> evaluators.Evaluation:
   (per-example nll_iw) when eval.anomaly asks for it."""
   result = evaluators.evaluate(state.params, run.config, run.spec, run.dataset,
                                final=final, factor_source=run.factor_source)
+  guards.stop_if_signalled()  # before anything is written
   if run.config.eval.anomaly and result.nll_iw is not None:
     with files.atomic(os.path.join(run.workdir, 'anomaly_scores.npz')) as tmp, \
         open(tmp, 'wb') as f:
@@ -72,6 +73,7 @@ def evaluate_and_write(run: Run, state, step: int, writer, *, final: bool,
         run.spec.model, state.params, run.dataset, seed=run.config.seed,
         stochastic=run.stochastic, step=step, metrics=metrics,
         moments=(result.mu, result.logvar, result.labels), images_dir=run.images_dir)
+  guards.stop_if_signalled()
   if record:
     writer.write(step, 'eval', metrics)
     if final:

@@ -32,12 +32,11 @@ from typing import Any, Callable, Optional
 import ml_collections
 import numpy as np
 
-from vae_jax import objectives
-from vae_jax import train_state
 from vae_jax import data as data_lib
+from vae_jax import objectives, train_state
 from vae_jax.data import factors
-from vae_jax.evaluation import diagnostics
-from vae_jax.evaluation import loop
+from vae_jax.evaluation import diagnostics, loop
+from vae_jax.run import guards
 
 UNDEFINED_FOR_AE = ('kl', 'nelbo', 'bits_per_dim', 'kl_per_dim')  # null for the AE
 PERIODS = ('every', 'final')
@@ -188,6 +187,7 @@ def evaluate(params, config: ml_collections.ConfigDict, spec: train_state.StepSp
   for evaluator in EVALUATORS:
     if (evaluator.period == 'every' or final) and evaluator.applies(context):
       result.update(evaluator.fn(context))
+      guards.stop_if_signalled()
   terms = context.terms
   nll = vars(context).get('nll_iw')  # computed only if an evaluator read it
   return Evaluation(metrics=public(result, context.stochastic), mu=terms['mu'],

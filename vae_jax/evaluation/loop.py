@@ -24,11 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import models, objectives, steps
-from vae_jax import train_state
-from vae_jax import key_streams
-from vae_jax.objectives import iw_bound
 from vae_jax import data as data_lib
+from vae_jax import key_streams, models, objectives, steps, train_state
+from vae_jax.objectives import iw_bound
+from vae_jax.run import guards
 
 
 def eval_key(seed: int) -> jax.Array:
@@ -86,6 +85,7 @@ def over_eval_set(fn: Callable, params, spec: train_state.StepSpec, dataset: dat
     out = jax.device_get(_call(params, dataset.arrays, indices, key_ids, key, spec, fn,
                                options))
     parts.append({k: np.asarray(v)[:valid] for k, v in out.items()})
+    guards.stop_if_signalled()
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -146,6 +146,7 @@ def representation_fn(params, model: models.VAE) -> Callable[[np.ndarray], np.nd
   the disentanglement scores use."""
   def representation(images: np.ndarray) -> np.ndarray:
     labels = jnp.zeros((len(images),), jnp.int32)
+    guards.stop_if_signalled()
     return np.asarray(models.encode(model, params, jnp.asarray(images, jnp.float32),
                                     labels)[0])
   return representation

@@ -10,7 +10,10 @@
   command stops at once (`SignalInterrupt`, exit 130 / 143), except inside
   `signals_held()` blocks (Orbax restores and saves, which run in threads an
   exception would leave behind): those end first. Files are written whole or
-  not at all (`files.atomic`), so a stop leaves no half-written file.
+  not at all (`files.atomic`), so a stop leaves no half-written file. A stop
+  that Python swallowed where it landed (a garbage-collection callback) is
+  raised again by `stop_if_signalled`, which the evaluation loops call
+  between batches and before they write.
 - `out_of_memory_is_a_user_error`: XLA's RESOURCE_EXHAUSTED becomes one line
   naming the settings to lower.
 """
@@ -82,8 +85,9 @@ class Interrupts:
       signal.signal(signum, handler)
 
 
-# How deep in `signals_held` blocks the main thread is, and the signal that waits for their end.
-_HOLD = {'depth': 0, 'pending': None}
+# How deep in `signals_held` blocks the main thread is, the signal that waits for their
+# end, and the signal already raised as a SignalInterrupt (see `stop_if_signalled`).
+_HOLD = {'depth': 0, 'pending': None, 'raised': None}
 
 
 @contextlib.contextmanager
@@ -109,7 +113,19 @@ def _stop_at_once(signum: int, frame) -> None:  # pylint: disable=unused-argumen
                     signal.Signals(signum).name)
     return
   _HOLD['pending'] = None
+  _HOLD['raised'] = signum
   raise SignalInterrupt(signum)
+
+
+def stop_if_signalled() -> None:
+  """Raises the SignalInterrupt again if `StopAtOnce` already raised one.
+
+  A signal handler's exception surfaces in whatever Python code runs at that
+  moment; when that is a garbage-collection callback or a `__del__` (JAX runs
+  some), Python prints it and carries on. Loops call this between their
+  steps, so such a stop is lost for one step at most."""
+  if _HOLD['raised'] is not None:
+    raise SignalInterrupt(_HOLD['raised'])
 
 
 class StopAtOnce:
@@ -121,6 +137,7 @@ class StopAtOnce:
     self._previous = {}
 
   def __enter__(self):
+    _HOLD['raised'] = None
     for signum in (signal.SIGINT, signal.SIGTERM):
       try:
         self._previous[signum] = signal.signal(signum, _stop_at_once)
@@ -129,6 +146,7 @@ class StopAtOnce:
     return self
 
   def __exit__(self, *exc) -> None:
+    _HOLD['raised'] = None
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
 
