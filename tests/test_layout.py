@@ -70,14 +70,12 @@ def modules_fixture():
   return _modules()
 
 
-@pytest.mark.skip(reason='docs/design.md module map not yet rewritten for the subpackages')
 def test_design_map_lists_every_module_once(modules):
   listed = _design_map()
   assert sorted(set(modules) - set(listed)) == [], 'modules missing from docs/design.md'
   assert sorted(set(listed) - set(modules)) == [], 'docs/design.md lists modules that do not exist'
 
 
-@pytest.mark.skip(reason='docs/design.md module map not yet rewritten for the subpackages')
 def test_leaves_import_only_leaves(modules):
   listed = _design_map()
   leaves = {m for m, kind in listed.items() if kind == 'leaves'}

@@ -22,7 +22,7 @@ r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags
 
 With VAE_JAX_DISTRIBUTED=1 (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID) every host of a TPU pod or GPU cluster joins one run
-(vae_jax/parallel.py); with several devices the batch is split over them.
+(vae_jax/run/parallel.py); with several devices the batch is split over them.
 
 Compiled programs are cached on disk (a rerun, a resume or a sweep member
 with a known shape skips XLA compilation): in VAE_JAX_COMPILATION_CACHE,

@@ -8,7 +8,7 @@ dispatch, as `steps.train_steps` for one run; the members vmapped or looped
 over, config.train.population); each member keeps its own
 workdir, written exactly as a single run's.
 
-With several processes (`jax.distributed`, vae_jax/parallel.py) every
+With several processes (`jax.distributed`, vae_jax/run/parallel.py) every
 process runs the loop and the checkpoint saves and restores (Orbax
 coordinates them); only process 0 takes the workdir lock, evaluates and
 writes config.json, run.json, metrics.jsonl, events, images and summary.json

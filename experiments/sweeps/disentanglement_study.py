@@ -31,7 +31,7 @@ Sweep directory: every member's workdir with its seven disentanglement
 scores (summary.json), results.md/.csv (a row per member) and the study:
 study.md/.csv (per method and setting the median and 25th–75th percentile
 over seeds of each score, plus recon and kl) and study_<score>.png (score
-per method, the members as dots coloured by setting) — vae_jax/study.py.
+per method, the members as dots coloured by setting) — vae_jax/sweeps/study.py.
 docs/experiments.md lists the commands and outputs.
 
 Runtime on one GPU, estimated (not measured; docs/experiments.md): the

@@ -13,17 +13,44 @@ ONE example (the train step and the batched calls vmap them):
   Bernoulli, {'mean', 'log_scale'} for Gaussian).
 
 A conditional model (config.model.conditional) passes `num_classes > 0`:
-feed `layers.with_label(h, y, num_classes)` to both networks.
+feed `layers.with_label(h, y, num_classes)` to both networks. `Encoder` and
+`Decoder` below hold the settings every architecture gets; an architecture's
+modules subclass them (`kw_only=True`) and add their own fields.
 """
 
 import dataclasses
 from typing import Callable, Sequence
 
 import flax.linen as nn
+import jax
 import ml_collections
+
+from vae_jax.models import layers
 
 # (config.model, image_shape (H, W, C), num_classes: 0 unless conditional) → a module
 ModuleFactory = Callable[[ml_collections.ConfigDict, tuple, int], nn.Module]
+
+
+class Encoder(nn.Module):
+  """x [H, W, C] (+ label) → (mu, logvar), each [latent_dim]."""
+  latent_dim: int
+  num_classes: int = 0
+  activation: str = 'relu'
+  weight_init: str = 'flax'  # see layers.initializers
+
+
+class Decoder(nn.Module):
+  """z [latent_dim] (+ label) → likelihood parameters, each [H, W, C]."""
+  image_shape: Sequence[int]
+  num_classes: int = 0
+  activation: str = 'relu'
+  likelihood: str = 'bernoulli'
+  gaussian_scale: float = 0.1
+  weight_init: str = 'flax'
+
+  def likelihood_params(self, out: jax.Array) -> dict:
+    """The last layer's output [H, W, C] as the likelihood's parameters."""
+    return layers.likelihood_params(self, out, self.likelihood, self.gaussian_scale)
 
 
 @dataclasses.dataclass(frozen=True)

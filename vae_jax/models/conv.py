@@ -17,23 +17,19 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from vae_jax.errors import ConfigError
 from vae_jax.models import layers, mlp, strided_conv
-from vae_jax.models.architecture import Architecture
+from vae_jax.models.architecture import Architecture, Decoder, Encoder
 
 KERNEL = 4  # the kernel side of every (transposed) convolution
 
 
-class ConvEncoder(nn.Module):
-  """x [H, W, C] (+ label) → (mu, logvar), each [latent_dim]."""
-  latent_dim: int
+class ConvEncoder(Encoder, kw_only=True):
+  """Conv(c, 4×4, stride 2) for c in conv_channels, flatten, Dense(h) for h in
+  hidden_dims, Dense(2·latent_dim)."""
   hidden_dims: Sequence[int]
   conv_channels: Sequence[int]
-  num_classes: int = 0
-  activation: str = 'relu'
-  weight_init: str = 'flax'  # see layers.initializers
 
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None):
@@ -44,22 +40,15 @@ class ConvEncoder(nn.Module):
       h = act(strided_conv.StridedConv(channels, kernel_size=KERNEL, name=f'Conv_{i}',
                                        **layers.initializers(self.weight_init, fan_in))(h))
     h = layers.with_label(h.reshape(-1), y, self.num_classes)
-    for width in self.hidden_dims:
-      h = act(layers.dense(width, h, self.weight_init))
-    mu, logvar = jnp.split(layers.dense(2 * self.latent_dim, h, self.weight_init), 2)
-    return mu, logvar
+    h = layers.dense_stack(h, self.hidden_dims, self.activation, self.weight_init)
+    return layers.posterior_head(h, self.latent_dim, self.weight_init)
 
 
-class ConvDecoder(nn.Module):
-  """z [latent_dim] (+ label) → likelihood parameters, each [H, W, C]."""
-  image_shape: Sequence[int]
+class ConvDecoder(Decoder, kw_only=True):
+  """Dense(h) for h in hidden_dims, Dense to the smallest feature map, transposed
+  convolutions back to [H, W, C]."""
   hidden_dims: Sequence[int]
   conv_channels: Sequence[int]
-  num_classes: int = 0
-  activation: str = 'relu'
-  likelihood: str = 'bernoulli'
-  gaussian_scale: float = 0.1
-  weight_init: str = 'flax'
 
   @nn.compact
   def __call__(self, z: jax.Array, y: Optional[jax.Array] = None) -> dict:
@@ -71,8 +60,7 @@ class ConvDecoder(nn.Module):
         **layers.initializers(self.weight_init, KERNEL**2 * n))
     height, width, channels = self.image_shape
     h = layers.with_label(z, y, self.num_classes)
-    for size in self.hidden_dims:
-      h = act(layers.dense(size, h, self.weight_init))
+    h = layers.dense_stack(h, self.hidden_dims, self.activation, self.weight_init)
     factor = 2 ** len(self.conv_channels)
     start = (height // factor, width // factor, self.conv_channels[-1])
     h = act(layers.dense(math.prod(start), h, self.weight_init)).reshape(start)
@@ -80,7 +68,7 @@ class ConvDecoder(nn.Module):
     for i, size in enumerate(reversed(self.conv_channels[:-1])):
       h = act(transposed(size, f'ConvTranspose_{i}')(h))
     out = transposed(channels, f'ConvTranspose_{last}')(h)
-    return layers.likelihood_params(self, out, self.likelihood, self.gaussian_scale)
+    return self.likelihood_params(out)
 
 
 def _check_image_shape(model_config, image_shape: Sequence[int]) -> None:

@@ -35,6 +35,19 @@ def dense(features: int, h: jax.Array, init: str) -> jax.Array:
   return nn.Dense(features, **initializers(init, h.shape[-1]))(h)
 
 
+def dense_stack(h: jax.Array, widths, activation: str, init: str) -> jax.Array:
+  """activation(Dense(w)) for w in widths, in turn (named Dense_i like `dense`)."""
+  for width in widths:
+    h = ACTIVATIONS[activation](dense(width, h, init))
+  return h
+
+
+def posterior_head(h: jax.Array, latent_dim: int, init: str) -> tuple[jax.Array, jax.Array]:
+  """(mu, logvar) of q(z|x), each [latent_dim], from one Dense(2·latent_dim) of h."""
+  mu, logvar = jnp.split(dense(2 * latent_dim, h, init), 2)
+  return mu, logvar
+
+
 def with_label(h: jax.Array, y: Optional[jax.Array], num_classes: int) -> jax.Array:
   """Appends the one-hot label to a feature vector (CVAE); no-op if unconditional."""
   if num_classes == 0:

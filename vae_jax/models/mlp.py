@@ -9,50 +9,33 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from vae_jax.models import layers
-from vae_jax.models.architecture import Architecture
+from vae_jax.models.architecture import Architecture, Decoder, Encoder
 
 
-class MLPEncoder(nn.Module):
-  """x [H, W, C] (+ label) → (mu, logvar), each [latent_dim]."""
-  latent_dim: int
+class MLPEncoder(Encoder, kw_only=True):
+  """flatten, Dense(h) for h in hidden_dims, Dense(2·latent_dim)."""
   hidden_dims: Sequence[int]
-  num_classes: int = 0
-  activation: str = 'relu'
-  weight_init: str = 'flax'  # see layers.initializers
 
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None):
-    act = layers.ACTIVATIONS[self.activation]
     h = layers.with_label(x.reshape(-1), y, self.num_classes)
-    for width in self.hidden_dims:
-      h = act(layers.dense(width, h, self.weight_init))
-    mu, logvar = jnp.split(layers.dense(2 * self.latent_dim, h, self.weight_init), 2)
-    return mu, logvar
+    h = layers.dense_stack(h, self.hidden_dims, self.activation, self.weight_init)
+    return layers.posterior_head(h, self.latent_dim, self.weight_init)
 
 
-class MLPDecoder(nn.Module):
-  """z [latent_dim] (+ label) → likelihood parameters, each [H, W, C]."""
-  image_shape: Sequence[int]
+class MLPDecoder(Decoder, kw_only=True):
+  """Dense(h) for h in hidden_dims, Dense(H·W·C)."""
   hidden_dims: Sequence[int]
-  num_classes: int = 0
-  activation: str = 'relu'
-  likelihood: str = 'bernoulli'
-  gaussian_scale: float = 0.1
-  weight_init: str = 'flax'
 
   @nn.compact
   def __call__(self, z: jax.Array, y: Optional[jax.Array] = None) -> dict:
-    act = layers.ACTIVATIONS[self.activation]
     h = layers.with_label(z, y, self.num_classes)
-    for width in self.hidden_dims:
-      h = act(layers.dense(width, h, self.weight_init))
+    h = layers.dense_stack(h, self.hidden_dims, self.activation, self.weight_init)
     height, width, channels = self.image_shape
     out = layers.dense(height * width * channels, h, self.weight_init)
-    return layers.likelihood_params(self, out.reshape(self.image_shape), self.likelihood,
-                                    self.gaussian_scale)
+    return self.likelihood_params(out.reshape(self.image_shape))
 
 
 def decoder_widths(model_config) -> tuple:

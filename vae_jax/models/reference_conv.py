@@ -19,11 +19,10 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from vae_jax.errors import ConfigError
 from vae_jax.models import layers, strided_conv
-from vae_jax.models.architecture import Architecture
+from vae_jax.models.architecture import Architecture, Decoder, Encoder
 
 ENCODER_CONVS = ((32, 4), (32, 4), (64, 2), (64, 2))  # (channels, kernel side)
 DECODER_CONVS = ((64, 4), (32, 4), (32, 4))  # then (C, 4) to the image's channels
@@ -31,12 +30,8 @@ WIDTH = 256  # the dense layer between the convolutions and the code
 DOWNSAMPLING = 2 ** len(ENCODER_CONVS)
 
 
-class ReferenceConvEncoder(nn.Module):
-  """x [H, W, C] (+ label) → (mu, logvar), each [latent_dim]."""
-  latent_dim: int
-  num_classes: int = 0
-  activation: str = 'relu'
-  weight_init: str = 'flax'
+class ReferenceConvEncoder(Encoder):
+  """ENCODER_CONVS (stride 2), flatten, Dense(WIDTH), Dense(2·latent_dim)."""
 
   @nn.compact
   def __call__(self, x: jax.Array, y: Optional[jax.Array] = None):
@@ -47,26 +42,19 @@ class ReferenceConvEncoder(nn.Module):
       h = act(strided_conv.StridedConv(channels, kernel_size=kernel, name=f'Conv_{i}',
                                        **init)(h))
     h = layers.with_label(h.reshape(-1), y, self.num_classes)
-    h = act(layers.dense(WIDTH, h, self.weight_init))
-    mu, logvar = jnp.split(layers.dense(2 * self.latent_dim, h, self.weight_init), 2)
-    return mu, logvar
+    h = layers.dense_stack(h, (WIDTH,), self.activation, self.weight_init)
+    return layers.posterior_head(h, self.latent_dim, self.weight_init)
 
 
-class ReferenceConvDecoder(nn.Module):
-  """z [latent_dim] (+ label) → likelihood parameters, each [H, W, C]."""
-  image_shape: Sequence[int]
-  num_classes: int = 0
-  activation: str = 'relu'
-  likelihood: str = 'bernoulli'
-  gaussian_scale: float = 0.1
-  weight_init: str = 'flax'
+class ReferenceConvDecoder(Decoder):
+  """Dense(WIDTH), Dense to the smallest feature map, DECODER_CONVS transposed, then C."""
 
   @nn.compact
   def __call__(self, z: jax.Array, y: Optional[jax.Array] = None) -> dict:
     act = layers.ACTIVATIONS[self.activation]
     height, width, channels = self.image_shape
     h = layers.with_label(z, y, self.num_classes)
-    h = act(layers.dense(WIDTH, h, self.weight_init))
+    h = layers.dense_stack(h, (WIDTH,), self.activation, self.weight_init)
     start = (height // DOWNSAMPLING, width // DOWNSAMPLING, DECODER_CONVS[0][0])
     h = act(layers.dense(math.prod(start), h, self.weight_init)).reshape(start)
     sizes = DECODER_CONVS + ((channels, 4),)
@@ -76,7 +64,7 @@ class ReferenceConvDecoder(nn.Module):
           **layers.initializers(self.weight_init, kernel**2 * size))(h)
       if i < len(sizes) - 1:
         h = act(h)
-    return layers.likelihood_params(self, h, self.likelihood, self.gaussian_scale)
+    return self.likelihood_params(h)
 
 
 def _check_image_shape(model_config, image_shape: Sequence[int]) -> None:

@@ -1,2 +1,2 @@
-"""Sweeps: the plan of a sweep file (members, groups, shards; no JAX), running it as
+"""Sweeps: the plan of a sweep file (members, groups, shards; no device work), running it as
 populations, and the disentanglement study's per-method table."""
