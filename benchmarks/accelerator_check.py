@@ -58,7 +58,7 @@ def _torch_device() -> str:
 
 
 def train_step_section(quick: bool, matmul: float, accelerator: bool) -> dict:
-  case_names = ('mlp_b128',) if quick else tuple(cases.STEP_CASES)
+  case_names = cases.step_cases(quick)
   scale = ACCELERATOR_STEP_SCALE if accelerator else 1
   torch_device = _torch_device() if timing.has_torch() and not quick else None
   rows, results = [], {}

@@ -21,6 +21,11 @@ STEP_CASES = {
 }
 
 
+def step_cases(quick: bool) -> tuple:
+  """The STEP_CASES a benchmark measures: --quick (a check that it runs) the first only."""
+  return tuple(STEP_CASES)[:1] if quick else tuple(STEP_CASES)
+
+
 def experiment(name: str, variant=None) -> ml_collections.ConfigDict:
   """get_config() of experiments/<name>.py (with its variant argument)."""
   path = os.path.join(REPO, 'experiments', f'{name}.py')

@@ -203,7 +203,7 @@ def measure(rounds: int, batch: int = 64, layers: tuple = tuple(LAYERS), whole: 
 
 def run(quick: bool, rounds: int = 7, batch: int = 64) -> tuple:
   """(table text, results dict)."""
-  rounds = 1 if quick else rounds
+  rounds, batch = (1, 4) if quick else (rounds, batch)
   header, rows, results = measure(rounds, batch)
   text = (f'batch {batch}, {rounds} rounds, jitted fwd+bwd of vmap(one example) '
           f'(torch: eager, NCHW); time ratios are medians over rounds\n\n')

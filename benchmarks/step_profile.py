@@ -145,7 +145,7 @@ def run(quick: bool, rounds: int = 7) -> tuple:
   """(table text, results dict)."""
   matmul = timing.matmul_gflops()
   rows, results = [], {}
-  for case in cases.STEP_CASES:
+  for case in cases.step_cases(quick):
     num = 2 if quick else STEPS_PER_ROUND[case]
     parts, flops = _parts(case, num)
     for fn in parts.values():

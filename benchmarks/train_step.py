@@ -93,7 +93,7 @@ def run(quick: bool, rounds: int = 7) -> tuple:
   matmul = timing.matmul_gflops()
   rows, results = [], {'matmul_gflops': matmul}
   torch_device = 'cpu' if timing.has_torch() else None
-  for case in cases.STEP_CASES:
+  for case in cases.step_cases(quick):
     num = 2 if quick else STEPS_PER_ROUND[case]
     row, figures = measure(case, num, 1 if quick else rounds, matmul, torch_device)
     rows.append(row)

@@ -8,8 +8,17 @@ import re
 import struct
 import subprocess
 import sys
+import tempfile
 
-import jax
+# The tests compile hundreds of small programs, each run a few times: XLA's
+# cheap compile mode (the same maths: the golden values hold under it) and one
+# persistent compilation cache for the test processes and the command-line runs
+# they launch (they inherit this environment; a program is compiled once).
+os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
+os.environ.setdefault('VAE_JAX_COMPILATION_CACHE',
+                      os.path.join(tempfile.gettempdir(), 'vae_jax-tests-xla'))
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import pytest
 
@@ -20,6 +29,11 @@ from vae_jax.run import build
 from vae_jax.data import idx
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
+jax.config.update('jax_disable_most_optimizations',
+                  os.environ['JAX_DISABLE_MOST_OPTIMIZATIONS'].lower() in ('1', 'true'))
+if os.environ['VAE_JAX_COMPILATION_CACHE']:
+  jax.config.update('jax_compilation_cache_dir', os.environ['VAE_JAX_COMPILATION_CACHE'])
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,3 +162,47 @@ def hparams_data(events: list) -> dict:
 @pytest.fixture(scope='session')
 def fake_mnist_dir(tmp_path_factory) -> str:
   return write_fake_mnist(str(tmp_path_factory.mktemp('fake_mnist')))
+
+
+# --- the unit tier: tests not marked e2e make no run and start no process ------
+
+def _refuse(what: str):
+  def refuse(*args, **kwargs):
+    raise AssertionError(f'{what} in a test not marked e2e: mark it @pytest.mark.e2e '
+                         '(the unit tier, -m "not e2e", makes no run and starts no process)')
+  return refuse
+
+
+def _run_entry_points() -> list:
+  """(object, attribute) of everything that trains, evaluates or reads a run directory."""
+  import vae_jax  # pylint: disable=g-import-not-at-top
+  from vae_jax import api, evaluate_run, score, train  # pylint: disable=g-import-not-at-top
+  from vae_jax.sweeps import runner  # pylint: disable=g-import-not-at-top
+  return [(train, 'train_and_evaluate'), (train, 'train_group'),
+          (evaluate_run, 'evaluate_workdir'), (score, 'score_workdir'),
+          (runner, 'run_sweep'), (api, 'load'), (vae_jax, 'load'),
+          (subprocess.Popen, '__init__')]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+  with _unit_guard(item):
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+  with _unit_guard(item):
+    yield
+
+
+def _unit_guard(item):
+  """Within it, a test not marked e2e (and its fixtures) cannot make a run or a process."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  from unittest import mock  # pylint: disable=g-import-not-at-top
+  stack = contextlib.ExitStack()
+  if item.get_closest_marker('e2e') is None:
+    for owner, name in _run_entry_points():
+      what = 'a subprocess' if owner is subprocess.Popen else f'{owner.__name__}.{name}'
+      stack.enter_context(mock.patch.object(owner, name, _refuse(what)))
+  return stack

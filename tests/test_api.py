@@ -13,6 +13,8 @@ from vae_jax import configs, train
 from vae_jax import data as data_lib
 from vae_jax.data import dsprites, image_arrays
 
+pytestmark = pytest.mark.e2e  # every test here makes or reads a run
+
 
 def _summary(workdir: str) -> dict:
   with open(os.path.join(workdir, 'summary.json')) as f:

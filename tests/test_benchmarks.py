@@ -130,6 +130,7 @@ def test_step_profile_matmuls_are_the_model_flops(case):
   run()  # the GEMMs of those shapes compile and run
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize('name', BENCHMARKS)
 def test_quick_benchmark_runs_and_prints_its_table(name):
@@ -206,6 +207,7 @@ def test_step_variants_swap_only_their_part():
   assert abs(losses['binarize: 8-bit draws'] - losses['as is']) > 1e-3 * abs(losses['as is'])
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_accelerator_check_quick_names_the_device_and_writes_every_table(tmp_path):
   from benchmarks import accelerator_check  # pylint: disable=g-import-not-at-top

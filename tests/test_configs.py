@@ -182,6 +182,7 @@ def test_sweep_load_refuses_an_added_key(tmp_path):
      '  config.model.hidden_dim = (8,)\n  return config\n',
      ('unknown config key model.hidden_dim', 'vae_jax/configs.py')),
 ], ids=['no_get_config', 'returns_none', 'added_key'])
+@pytest.mark.e2e
 def test_cli_refuses_a_bad_config_file_in_one_line(tmp_path, source, words):
   path = _write(tmp_path, source)
   out = cli(f'--config={path}', f'--workdir={tmp_path}/never')

@@ -103,6 +103,7 @@ BAD_VALUES = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('key,value,named', BAD_VALUES, ids=[f'{k}={v}' for k, v, _ in BAD_VALUES])
 def test_bad_config_value_is_refused_before_the_workdir_is_made(key, value, named, tmp_path):
   config = load_experiment('test')
@@ -114,6 +115,7 @@ def test_bad_config_value_is_refused_before_the_workdir_is_made(key, value, name
   assert not workdir.exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('batch_size', [737_257, 1_000_000])
 def test_batch_larger_than_the_dataset_is_refused_before_anything_is_written(
     batch_size, tmp_path):
@@ -125,6 +127,7 @@ def test_batch_larger_than_the_dataset_is_refused_before_anything_is_written(
   assert not workdir.exists()
 
 
+@pytest.mark.e2e
 def test_batch_larger_than_local_idx_data_is_refused(fake_mnist_dir, tmp_path):
   config = load_experiment('vae')
   config.data.local_dir = fake_mnist_dir
@@ -157,6 +160,7 @@ def test_missing_config_file_is_a_config_error(tmp_path):
 
 # --- workdir ----------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_workdir_that_is_a_regular_file_is_refused(tmp_path):
   path = tmp_path / 'file'
   path.write_text('not a directory')
@@ -165,6 +169,7 @@ def test_workdir_that_is_a_regular_file_is_refused(tmp_path):
   assert path.read_text() == 'not a directory'
 
 
+@pytest.mark.e2e
 def test_workdir_under_a_regular_file_is_refused(tmp_path):
   path = tmp_path / 'file'
   path.write_text('x')
@@ -172,6 +177,7 @@ def test_workdir_under_a_regular_file_is_refused(tmp_path):
     train.train_and_evaluate(load_experiment('test'), str(path / 'run'))
 
 
+@pytest.mark.e2e
 def test_unwritable_workdir_is_refused(tmp_path, monkeypatch):
   def refuse(*args, **kwargs):
     raise PermissionError(13, 'Permission denied')
@@ -180,6 +186,7 @@ def test_unwritable_workdir_is_refused(tmp_path, monkeypatch):
     train.train_and_evaluate(load_experiment('test'), str(tmp_path / 'run'))
 
 
+@pytest.mark.e2e
 def test_workdir_in_use_is_refused_naming_the_owner(run_copy):
   before = _kept(run_copy)
   lock = workdir_lib.WorkdirLock(run_copy)
@@ -192,6 +199,7 @@ def test_workdir_in_use_is_refused_naming_the_owner(run_copy):
   train.train_and_evaluate(load_experiment('test'), run_copy)  # free again
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('text', ['{"model": ', '', '[1, 2]', 'null', '\x00\x01'],
                          ids=['torn', 'empty', 'list', 'null', 'binary'])
 def test_unreadable_config_json_is_refused_and_the_run_kept(text, run_copy):
@@ -212,6 +220,7 @@ MISFITS = [('model.latent_dim', 5), ('model.hidden_dims', (16, 16)),
            ('model.decoder_hidden_dims', (8,))]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('key,value', MISFITS, ids=[k for k, _ in MISFITS])
 def test_without_config_json_a_checkpoint_of_another_model_is_refused(key, value, run_copy):
   os.remove(os.path.join(run_copy, 'config.json'))
@@ -226,6 +235,7 @@ def test_without_config_json_a_checkpoint_of_another_model_is_refused(key, value
   assert not os.path.exists(os.path.join(run_copy, 'checkpoints_unreadable'))
 
 
+@pytest.mark.e2e
 def test_without_config_json_the_same_config_resumes(run_copy):
   os.remove(os.path.join(run_copy, 'config.json'))
   config = load_experiment('test')
@@ -234,6 +244,7 @@ def test_without_config_json_the_same_config_resumes(run_copy):
   assert json.load(open(os.path.join(run_copy, 'summary.json')))['step'] == 9
 
 
+@pytest.mark.e2e
 def test_eval_of_another_model_is_refused(run_copy):
   os.remove(os.path.join(run_copy, 'config.json'))
   before = _kept(run_copy)
@@ -244,6 +255,7 @@ def test_eval_of_another_model_is_refused(run_copy):
   assert _kept(run_copy) == before
 
 
+@pytest.mark.e2e
 def test_every_checkpoint_unreadable_restarts_with_a_warning_and_consistent_metrics(
     run_copy, caplog):
   for step in ('3', '6'):
@@ -256,6 +268,7 @@ def test_every_checkpoint_unreadable_restarts_with_a_warning_and_consistent_metr
   assert sorted(os.listdir(os.path.join(run_copy, 'checkpoints_unreadable'))) != []
 
 
+@pytest.mark.e2e
 def test_eval_mode_moves_nothing_and_falls_back_to_an_older_checkpoint(run_copy):
   _corrupt(os.path.join(run_copy, 'checkpoints', '6'))
   before = _kept(run_copy)
@@ -268,6 +281,7 @@ def test_eval_mode_moves_nothing_and_falls_back_to_an_older_checkpoint(run_copy)
   assert open(os.path.join(run_copy, 'metrics.jsonl')).read() == metrics_before
 
 
+@pytest.mark.e2e
 def test_eval_mode_with_every_checkpoint_unreadable_is_refused(run_copy):
   for step in ('3', '6'):
     _corrupt(os.path.join(run_copy, 'checkpoints', step))
@@ -277,6 +291,7 @@ def test_eval_mode_with_every_checkpoint_unreadable_is_refused(run_copy):
   assert _kept(run_copy) == before
 
 
+@pytest.mark.e2e
 def test_eval_mode_without_checkpoints_is_refused(tmp_path):
   with pytest.raises(WorkdirError, match='no checkpoints'):
     evaluate_run.evaluate_workdir(load_experiment('test'), str(tmp_path))
@@ -284,6 +299,7 @@ def test_eval_mode_without_checkpoints_is_refused(tmp_path):
 
 # --- metrics.jsonl and summary.json -------------------------------------------
 
+@pytest.mark.e2e
 def test_torn_last_metrics_line_is_dropped_with_a_warning(run_copy, caplog):
   path = os.path.join(run_copy, 'metrics.jsonl')
   records = _records(run_copy)
@@ -299,6 +315,7 @@ def test_torn_last_metrics_line_is_dropped_with_a_warning(run_copy, caplog):
   assert len(keys) == len(set(keys)) and keys[-1] == (9, 'eval')
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('line', ['garbage\n', '[1, 2]\n', '{"no_step": 1}\n'],
                          ids=['text', 'list', 'no-step'])
 def test_bad_metrics_line_in_the_middle_is_refused(line, run_copy):
@@ -312,6 +329,7 @@ def test_bad_metrics_line_in_the_middle_is_refused(line, run_copy):
   assert _kept(run_copy) == before
 
 
+@pytest.mark.e2e
 def test_blank_metrics_lines_are_ignored(run_copy):
   path = os.path.join(run_copy, 'metrics.jsonl')
   records = _records(run_copy)
@@ -334,6 +352,7 @@ def test_metrics_and_summary_are_strict_json(tmp_path):
   assert json.load(open(tmp_path / 'summary.json')) == {'nll_iw': None}
 
 
+@pytest.mark.e2e
 def test_finished_run_resumed_redoes_only_the_missing_summary(run_copy):
   os.remove(os.path.join(run_copy, 'summary.json'))
   records = _records(run_copy)
@@ -342,6 +361,7 @@ def test_finished_run_resumed_redoes_only_the_missing_summary(run_copy):
   assert json.load(open(os.path.join(run_copy, 'summary.json')))['step'] == 6
 
 
+@pytest.mark.e2e
 def test_finished_run_with_a_garbage_summary_is_rewritten(run_copy):
   with open(os.path.join(run_copy, 'summary.json'), 'w') as f:
     f.write('{"step": ')
@@ -359,6 +379,7 @@ def _fail_eval_at(monkeypatch, failing_step: int) -> None:
   monkeypatch.setattr(evaluate_run, 'evaluate_and_write', evaluate)
 
 
+@pytest.mark.e2e
 def test_final_checkpoint_is_saved_before_the_final_evaluation(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   _fail_eval_at(monkeypatch, 6)
@@ -375,6 +396,7 @@ def test_final_checkpoint_is_saved_before_the_final_evaluation(tmp_path, monkeyp
   assert os.path.exists(os.path.join(workdir, 'images', 'traversals_6.gif'))
 
 
+@pytest.mark.e2e
 def test_a_stop_between_checkpoint_and_evaluation_redoes_the_evaluation(tmp_path,
                                                                           monkeypatch):
   workdir = str(tmp_path / 'run')
@@ -482,6 +504,7 @@ def _assert_finite_checkpoints(workdir: str, config) -> list:
   return saved
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('log_every', [1, 100])
 def test_a_diverged_state_is_never_checkpointed(log_every, tmp_path):
   config = load_experiment('test')
@@ -499,6 +522,7 @@ def test_a_diverged_state_is_never_checkpointed(log_every, tmp_path):
   assert all(np.isfinite(r['loss']) for r in _records(workdir) if r['split'] == 'train')
 
 
+@pytest.mark.e2e
 def test_divergence_in_a_sweep_names_the_member(tmp_path):
   base = load_experiment('test')
   base.train.checkpoint_every_steps = 1
@@ -519,6 +543,7 @@ def _runtime_error(text: str) -> Exception:
   return jax.errors.JaxRuntimeError(text)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('where', ['train_steps', 'evaluate'])
 def test_out_of_memory_names_the_settings_to_lower(where, tmp_path, monkeypatch):
   def exhausted(*args, **kwargs):
@@ -530,6 +555,7 @@ def test_out_of_memory_names_the_settings_to_lower(where, tmp_path, monkeypatch)
     train.train_and_evaluate(load_experiment('test'), str(tmp_path / 'run'))
 
 
+@pytest.mark.e2e
 def test_out_of_memory_in_eval_mode_names_the_settings(run_copy, monkeypatch):
   before = _kept(run_copy)
 
@@ -541,6 +567,7 @@ def test_out_of_memory_in_eval_mode_names_the_settings(run_copy, monkeypatch):
   assert _kept(run_copy) == before
 
 
+@pytest.mark.e2e
 def test_other_runtime_errors_are_not_disguised(tmp_path, monkeypatch):
   def broken(*args, **kwargs):
     raise _runtime_error('INTERNAL: something else')
@@ -551,6 +578,7 @@ def test_other_runtime_errors_are_not_disguised(tmp_path, monkeypatch):
 
 # --- sweeps -------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_sweep_checks_every_member_before_training_any(tmp_path):
   axes = {'model.latent_dim': [3, 0]}  # two groups; the second is invalid
   with pytest.raises(ConfigError, match='model.latent_dim'):
@@ -558,6 +586,7 @@ def test_sweep_checks_every_member_before_training_any(tmp_path):
   assert not (tmp_path / 'sweep').exists()
 
 
+@pytest.mark.e2e
 def test_sweep_with_a_member_of_another_config_trains_nothing(tmp_path):
   sweep_dir = tmp_path / 'sweep'
   other = load_experiment('test')
@@ -569,6 +598,7 @@ def test_sweep_with_a_member_of_another_config_trains_nothing(tmp_path):
   assert not (sweep_dir / 'latent_dim=3').exists()
 
 
+@pytest.mark.e2e
 def test_sweep_axis_value_of_the_wrong_type_is_a_config_error(tmp_path):
   with pytest.raises(ConfigError, match='does not fit the field'):
     sweep_runner.run_sweep(load_experiment('test'), {'model.latent_dim': ['three']},
@@ -577,6 +607,7 @@ def test_sweep_axis_value_of_the_wrong_type_is_a_config_error(tmp_path):
 
 # --- report -------------------------------------------------------------------
 
+@pytest.mark.e2e
 @pytest.mark.parametrize('name,text', [('summary.json', '{"step": '),
                                        ('summary.json', '[]'),
                                        ('config.json', None),
@@ -594,6 +625,7 @@ def test_report_of_a_damaged_run_is_one_line(name, text, run_copy, capsys):
   assert len(err.strip().splitlines()) == 1 and name in err
 
 
+@pytest.mark.e2e
 def test_report_of_a_good_run_works(run_copy, capsys):
   assert report.main([run_copy]) == 0
   assert '| run |' in capsys.readouterr().out
@@ -606,6 +638,7 @@ def test_report_of_a_good_run_works(run_copy, capsys):
     ('--config.seed=1099511627776', 2, ('seed',)),
     ('--config.data.batch_size=1000000', 2, ('data.batch_size',)),
 ], ids=['seed-overflow', 'batch-over-dataset'])
+@pytest.mark.e2e
 def test_cli_bad_input_is_one_line(flag, code, words, tmp_path):
   workdir = tmp_path / 'never'
   out = cli('--config=experiments/test.py', f'--workdir={workdir}', flag)
@@ -613,6 +646,7 @@ def test_cli_bad_input_is_one_line(flag, code, words, tmp_path):
   assert not workdir.exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize('text', ['def get_config():\n  pass\n', 'X = 1\n'],
                          ids=['none', 'absent'])
@@ -622,6 +656,7 @@ def test_cli_broken_config_file_is_one_line(text, tmp_path):
   _one_line(cli(f'--config={path}', f'--workdir={tmp_path / "never"}'), 2, 'get_config()')
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_workdir_that_is_a_file_is_one_line(tmp_path):
   path = tmp_path / 'file'
@@ -629,6 +664,7 @@ def test_cli_workdir_that_is_a_file_is_one_line(tmp_path):
   _one_line(cli('--config=experiments/test.py', f'--workdir={path}'), 2, 'cannot use')
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_garbage_config_json_is_one_line(run_copy):
   with open(os.path.join(run_copy, 'config.json'), 'w') as f:
@@ -639,6 +675,7 @@ def test_cli_garbage_config_json_is_one_line(run_copy):
   assert _kept(run_copy) == before
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_deleted_config_json_with_another_model_is_refused(run_copy):
   os.remove(os.path.join(run_copy, 'config.json'))
@@ -655,6 +692,7 @@ def test_cli_deleted_config_json_with_another_model_is_refused(run_copy):
   assert not os.path.exists(os.path.join(run_copy, 'checkpoints_unreadable'))
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_divergence_exits_1_naming_the_step(tmp_path):
   workdir = str(tmp_path / 'run')
@@ -664,6 +702,7 @@ def test_cli_divergence_exits_1_naming_the_step(tmp_path):
   _one_line(out, 1, 'non-finite', 'new --workdir')
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_report_of_a_damaged_run_is_one_line(run_copy):
   with open(os.path.join(run_copy, 'summary.json'), 'w') as f:
@@ -766,6 +805,7 @@ def uninterrupted(tmp_path_factory) -> tuple:
 _CHOSEN_POINT = {signal.SIGINT: 14, signal.SIGTERM: 20, signal.SIGKILL: 28}
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
                          ids=['SIGINT', 'SIGTERM', 'SIGKILL'])
@@ -812,6 +852,7 @@ def _score_data(directory: str) -> str:
   return directory
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize('mode', ['eval', 'score'])
 def test_signal_during_eval_or_score_stops_at_once_and_leaves_the_run_whole(
@@ -856,6 +897,7 @@ def _wait_for_train_records(workdir: str, proc: subprocess.Popen, count: int) ->
   pytest.fail('the run ended before it could be signalled')
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_second_process_on_one_workdir_exits_2_naming_the_first(tmp_path):
   workdir = str(tmp_path / 'run')

@@ -23,6 +23,8 @@ from conftest import REPO, final_state, load_experiment
 from vae_jax import train
 from vae_jax.run import parallel
 
+pytestmark = pytest.mark.e2e  # every test here makes or reads a run
+
 # Tiny run, a train record at every step; eval and periodic checkpoints only at the end.
 FLAGS = ('--config=experiments/test.py', '--config.train.log_every_steps=1',
          '--config.train.eval_every_steps=100000',

@@ -16,7 +16,7 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import assert_same_state, cli, final_state, load_experiment
+from conftest import cli, final_state, load_experiment
 from vae_jax import data as data_lib
 from scipy import stats
 
@@ -274,33 +274,6 @@ def _test_config(name: str):
   return config
 
 
-@pytest.mark.parametrize('name', sorted(NEW_OBJECTIVES))
-def test_trains_and_resumes_exactly(name, tmp_path):
-  config = _test_config(name)
-  full = str(tmp_path / 'full')
-  summary = train.train_and_evaluate(config, full)
-  assert sorted(os.listdir(os.path.join(full, 'checkpoints'))) == ['3', '6']
-  records = [json.loads(line) for line in open(os.path.join(full, 'metrics.jsonl'))]
-  train_records = [r for r in records if r['split'] == 'train']
-  assert [r['step'] for r in train_records] == [2, 4, 6]
-  for record in train_records:
-    for key in ('loss', 'recon', 'kl', 'nelbo', 'grad_norm') + NEW_OBJECTIVES[name]:
-      assert np.isfinite(record[key]), (key, record)
-  for key in ('nelbo', 'recon', 'kl', 'nll_iw'):
-    assert np.isfinite(summary[key]), (key, summary)
-
-  split = str(tmp_path / 'split')
-  config.train.num_steps = 3
-  train.train_and_evaluate(config, split)
-  config.train.num_steps = 6
-  train.train_and_evaluate(config, split)
-  assert_same_state(final_state(full, config), final_state(split, config))
-  split_records = [json.loads(line) for line in open(os.path.join(split, 'metrics.jsonl'))]
-  losses = lambda rs: {r['step']: r['loss'] for r in rs if r['split'] == 'train'}
-  assert [losses(split_records)[s] for s in (2, 6)] == [losses(train_records)[s]
-                                                        for s in (2, 6)]
-
-
 # A second member: another seed and every array hyperparameter of the objective changed.
 def _members(name: str) -> list:
   base = _test_config(name)
@@ -513,6 +486,7 @@ def test_factor_vae_population_members_differing_in_gamma_equal_single_runs(loop
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_factor_vae_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
   config = _test_config('factor_vae')
   reference = str(tmp_path / 'reference')
@@ -546,6 +520,7 @@ def _state_digest(state) -> str:
   return digest.hexdigest()
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_factor_vae_cli_run_loads_and_evaluates_from_the_vae_params_alone(tmp_path):
   workdir = str(tmp_path / 'run')

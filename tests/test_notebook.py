@@ -28,6 +28,7 @@ def test_first_code_cell_sets_an_empty_source():
       assert probe not in cell.source
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_colab_notebook_runs(tmp_path, monkeypatch):
   monkeypatch.setenv('VAE_JAX_NOTEBOOK_TINY', '1')

@@ -124,6 +124,7 @@ def test_local_idx_needs_no_tensorflow(monkeypatch, fake_mnist_dir):
   assert data.source == fake_mnist_dir
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_training_and_local_data_never_import_tensorflow(tmp_path):
   # TensorFlow is importable here (the test extra installs it): had anything
@@ -156,6 +157,7 @@ def test_training_and_local_data_never_import_tensorflow(tmp_path):
   assert 'loaded []' in lines, out.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_tfds_dataset_without_tensorflow_is_one_line(tmp_path):
   # As if neither were installed: `import tensorflow` raises ImportError.

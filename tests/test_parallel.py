@@ -13,6 +13,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.e2e  # every test here makes or reads a run
+
 SCRIPT = textwrap.dedent('''
     import copy, sys
     import jax, numpy as np

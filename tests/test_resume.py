@@ -8,6 +8,8 @@ import pytest
 from conftest import assert_same_state, final_state, load_experiment, tree_digest
 from vae_jax import evaluate_run, train
 
+pytestmark = pytest.mark.e2e  # every test here makes or reads a run
+
 
 def _corrupt(directory: str) -> None:
   for root, _, files in os.walk(directory):

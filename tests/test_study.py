@@ -139,6 +139,7 @@ def _first_values(axes: list, count: int) -> list:
   return [{axis: values[:count] for axis, values in grid.items()} for grid in axes]
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_study_runs_every_method_end_to_end(tmp_path, monkeypatch):
   # All six methods, two settings each (the full 36-setting grid is checked

@@ -124,6 +124,7 @@ def test_members_and_groups():
     sweep_plan.members(_tiny_base(), {'objective.beta': []})
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_sweep_writes_member_workdirs_table_and_plots(tmp_path, caplog):
   base, sweep_dir = _tiny_base(), str(tmp_path / 'sweep')
@@ -187,6 +188,7 @@ def test_sweep_writes_member_workdirs_table_and_plots(tmp_path, caplog):
     sweep_runner.run_sweep(base, {'objective.beta': [1.0, 2.0]}, sweep_dir)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_resume_after_members_stopped_at_different_steps(tmp_path):
   """A kill between members' checkpoint saves: all resume from the common step."""
@@ -223,6 +225,7 @@ def get_sweep():
 '''
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_sweep_and_its_errors(tmp_path):
   path = tmp_path / 'tiny_sweep.py'

@@ -81,6 +81,7 @@ def get_sweep():
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_shards_one_after_another_and_in_parallel_equal_the_unsharded_sweep(tmp_path):
   base = _tiny_base()
@@ -153,6 +154,7 @@ def test_shards_one_after_another_and_in_parallel_equal_the_unsharded_sweep(tmp_
   assert rows[0] == expected[0] and [r[0] for r in rows] == [r[0] for r in expected]
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_bad_shard_specs_are_one_line(tmp_path):
   path = tmp_path / 'tiny_sweep.py'
