@@ -38,7 +38,8 @@ PROBES = {  # name: probe arguments
 }
 QUICK_PROBES = {'train MLP VAE, batch 128, 5 steps': ['train', '5'],
                 'nll_iw k=50, 4 examples': ['iw', '4', '50'],
-                'train 8 x 1200-unit MLP population, looped, 2 steps': ['population', '2', 'loop']}
+                'train 2 x 1200-unit MLP population, looped, 2 steps': ['population', '2', 'loop',
+                                                                        '2']}
 
 
 def probe(args: list) -> dict:

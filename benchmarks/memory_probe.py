@@ -2,7 +2,7 @@
 
     python -m benchmarks.memory_probe train STEPS
     python -m benchmarks.memory_probe iw NUM_EXAMPLES [K]
-    python -m benchmarks.memory_probe population STEPS vmap|loop   # the 8-member β sweep
+    python -m benchmarks.memory_probe population STEPS vmap|loop [MEMBERS]  # the β sweep (8)
 
 Prints one JSON line: {"peak_rss_mib", "device_peak_mib"}.
 """
@@ -26,7 +26,8 @@ def main(argv: list) -> None:
   elif kind == 'population':
     from benchmarks import sweep_speedup  # pylint: disable=g-import-not-at-top
     name, variant, batch, _ = sweep_speedup.SETUPS['sweep8']
-    configs = sweep_speedup.member_configs(name, variant, batch)
+    members = int(argv[4]) if len(argv) > 4 else len(sweep_speedup.BETAS)
+    configs = sweep_speedup.member_configs(name, variant, batch, sweep_speedup.BETAS[:members])
     population = sweep_speedup.Population(configs, cases.dataset(configs[0]),
                                           loop_members=argv[3] == 'loop')
     population.steps(num)

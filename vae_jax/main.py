@@ -203,8 +203,14 @@ def main(argv: list) -> None:
   except UserError as e:
     _fail(' '.join(str(e).split()), e.exit_code)
   except SignalInterrupt as e:
-    _fail(f'stopped by {signal.Signals(e.signum).name} during --mode={_MODE.value}; '
-          f'{_STOPPED[_MODE.value]}', e.exit_code)
+    # The stop has unwound every open file and writer. The interpreter's own
+    # teardown is skipped: a stop that landed in the middle of XLA's work (a
+    # compilation, a compilation-cache write) can crash it.
+    print(f'error: stopped by {signal.Signals(e.signum).name} during --mode={_MODE.value}; '
+          f'{_STOPPED[_MODE.value]}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    logging.flush()
+    os._exit(e.exit_code)  # pylint: disable=protected-access
   except KeyboardInterrupt:  # a second Ctrl-C while the training loop stops
     _fail('interrupted; the checkpoints saved so far are kept (run the same command to '
           'resume)', 130)
