@@ -38,9 +38,8 @@ Runtime on one GPU, estimated (not measured; docs/experiments.md): the
 training is minutes (6.1 PFLOP of model FLOPs for fc with 3 seeds), the
 scoring about a day (one fc member's final scores took 15 min on the 2-core
 CPU, scikit-learn fits on the host CPU whatever the accelerator): shard it
-(`--sweep_shard=I/N`) to score in parallel. On a 2-core x86 CPU under a
-load average of 11–13 (other processes on the same cores), the shortened
-run
+(`--sweep_shard=I/N`) to score in parallel. On a 2-core x86 CPU running
+other work, the shortened run
 
     python -m vae_jax.main --mode=sweep \\
         --config=experiments/sweeps/disentanglement_study.py:fc,seeds=1 \\
