@@ -1,6 +1,7 @@
 """Shared fixtures: strict numpy semantics, tiny local datasets, config loading,
 a fake terminal and the reading of TensorBoard event files."""
 
+import contextlib
 import hashlib
 import io
 import os
@@ -9,6 +10,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 # The tests compile hundreds of small programs, each run a few times: XLA's
 # cheap compile mode (the same maths: the golden values hold under it) and one
@@ -198,8 +200,6 @@ def pytest_runtest_call(item):
 
 def _unit_guard(item):
   """Within it, a test not marked e2e (and its fixtures) cannot make a run or a process."""
-  import contextlib  # pylint: disable=g-import-not-at-top
-  from unittest import mock  # pylint: disable=g-import-not-at-top
   stack = contextlib.ExitStack()
   if item.get_closest_marker('e2e') is None:
     for owner, name in _run_entry_points():

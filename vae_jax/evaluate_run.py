@@ -38,7 +38,6 @@ def _evaluate(run: Run, state, *, final: bool) -> evaluators.Evaluation:
   (per-example nll_iw) when eval.anomaly asks for it."""
   result = evaluators.evaluate(state.params, run.config, run.spec, run.dataset,
                                final=final, factor_source=run.factor_source)
-  guards.stop_if_signalled()  # before anything is written
   if run.config.eval.anomaly and result.nll_iw is not None:
     with files.atomic(os.path.join(run.workdir, 'anomaly_scores.npz')) as tmp, \
         open(tmp, 'wb') as f:
