@@ -21,12 +21,12 @@ BENCHMARKS = ('train_step', 'step_profile', 'conv_formulations', 'end_to_end', '
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results.json')
 
 
-def main() -> None:
+def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--quick', action='store_true', help='a few steps each, no results.json')
   parser.add_argument('--only', default=','.join(BENCHMARKS),
                       help=f'comma-separated subset of {",".join(BENCHMARKS)}')
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   names = [n for n in args.only.split(',') if n]
   unknown = sorted(set(names) - set(BENCHMARKS))
   if unknown:

@@ -39,6 +39,8 @@ def _tiny(config, local_dir: str):
   config.eval.disentanglement_divisor = 200  # 50 points instead of 10,000
   if config.model.architecture == 'conv':  # the fc run has the scores (DCI's trees are slow)
     config.eval.disentanglement = False
+  elif config.eval.disentanglement:  # the scores at a periodic (0) and the final evaluation
+    config.train.eval_every_steps = 4
   return config
 
 
@@ -65,9 +67,10 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
     final = train.train_and_evaluate(config, workdir)
   finally:
     logging.getLogger().removeHandler(handler)
+  evals = list(range(0, 5, config.train.eval_every_steps))
   lines = segments(terminal.getvalue())
   assert any('4/4' in line for line in lines)  # the bar
-  for logged in ('step 2/4', 'eval at step 2:', 'step 4/4', 'eval at step 4:'):
+  for logged in ['step 2/4', 'step 4/4'] + [f'eval at step {s}:' for s in evals[1:]]:
     (line,) = [line for line in lines if logged in line]  # one line each, not in the bar's
     assert line.startswith(logged.split()[0]) and '|' not in line, line
 
@@ -79,7 +82,7 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
   train_records = [r for r in records if r['split'] == 'train']
   eval_records = [r for r in records if r['split'] == 'eval']
   assert [r['step'] for r in train_records] == [2, 4]
-  assert [r['step'] for r in eval_records] == [0, 2, 4]
+  assert [r['step'] for r in eval_records] == evals
   assert all(TRAIN_KEYS <= set(r) for r in train_records)
   assert all(EVAL_KEYS <= set(r) for r in eval_records)
   (events_file,) = glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
@@ -90,7 +93,7 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
   assert 'eval/active_units' in tags and 'train/loss' in tags
   assert not any(t.startswith(('eval/iw_samples', 'eval/disentanglement_sample_divisor'))
                  for t in tags)  # settings, not metrics
-  assert [s for s, _ in tags['eval/recon']] == [0, 2, 4]
+  assert [s for s, _ in tags['eval/recon']] == evals
   session = hparams_data(events)['_hparams_/session_start_info'].session_start_info
   assert session.hparams['objective.name'].string_value == config.objective.name
   assert session.hparams['train.num_steps'].number_value == 4
@@ -106,7 +109,7 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
   if config.model.conditional:
     expected.add('conditional')
   finals = ['traversals_4.gif'] + (['factors_0.png'] if config.data.name == 'dsprites' else [])
-  assert images == sorted([f'{k}_{s}.png' for k in expected for s in (0, 2, 4)] + finals)
+  assert images == sorted([f'{k}_{s}.png' for k in expected for s in evals] + finals)
   gif = Image.open(os.path.join(workdir, 'images', 'traversals_4.gif'))
   assert gif.n_frames > 1
   for name in images:
@@ -126,7 +129,7 @@ def test_experiment_writes_every_workdir_file(name, arg, tmp_path, fake_mnist_di
   else:
     assert summary['nelbo'] == pytest.approx(summary['recon'] + summary['kl'], rel=1e-5)
     for i in latents:  # per-latent KL at every evaluation
-      assert [s for s, _ in tags[f'eval/kl_per_dim/{i}']] == [0, 2, 4]
+      assert [s for s, _ in tags[f'eval/kl_per_dim/{i}']] == evals
       assert tags[f'eval/kl_per_dim/{i}'][-1][1] == pytest.approx(summary['kl_per_dim'][i],
                                                                   rel=1e-5, abs=1e-6)
     assert 'eval/nll_iw' in metric_tags
