@@ -3,10 +3,12 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from conftest import assert_same_state, final_state, load_experiment, tree_digest
-from vae_jax import evaluate_run, train
+from vae_jax import evaluate_run, steps, train, train_state
+from vae_jax.run import build, checkpoints, parallel
 
 pytestmark = pytest.mark.e2e  # every test here makes or reads a run
 
@@ -47,3 +49,19 @@ def test_eval_mode_rewrites_summary_and_leaves_checkpoints_unchanged(tmp_path):
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   assert summary['step'] == 6 and summary['nelbo'] == metrics['nelbo']
   assert summary['iw_samples'] == 4
+
+
+def test_a_fresh_and_a_restored_state_train_with_one_compiled_program(tmp_path):
+  """The loop places a fresh state as a restore places a checkpoint's arrays, so
+  a resumed run reuses the fresh run's compiled train step (same lowered program)."""
+  config = load_experiment('test')
+  run = build.build_run(config, str(tmp_path))
+  fresh = train_state.init_state(run.spec, config.seed)
+  ckpt = checkpoints.Checkpointer(str(tmp_path))
+  ckpt.save(0, fresh)
+  ckpt.close()
+  restored = checkpoints.Checkpointer(str(tmp_path), read_only=True).restore(0, fresh)
+  indices = np.zeros((2, config.data.batch_size), np.int32)
+  lowered = lambda state: steps.train_steps.lower(state, run.train_arrays, indices, run.hparams,
+                                                  spec=run.spec).as_text()
+  assert lowered(parallel.replicate(fresh, run.mesh)) == lowered(restored)

@@ -89,9 +89,11 @@ def data_mesh(batch_size: int, name: str = 'config.data.batch_size') -> Optional
 
 
 def replicate(tree, mesh: Optional[Mesh]):
-  """Every leaf of `tree` on every device of `mesh` (unchanged without a mesh)."""
+  """Every leaf of `tree` on every device of `mesh`; without a mesh, on the first
+  local device, committed there as a restored checkpoint's arrays are (a fresh
+  and a resumed run then share their compiled programs)."""
   if mesh is None:
-    return tree
+    return jax.device_put(tree, jax.local_devices()[0])
   sharding = NamedSharding(mesh, PartitionSpec())
   if jax.process_count() == 1:
     return jax.device_put(tree, sharding)
