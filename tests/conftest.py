@@ -19,6 +19,9 @@ from unittest import mock
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
 os.environ.setdefault('VAE_JAX_COMPILATION_CACHE',
                       os.path.join(tempfile.gettempdir(), 'vae_jax-tests-xla'))
+if os.environ['VAE_JAX_COMPILATION_CACHE']:  # also for the Python processes tests start
+  os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.environ['VAE_JAX_COMPILATION_CACHE'])
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
