@@ -41,7 +41,8 @@ def _env(devices: int, **extra) -> dict:
   env = {k: v for k, v in os.environ.items() if k not in (
       'JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID', 'VAE_JAX_DISTRIBUTED')}
   return dict(env, JAX_PLATFORMS='cpu',
-              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', **extra)
+              XLA_FLAGS=os.environ.get('XLA_FLAGS', '') +
+              f' --xla_force_host_platform_device_count={devices}', **extra)
 
 
 def _start_two(workdir: str, *flags: str) -> list:

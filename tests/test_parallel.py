@@ -79,7 +79,8 @@ SCRIPT = textwrap.dedent('''
 @pytest.mark.slow
 def test_data_parallel_on_8_devices_matches_one_device(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS='cpu',
-             XLA_FLAGS='--xla_force_host_platform_device_count=8')
+             XLA_FLAGS=os.environ.get('XLA_FLAGS', '') +
+             ' --xla_force_host_platform_device_count=8')
   out = subprocess.run([sys.executable, '-c', SCRIPT, str(tmp_path)], cwd=REPO,
                        capture_output=True, text=True, timeout=600, env=env)
   assert out.returncode == 0, out.stderr[-3000:]
