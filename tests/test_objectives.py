@@ -4,6 +4,8 @@ Monte Carlo checks use tolerances of a few standard errors, computed from the
 samples themselves; exact identities are checked in float64.
 """
 
+import dataclasses
+
 import jax
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -396,3 +398,17 @@ def test_every_objective_field_is_in_the_config_and_used():
   for key, field in objectives.FIELDS.items():
     assert config.objective[key] == field.default
     assert field.rule(field.default)
+
+
+def test_array_fields_are_exactly_the_objectives_hparams():
+  """objectives/fields.py marks the fields that enter a step as arrays; the registry
+  refuses an objective reading a static field as an array, or the reverse."""
+  from vae_jax.objectives import registry  # pylint: disable=g-import-not-at-top
+  registry.check_array_fields(objectives.OBJECTIVES, objectives.ARRAY_FIELDS)  # as shipped
+  beta = objectives.OBJECTIVES['beta']
+  for wrong in (dataclasses.replace(beta, hparams=('beta', 'iw_k')),
+                dataclasses.replace(beta, settings=('beta',))):
+    with pytest.raises(ValueError, match="objective 'beta'"):
+      registry.check_array_fields({'beta': wrong}, objectives.ARRAY_FIELDS)
+  with pytest.raises(ValueError, match='is no objective'):
+    registry.check_array_fields({'beta': beta}, objectives.ARRAY_FIELDS)

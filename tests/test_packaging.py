@@ -158,6 +158,29 @@ def test_training_and_local_data_never_import_tensorflow(tmp_path):
 
 
 @pytest.mark.e2e
+def test_a_sweep_plan_imports_no_jax():
+  # Reading a sweep file, its members, groups, shards and record is pure Python:
+  # it runs where JAX is not installed (a login node) and starts fast.
+  script = textwrap.dedent('''
+      import sys
+      from vae_jax.sweeps import plan
+      base, axes = plan.load('experiments/sweeps/disentanglement_study.py')
+      groups = plan.groups(plan.members(base, axes))
+      shard = plan.shard_members(groups, 0, 4)
+      record = plan.record(axes, groups)
+      print('members', sum(len(g) for g in groups), 'shard', sum(len(g) for g in shard))
+      print('loaded', sorted(m for m in sys.modules if m.split('.')[0] in
+                             ('jax', 'jaxlib', 'flax', 'optax', 'orbax')))
+  ''')
+  out = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert 'loaded []' in out.stdout.splitlines(), out.stdout
+  members, shard = int(out.stdout.split()[1]), int(out.stdout.split()[3])
+  assert members > 4 and members // 4 <= shard <= -(-members // 4), out.stdout
+
+
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_tfds_dataset_without_tensorflow_is_one_line(tmp_path):
   # As if neither were installed: `import tensorflow` raises ImportError.

@@ -6,21 +6,22 @@ locked: an unknown key is an error, and `validate` checks every value before
 anything is compiled. Reading an experiment file: config_files.py.
 """
 
+import functools
 from typing import Callable
 
 import ml_collections
 
-from vae_jax import models, objectives
-from vae_jax.models import likelihoods
-from vae_jax.data import procedural
+from vae_jax import objectives  # its fields: no JAX (the registry loads on first use)
 from vae_jax.errors import ConfigError
 
-DATASETS = (*procedural.NAMES, 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TFDS image dataset
 BINARIZE = ('dynamic', 'static', 'none')
-ARCHITECTURES = tuple(models.ARCHITECTURES)
 LR_SCHEDULES = ('constant', 'cosine')
 POPULATION_MODES = ('auto', 'vmap', 'loop')
-FACTOR_SOURCES = (*procedural.NAMES, 'tfds:dsprites', 'tfds:shapes3d')
+TRAIN_HPARAMS = ('learning_rate', 'warmup_steps', 'num_steps')  # train.* entering a step as arrays
+# DATASETS, ARCHITECTURES, FACTOR_SOURCES and the validation RULES come from the
+# registries of datasets, networks and objectives, which import JAX: they are
+# built on first use (`_tables`), so that reading a config or planning a sweep
+# needs no JAX.
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -174,72 +175,89 @@ def _non_negative(value) -> bool:
   return value >= 0
 
 
-# (key, predicate of the field's value or Whole(predicate of the config),
-#  requirement): 'config.KEY must be REQUIREMENT, got VALUE', checked in order.
-# Derived from the objective registry: a new objective adds its rows there.
-OBJECTIVE_RULES = (
-    ('objective.name', lambda v: v in objectives.OBJECTIVES,
-     f'one of {tuple(objectives.OBJECTIVES)}'),
-    *(('data.batch_size', Whole(lambda c, o=o: c.objective.name != o.name or
-                                c.data.batch_size >= o.min_batch_size),
-       f'at least {o.min_batch_size} for objective {o.name!r} (its loss couples the '
-       'examples of a batch)')
-      for o in objectives.OBJECTIVES.values() if o.min_batch_size > 1),
-    *((f'objective.{key}', field.rule, field.requirement)
-      for key, field in objectives.FIELDS.items()),
-)
+@functools.cache
+def _tables() -> dict:
+  """{name: value} of the tables built from the registries (see the top of the module)."""
+  from vae_jax import models  # pylint: disable=g-import-not-at-top
+  from vae_jax.data import procedural  # pylint: disable=g-import-not-at-top
+  from vae_jax.models import likelihoods  # pylint: disable=g-import-not-at-top
+  DATASETS = (*procedural.NAMES, 'fashion_mnist', 'mnist', 'binarized_mnist')  # + any TFDS one
+  ARCHITECTURES = tuple(models.ARCHITECTURES)
+  FACTOR_SOURCES = (*procedural.NAMES, 'tfds:dsprites', 'tfds:shapes3d')
+  # (key, predicate of the field's value or Whole(predicate of the config),
+  #  requirement): 'config.KEY must be REQUIREMENT, got VALUE', checked in order.
+  # Derived from the objective registry: a new objective adds its rows there.
+  OBJECTIVE_RULES = (
+      ('objective.name', lambda v: v in objectives.OBJECTIVES,
+       f'one of {tuple(objectives.OBJECTIVES)}'),
+      *(('data.batch_size', Whole(lambda c, o=o: c.objective.name != o.name or
+                                  c.data.batch_size >= o.min_batch_size),
+         f'at least {o.min_batch_size} for objective {o.name!r} (its loss couples the '
+         'examples of a batch)')
+        for o in objectives.OBJECTIVES.values() if o.min_batch_size > 1),
+      *((f'objective.{key}', field.rule, field.requirement)
+        for key, field in objectives.FIELDS.items()),
+  )
 
-RULES = (
-    ('seed', lambda v: _non_negative(v) and v < 2**31, 'an integer in [0, 2**31)'),
-    ('data.name', bool, f'a dataset name ({", ".join(DATASETS)} or a TFDS image dataset)'),
-    ('data.batch_size', _positive, 'a positive integer'),
-    ('data.binarize', lambda v: v in BINARIZE, f'one of {BINARIZE}'),
-    ('data.binarize', Whole(lambda c: procedural.binarize_allowed(c.data.name, c.data.binarize)),
-     f"'none' for {', '.join(procedural.continuous_names())} (continuous pixels): pass "
-     '--config.data.binarize=none'),
-    ('data.eval_size', _positive, 'a positive integer'),
-    ('data.exclude_classes', lambda v: all(isinstance(c, int) and c >= 0 for c in v),
-     'a tuple of class labels (non-negative integers)'),
-    ('model.architecture', lambda v: v in ARCHITECTURES, f'one of {ARCHITECTURES}'),
-    ('model.hidden_dims', _positive_ints, 'a tuple of positive integers'),
-    ('model.decoder_hidden_dims', _positive_ints,
-     'a tuple of positive integers (or () to mirror the encoder)'),
-    ('model.conv_channels', Whole(lambda c: _positive_ints(c.model.conv_channels) and (
-        c.model.architecture != 'conv' or len(c.model.conv_channels) > 0)),
-     'a non-empty tuple of positive integers'),
-    ('model.activation', lambda v: v in models.ACTIVATIONS,
-     f'one of {tuple(models.ACTIVATIONS)}'),
-    ('model.latent_dim', _positive, 'a positive integer'),
-    ('model.likelihood', lambda v: v in likelihoods.LIKELIHOODS,
-     f'one of {likelihoods.LIKELIHOODS}'),
-    ('model.gaussian_scale', _positive, 'positive'),
-    ('model.init', lambda v: v in models.INITS, f'one of {models.INITS}'),
-    *OBJECTIVE_RULES,
-    ('train.num_steps', _non_negative, 'a non-negative integer'),
-    ('train.learning_rate', _positive, 'positive'),
-    ('train.lr_schedule', lambda v: v in LR_SCHEDULES, f'one of {LR_SCHEDULES}'),
-    ('train.population', lambda v: v in POPULATION_MODES, f'one of {POPULATION_MODES}'),
-    ('train.warmup_steps', _non_negative, 'non-negative'),
-    ('train.grad_clip_norm', _non_negative, 'non-negative (0 = off)'),
-    ('train.adam_b1', lambda v: 0 <= v < 1, 'in [0, 1)'),
-    ('train.adam_b2', lambda v: 0 <= v < 1, 'in [0, 1)'),
-    ('train.adam_eps', _positive, 'positive'),
-    *((f'train.{key}', _positive, 'a positive integer')
-      for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps')),
-    ('eval.batch_size', _positive, 'a positive integer'),
-    ('eval.iw_samples', lambda v: v >= 1, 'a positive integer'),
-    ('eval.iw_batch_size', lambda v: v >= 1, 'a positive integer'),
-    ('eval.iw_chunk_size', lambda v: v >= 1, 'a positive integer'),
-    ('eval.num_images', _positive, 'a positive integer'),
-    ('eval.disentanglement_divisor', lambda v: v >= 1, 'a positive integer'),
-    ('eval.factor_source', lambda v: v in FACTOR_SOURCES, f'one of {FACTOR_SOURCES}'),
-    ('eval.disentanglement', Whole(lambda c: not (c.eval.disentanglement and
-                                                  c.model.conditional)),
-     'False for a conditional model (the scores use the unconditional encoder mean)'),
-    ('eval.anomaly', Whole(lambda c: not c.eval.anomaly or c.objective.name not in
-                           objectives.OBJECTIVES or objectives.get(c.objective.name).stochastic),
-     'False for an objective without q(z|x) such as \'ae\' (anomaly scores are nll_iw)'),
-)
+  RULES = (
+      ('seed', lambda v: _non_negative(v) and v < 2**31, 'an integer in [0, 2**31)'),
+      ('data.name', bool, f'a dataset name ({", ".join(DATASETS)} or a TFDS image dataset)'),
+      ('data.batch_size', _positive, 'a positive integer'),
+      ('data.binarize', lambda v: v in BINARIZE, f'one of {BINARIZE}'),
+      ('data.binarize', Whole(lambda c: procedural.binarize_allowed(c.data.name, c.data.binarize)),
+       f"'none' for {', '.join(procedural.continuous_names())} (continuous pixels): pass "
+       '--config.data.binarize=none'),
+      ('data.eval_size', _positive, 'a positive integer'),
+      ('data.exclude_classes', lambda v: all(isinstance(c, int) and c >= 0 for c in v),
+       'a tuple of class labels (non-negative integers)'),
+      ('model.architecture', lambda v: v in ARCHITECTURES, f'one of {ARCHITECTURES}'),
+      ('model.hidden_dims', _positive_ints, 'a tuple of positive integers'),
+      ('model.decoder_hidden_dims', _positive_ints,
+       'a tuple of positive integers (or () to mirror the encoder)'),
+      ('model.conv_channels', Whole(lambda c: _positive_ints(c.model.conv_channels) and (
+          c.model.architecture != 'conv' or len(c.model.conv_channels) > 0)),
+       'a non-empty tuple of positive integers'),
+      ('model.activation', lambda v: v in models.ACTIVATIONS,
+       f'one of {tuple(models.ACTIVATIONS)}'),
+      ('model.latent_dim', _positive, 'a positive integer'),
+      ('model.likelihood', lambda v: v in likelihoods.LIKELIHOODS,
+       f'one of {likelihoods.LIKELIHOODS}'),
+      ('model.gaussian_scale', _positive, 'positive'),
+      ('model.init', lambda v: v in models.INITS, f'one of {models.INITS}'),
+      *OBJECTIVE_RULES,
+      ('train.num_steps', _non_negative, 'a non-negative integer'),
+      ('train.learning_rate', _positive, 'positive'),
+      ('train.lr_schedule', lambda v: v in LR_SCHEDULES, f'one of {LR_SCHEDULES}'),
+      ('train.population', lambda v: v in POPULATION_MODES, f'one of {POPULATION_MODES}'),
+      ('train.warmup_steps', _non_negative, 'non-negative'),
+      ('train.grad_clip_norm', _non_negative, 'non-negative (0 = off)'),
+      ('train.adam_b1', lambda v: 0 <= v < 1, 'in [0, 1)'),
+      ('train.adam_b2', lambda v: 0 <= v < 1, 'in [0, 1)'),
+      ('train.adam_eps', _positive, 'positive'),
+      *((f'train.{key}', _positive, 'a positive integer')
+        for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps')),
+      ('eval.batch_size', _positive, 'a positive integer'),
+      ('eval.iw_samples', lambda v: v >= 1, 'a positive integer'),
+      ('eval.iw_batch_size', lambda v: v >= 1, 'a positive integer'),
+      ('eval.iw_chunk_size', lambda v: v >= 1, 'a positive integer'),
+      ('eval.num_images', _positive, 'a positive integer'),
+      ('eval.disentanglement_divisor', lambda v: v >= 1, 'a positive integer'),
+      ('eval.factor_source', lambda v: v in FACTOR_SOURCES, f'one of {FACTOR_SOURCES}'),
+      ('eval.disentanglement', Whole(lambda c: not (c.eval.disentanglement and
+                                                    c.model.conditional)),
+       'False for a conditional model (the scores use the unconditional encoder mean)'),
+      ('eval.anomaly', Whole(lambda c: not c.eval.anomaly or c.objective.name not in
+                             objectives.OBJECTIVES or objectives.get(c.objective.name).stochastic),
+       'False for an objective without q(z|x) such as \'ae\' (anomaly scores are nll_iw)'),
+  )
+  return {'DATASETS': DATASETS, 'ARCHITECTURES': ARCHITECTURES,
+          'FACTOR_SOURCES': FACTOR_SOURCES, 'OBJECTIVE_RULES': OBJECTIVE_RULES, 'RULES': RULES}
+
+
+def __getattr__(name: str):
+  if name in ('DATASETS', 'ARCHITECTURES', 'FACTOR_SOURCES', 'OBJECTIVE_RULES', 'RULES'):
+    return _tables()[name]
+  raise AttributeError(f'module vae_jax.configs has no attribute {name!r}')
 
 
 def _field(config: ml_collections.ConfigDict, key: str):
@@ -250,7 +268,7 @@ def _field(config: ml_collections.ConfigDict, key: str):
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first field that breaks a rule of RULES."""
-  for key, predicate, requirement in RULES:
+  for key, predicate, requirement in _tables()['RULES']:
     value = _field(config, key)
     ok = predicate.predicate(config) if isinstance(predicate, Whole) else predicate(value)
     if not ok:

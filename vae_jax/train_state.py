@@ -16,10 +16,10 @@ import ml_collections
 import optax
 
 from vae_jax import data as data_lib
-from vae_jax import key_streams, models, objectives
+from vae_jax import configs, key_streams, models, objectives
 
 # config.train fields that enter the step as arrays (with the objective's own).
-TRAIN_HPARAMS = ('learning_rate', 'warmup_steps', 'num_steps')
+TRAIN_HPARAMS = configs.TRAIN_HPARAMS
 
 
 @flax.struct.dataclass

@@ -23,7 +23,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-HIDDEN_DIMS = (1000,) * 6
+from vae_jax.objectives import fields
+
+HIDDEN_DIMS = fields.DISCRIMINATOR_HIDDEN_DIMS
 LEAKY_SLOPE = 0.2
 
 

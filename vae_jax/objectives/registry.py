@@ -38,7 +38,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from vae_jax.objectives import discriminator, iw_bound, penalties
+from vae_jax.objectives import discriminator, fields, iw_bound, penalties
 from vae_jax.objectives.terms import Terms, capacity
 from vae_jax.objectives.total_correlation import total_correlation
 
@@ -182,8 +182,24 @@ OBJECTIVES = {o.name: o for o in (
               auxiliary=FACTOR_DISCRIMINATOR, min_batch_size=2),
 )}
 
-# Every config.objective field that enters a step as an array (some objective's).
-ARRAY_FIELDS = tuple(sorted({k for o in OBJECTIVES.values() for k in o.hparams}))
+# Every config.objective field that enters a step as an array is some objective's
+# hparams, and no objective reads a static setting as an array, or the reverse.
+ARRAY_FIELDS = fields.ARRAY_FIELDS
+
+
+def check_array_fields(objectives: dict, array_fields: tuple) -> None:
+  """ValueError unless the objectives' hparams are exactly the array fields and
+  none of their settings is one."""
+  for o in objectives.values():
+    if set(o.hparams) - set(array_fields) or set(o.settings) & set(array_fields):
+      raise ValueError(f'objective {o.name!r}: its hparams must be the fields marked '
+                       'array=True in objectives/fields.py, its settings the others')
+  if {k for o in objectives.values() for k in o.hparams} != set(array_fields):
+    raise ValueError('a field marked array=True in objectives/fields.py is no objective\'s '
+                     'hparams')
+
+
+check_array_fields(OBJECTIVES, ARRAY_FIELDS)
 
 
 def get(name: str) -> Objective:

@@ -11,8 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.models import gaussian
-
-TC_ESTIMATORS = ('mws', 'mss')
+from vae_jax.objectives.fields import TC_ESTIMATORS
 
 
 def total_correlation(z: jax.Array, mu: jax.Array, logvar: jax.Array,

@@ -26,7 +26,6 @@ import subprocess
 import sys
 from typing import Optional
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -71,6 +70,7 @@ def run_info(config: ml_collections.ConfigDict, start_step: int, data_spec=None,
   data's shape (what `vae_jax.load` needs without the data) and the settings
   changed on resume ({key: [saved, now]})."""
   import flax  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   return {

@@ -44,14 +44,14 @@ from typing import Optional
 
 import ml_collections
 
-from vae_jax import config_files, objectives, report, train_state
+from vae_jax import config_files, configs, objectives, report
 from vae_jax.errors import ConfigError
 from vae_jax.run import workdir as workdir_lib
 
 # Keys that enter the train step as arrays (the seed, train_state.make_hparams of
 # any objective): members differing only in these share one compiled step.
 # train.num_steps enters it too but also sets the loop's length: it splits groups.
-VMAPPED_KEYS = (('seed',) + tuple(f'train.{k}' for k in train_state.TRAIN_HPARAMS
+VMAPPED_KEYS = (('seed',) + tuple(f'train.{k}' for k in configs.TRAIN_HPARAMS
                                   if k != 'num_steps') +
                 tuple(f'objective.{k}' for k in objectives.ARRAY_FIELDS))
 # Named by its value alone in member names (it names the method).
