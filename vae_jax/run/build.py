@@ -63,7 +63,7 @@ def build_run(config: ml_collections.ConfigDict, workdir: str,
   if shares is None:
     mesh = parallel.data_mesh(config.data.batch_size)
     dataset = data_lib.load(config.data)
-    train_arrays = dataset.arrays if mesh is None else parallel.replicate(dataset.arrays, mesh)
+    train_arrays = parallel.replicate(dataset.arrays, mesh)
     factor_source = _factor_source(config, dataset)
   else:
     mesh, dataset = shares.mesh, shares.dataset
