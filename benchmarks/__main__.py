@@ -1,6 +1,6 @@
 """Runs the benchmarks, prints their tables, writes benchmarks/results.json.
 
-    python -m benchmarks            # everything (≈10–15 min on 2 CPU cores)
+    python -m benchmarks            # everything (≈ 30 min on 2 CPU cores)
     python -m benchmarks --quick    # a few steps of each: checks they still run
     python -m benchmarks --only=train_step,sweep_speedup
 
@@ -17,7 +17,7 @@ import os
 from benchmarks import timing
 
 BENCHMARKS = ('train_step', 'step_profile', 'conv_formulations', 'end_to_end', 'startup',
-              'sweep_speedup', 'memory', 'api_scoring')
+              'sweep_speedup', 'memory', 'api_scoring', 'evaluation')
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results.json')
 
 

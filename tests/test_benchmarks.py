@@ -283,3 +283,16 @@ def test_written_out_bernoulli_log_prob_equals_the_softplus_form_with_its_gradie
   np.testing.assert_allclose(value[far], x64[far] * l64[far] - np.maximum(l64[far], 0.0),
                              rtol=2 * eps)
   assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize('setup', ['beta_vae:fc', 'vae'])
+def test_evaluation_floors_count_the_train_steps_forward_layers(setup):
+  """The evaluation benchmark's per-example encoder and decoder multiply-adds are
+  the forward layers that the train step's FLOP count (checked against XLA) sums."""
+  from benchmarks import evaluation  # pylint: disable=g-import-not-at-top
+  config = evaluation._config(setup, quick=False)  # pylint: disable=protected-access
+  shape = (64, 64, 1) if config.data.name == 'dsprites' else (28, 28, 1)
+  encoder, decoder = evaluation._macs(config, shape)  # pylint: disable=protected-access
+  first_layer = int(np.prod(shape)) * config.model.hidden_dims[0]
+  assert 2.0 * config.data.batch_size * (3 * (encoder + decoder) - first_layer) == (
+      cases.train_flops(config, shape))

@@ -1,0 +1,167 @@
+"""Evaluation: the time of each part of a final evaluation, next to its floor.
+
+Two set-ups at their full evaluation protocol: experiments/beta_vae.py:fc
+(procedural dSprites, 10,000 held-out images, nll_iw at k = 100, the five
+disentanglement estimators behind the seven scores at the reference sample
+counts) and experiments/vae.py (28×28 images shaped like Fashion-MNIST,
+10,000 held-out, nll_iw at k = 5000). The model is freshly initialised: the
+cost of each part does not depend on the weights.
+
+Parts, each timed once after a warm-up call that compiles it:
+- ELBO pass: the per-example terms over the evaluation set;
+- nll_iw: the importance-weighted bound;
+- each disentanglement score: time inside the encoder (the representation
+  function) and the rest (drawing factors, rendering images, the estimator's
+  fits), which the encoder time does not include;
+- pictures: every image grid of one evaluation.
+Floor: the part's model FLOPs (dense layers, 2 per multiply-add) at the
+measured fp32 matmul rate; for a score, that of its encoder passes (the
+estimators have no FLOP floor: their part is reported as the 'rest').
+--quick: one batch of held-out images, a sample divisor of 200 and k ≤ 20
+(checks that it runs; its figures mean nothing).
+"""
+
+import copy
+import sys
+import time
+
+import jax
+import numpy as np
+
+from benchmarks import cases, timing
+from vae_jax import train_state
+from vae_jax.data import factors
+from vae_jax.evaluation import disentanglement, loop
+from vae_jax.pictures import eval_pictures
+
+SETUPS = {'beta_vae:fc': ('beta_vae', 'fc'), 'vae': ('vae', None)}
+SCORES = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci', 'sap')
+HEADER = ['set-up', 'part', 'seconds', 'of which encoder s', 'floor s', 'floor / time']
+
+
+def _macs(config, image_shape: tuple) -> tuple:
+  """(encoder, decoder) multiply-adds per example of an MLP VAE."""
+  if config.model.architecture != 'mlp':
+    raise ValueError('the evaluation benchmark measures MLP set-ups')
+  pixels = int(np.prod(image_shape))
+  hidden = list(config.model.hidden_dims)
+  decoder = list(config.model.decoder_hidden_dims or hidden[::-1])
+  latent = config.model.latent_dim
+  dense = lambda sizes: sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+  return dense([pixels] + hidden + [2 * latent]), dense([latent] + decoder + [pixels])
+
+
+class _CountedEncoder:
+  """The scores' representation function, counting its images and seconds."""
+
+  def __init__(self, fn):
+    self.fn, self.images, self.seconds = fn, 0, 0.0
+
+  def __call__(self, images: np.ndarray) -> np.ndarray:
+    start = time.perf_counter()
+    out = self.fn(images)
+    self.seconds += time.perf_counter() - start
+    self.images += len(images)
+    return out
+
+
+def _datasets(config, quick: bool) -> tuple:
+  """(the held-out set, a one-batch copy whose pass compiles the same programs)."""
+  batch = max(config.eval.batch_size, config.eval.iw_batch_size)
+
+  def held_out(num: int):
+    if config.data.name != 'dsprites':
+      return cases.synthetic_dataset(config, num_train=128, num_eval=num)
+    sized = copy.deepcopy(config)
+    sized.data.eval_size = num
+    return cases.dataset(sized)
+  small = held_out(batch)
+  return (small, small) if quick else (held_out(10_000), small)
+
+
+def _config(name: str, quick: bool):
+  experiment, variant = SETUPS[name]
+  config = cases.experiment(experiment, variant)
+  if quick:
+    config.eval.iw_samples = min(config.eval.iw_samples, 20)
+    config.eval.disentanglement_divisor = 200
+    config.eval.num_images = 4
+  return config
+
+
+def measure(name: str, quick: bool, gflops: float) -> list:
+  """Table rows of one set-up: [set-up, part, seconds, encoder s, floor s, floor / time]."""
+  config = _config(name, quick)
+  dataset, warmup = _datasets(config, quick)
+  spec = train_state.make_spec(config, dataset.spec)
+  params = jax.device_put(train_state.init_state(spec, config.seed).params,
+                          jax.local_devices()[0])
+  encoder, decoder = _macs(config, dataset.spec.image_shape)
+  seconds_of = lambda macs: 2.0 * macs / (gflops * 1e9)
+  num, k, ev = dataset.num_eval, config.eval.iw_samples, config.eval
+  rows = []
+
+  def row(part, seconds, floor, encoder_seconds=None):
+    rows.append([name, part, seconds, '' if encoder_seconds is None else encoder_seconds,
+                 '' if floor is None else floor, '' if floor is None else floor / seconds])
+
+  elbo = lambda data: loop.elbo_terms(params, spec, data, seed=config.seed,
+                                      batch_size=ev.batch_size)
+  iw = lambda data: loop.importance_weighted_nll(params, spec, data, k, seed=config.seed,
+                                                 batch_size=ev.iw_batch_size,
+                                                 chunk_size=ev.iw_chunk_size)
+  elbo(warmup), iw(warmup)  # compiles
+  terms, seconds = timing.timed(lambda: elbo(dataset))
+  row(f'ELBO pass, {num} images', seconds, seconds_of(num * (encoder + decoder)))
+  _, seconds = timing.timed(lambda: iw(dataset))
+  row(f'nll_iw, k={k}, {num} images', seconds, seconds_of(num * (encoder + k * decoder)))
+
+  if config.eval.disentanglement:
+    source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
+    counted = _CountedEncoder(loop.representation_fn(params, spec.model))
+    n = max(1, config.eval.disentanglement_divisor)
+    calls = {
+        'beta_vae_score': lambda rng: disentanglement.beta_vae_score(
+            counted, source, rng, num_train=10_000 // n, num_eval=5_000 // n),
+        'factor_vae_score': lambda rng: disentanglement.factor_vae_score(
+            counted, source, rng, num_train=10_000 // n, num_eval=5_000 // n,
+            num_variance_estimate=10_000 // n),
+        'mig': lambda rng: disentanglement.mig(counted, source, rng, num_train=10_000 // n),
+        'dci': lambda rng: disentanglement.dci(counted, source, rng, num_train=10_000 // n,
+                                               num_test=5_000 // n),
+        'sap': lambda rng: disentanglement.sap(counted, source, rng, num_train=10_000 // n,
+                                               num_test=5_000 // n),
+    }
+    counted(np.asarray(source.images(source.sample_factors(np.random.default_rng(0), 8))))
+    for score in SCORES:
+      counted.images, counted.seconds = 0, 0.0
+      _, seconds = timing.timed(lambda: calls[score](np.random.default_rng(0)))
+      row(f'{score} (divisor {n})', seconds, seconds_of(counted.images * encoder),
+          counted.seconds)
+
+  moments = (terms['mu'], terms['logvar'], terms['labels'])
+  metrics = {'kl': float(np.mean(terms['kl'])), 'recon': float(np.mean(terms['recon'])),
+             'kl_per_dim': np.mean(terms['kl_per_dim'], axis=0)}
+  pictures = lambda: eval_pictures.make_pictures(
+      spec.model, params, dataset, seed=config.seed, num_images=ev.num_images,
+      stochastic=True, step=0, metrics=metrics, moments=moments, history=[])
+  pictures()  # compiles
+  _, seconds = timing.timed(pictures)
+  row(f'pictures, {ev.num_images} per grid', seconds, None)
+  return rows
+
+
+def run(quick: bool) -> tuple:
+  """(table text, results dict)."""
+  gflops = timing.matmul_gflops(size=256 if quick else 2048)
+  rows = []
+  for name in SETUPS:
+    rows += measure(name, quick, gflops)
+  results = {f'evaluation_seconds: {r[0]}: {r[1]}': r[2] for r in rows}
+  text = (f'fp32 matmul rate {gflops:.0f} GFLOP/s (the floors); one timed call per part '
+          'after a warm-up call\n\n' + timing.table(HEADER, rows))
+  return text, results
+
+
+if __name__ == '__main__':
+  print(run(quick='--quick' in sys.argv)[0])
