@@ -3,6 +3,7 @@ signals, divergence, resources, and the eval/sweep/report modes. Each case
 checks the error (type or exit code, one line) and that nothing was lost."""
 
 import hashlib
+import gc
 import json
 import os
 import re
@@ -461,6 +462,32 @@ def test_a_stop_swallowed_where_it_landed_is_raised_at_the_next_check():
       guards.stop_if_signalled()
     assert stopped.value.exit_code == 143
   guards.stop_if_signalled()  # the guard's scope has ended
+
+
+def test_a_stop_landing_in_a_gc_callback_prints_no_traceback(monkeypatch):
+  """Python hands an exception it cannot propagate (from a GC callback, as JAX's,
+  or a __del__) to sys.unraisablehook, which prints it with a traceback. While the
+  guard is entered a SignalInterrupt does not reach that hook (it is raised again
+  at the next check); any other exception still does, and outside the guard both."""
+  _main_thread_only()
+  printed = []
+  monkeypatch.setattr(sys, 'unraisablehook', lambda u: printed.append(type(u.exc_value)))
+
+  def collect_raising(exception):
+    def callback(phase, info):  # pylint: disable=unused-argument
+      if phase == 'start':
+        raise exception
+    gc.callbacks.append(callback)
+    try:
+      gc.collect()
+    finally:
+      gc.callbacks.remove(callback)
+
+  with guards.StopAtOnce():
+    collect_raising(SignalInterrupt(signal.SIGTERM))
+    collect_raising(ValueError('a real fault'))
+  collect_raising(SignalInterrupt(signal.SIGTERM))
+  assert printed == [ValueError, SignalInterrupt]  # the hook is restored on exit
 
 
 def test_atomic_file_is_whole_or_untouched(tmp_path):

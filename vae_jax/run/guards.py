@@ -20,6 +20,8 @@
 
 import contextlib
 import signal
+import sys
+from typing import Callable
 
 import jax
 import ml_collections
@@ -128,6 +130,17 @@ def stop_if_signalled() -> None:
     raise SignalInterrupt(_HOLD['raised'])
 
 
+def _quiet_signal_interrupts(previous: Callable):
+  """A sys.unraisablehook that does not print a SignalInterrupt raised where
+  Python cannot propagate it (a GC callback, a `__del__`): `stop_if_signalled`
+  raises it again where the program can stop, and the user sees only the one
+  line saying so. Every other unraisable exception goes to `previous`."""
+  def hook(unraisable) -> None:
+    if not isinstance(unraisable.exc_value, SignalInterrupt):
+      previous(unraisable)
+  return hook
+
+
 class StopAtOnce:
   """While entered, SIGINT and SIGTERM raise SignalInterrupt (a KeyboardInterrupt)
   at once, or at the end of a `signals_held()` block. The training loop's
@@ -135,9 +148,12 @@ class StopAtOnce:
 
   def __init__(self):
     self._previous = {}
+    self._previous_hook = None
 
   def __enter__(self):
     _HOLD['raised'] = None
+    self._previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_signal_interrupts(self._previous_hook)
     for signum in (signal.SIGINT, signal.SIGTERM):
       try:
         self._previous[signum] = signal.signal(signum, _stop_at_once)
@@ -147,6 +163,7 @@ class StopAtOnce:
 
   def __exit__(self, *exc) -> None:
     _HOLD['raised'] = None
+    sys.unraisablehook = self._previous_hook
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
 
