@@ -103,11 +103,27 @@ def train_flops(config, image_shape: tuple) -> float:
       side_h, side_w = side_h * 2, side_w * 2
     layers += decoder
   else:
-    pixels = height * width * channels
-    layers += _dense([pixels] + hidden + [2 * latent])
-    layers += _dense([latent] + decoder_hidden + [pixels])
+    encoder, decoder = mlp_layer_macs(model, image_shape)
+    layers += encoder + decoder
   macs = 3 * sum(layers) - layers[0]
   return 2.0 * batch * macs
+
+
+def mlp_layer_macs(model, image_shape: tuple) -> tuple:
+  """(encoder, decoder) lists of multiply-adds per example of each dense layer
+  of an MLP VAE (`model` = config.model)."""
+  pixels = int(np.prod(image_shape))
+  hidden = list(model.hidden_dims)
+  decoder_hidden = list(model.decoder_hidden_dims or hidden[::-1])
+  return (_dense([pixels] + hidden + [2 * model.latent_dim]),
+          _dense([model.latent_dim] + decoder_hidden + [pixels]))
+
+
+def mlp_macs(config, image_shape: tuple) -> tuple:
+  """(encoder, decoder) multiply-adds per example of an MLP VAE."""
+  if config.model.architecture != 'mlp':
+    raise ValueError(f'{config.model.architecture!r} is not an MLP')
+  return tuple(sum(layers) for layers in mlp_layer_macs(config.model, image_shape))
 
 
 def _dense(sizes: list) -> list:

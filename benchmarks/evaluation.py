@@ -35,20 +35,7 @@ from vae_jax.evaluation import disentanglement, loop
 from vae_jax.pictures import eval_pictures
 
 SETUPS = {'beta_vae:fc': ('beta_vae', 'fc'), 'vae': ('vae', None)}
-SCORES = ('beta_vae_score', 'factor_vae_score', 'mig', 'dci', 'sap')
 HEADER = ['set-up', 'part', 'seconds', 'of which encoder s', 'floor s', 'floor / time']
-
-
-def _macs(config, image_shape: tuple) -> tuple:
-  """(encoder, decoder) multiply-adds per example of an MLP VAE."""
-  if config.model.architecture != 'mlp':
-    raise ValueError('the evaluation benchmark measures MLP set-ups')
-  pixels = int(np.prod(image_shape))
-  hidden = list(config.model.hidden_dims)
-  decoder = list(config.model.decoder_hidden_dims or hidden[::-1])
-  latent = config.model.latent_dim
-  dense = lambda sizes: sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-  return dense([pixels] + hidden + [2 * latent]), dense([latent] + decoder + [pixels])
 
 
 class _CountedEncoder:
@@ -96,7 +83,7 @@ def measure(name: str, quick: bool, gflops: float) -> list:
   spec = train_state.make_spec(config, dataset.spec)
   params = jax.device_put(train_state.init_state(spec, config.seed).params,
                           jax.local_devices()[0])
-  encoder, decoder = _macs(config, dataset.spec.image_shape)
+  encoder, decoder = cases.mlp_macs(config, dataset.spec.image_shape)
   seconds_of = lambda macs: 2.0 * macs / (gflops * 1e9)
   num, k, ev = dataset.num_eval, config.eval.iw_samples, config.eval
   rows = []
@@ -120,22 +107,12 @@ def measure(name: str, quick: bool, gflops: float) -> list:
     source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
     counted = _CountedEncoder(loop.representation_fn(params, spec.model))
     n = max(1, config.eval.disentanglement_divisor)
-    calls = {
-        'beta_vae_score': lambda rng: disentanglement.beta_vae_score(
-            counted, source, rng, num_train=10_000 // n, num_eval=5_000 // n),
-        'factor_vae_score': lambda rng: disentanglement.factor_vae_score(
-            counted, source, rng, num_train=10_000 // n, num_eval=5_000 // n,
-            num_variance_estimate=10_000 // n),
-        'mig': lambda rng: disentanglement.mig(counted, source, rng, num_train=10_000 // n),
-        'dci': lambda rng: disentanglement.dci(counted, source, rng, num_train=10_000 // n,
-                                               num_test=5_000 // n),
-        'sap': lambda rng: disentanglement.sap(counted, source, rng, num_train=10_000 // n,
-                                               num_test=5_000 // n),
-    }
+    calls = disentanglement.protocol(n)
     counted(np.asarray(source.images(source.sample_factors(np.random.default_rng(0), 8))))
-    for score in SCORES:
+    for score in calls:
       counted.images, counted.seconds = 0, 0.0
-      _, seconds = timing.timed(lambda: calls[score](np.random.default_rng(0)))
+      _, seconds = timing.timed(
+          lambda: calls[score](counted, source, np.random.default_rng(0)))
       row(f'{score} (divisor {n})', seconds, seconds_of(counted.images * encoder),
           counted.seconds)
 

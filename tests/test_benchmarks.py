@@ -292,7 +292,7 @@ def test_evaluation_floors_count_the_train_steps_forward_layers(setup):
   from benchmarks import evaluation  # pylint: disable=g-import-not-at-top
   config = evaluation._config(setup, quick=False)  # pylint: disable=protected-access
   shape = (64, 64, 1) if config.data.name == 'dsprites' else (28, 28, 1)
-  encoder, decoder = evaluation._macs(config, shape)  # pylint: disable=protected-access
+  encoder, decoder = cases.mlp_macs(config, shape)
   first_layer = int(np.prod(shape)) * config.model.hidden_dims[0]
   assert 2.0 * config.data.batch_size * (3 * (encoder + decoder) - first_layer) == (
       cases.train_flops(config, shape))

@@ -23,6 +23,7 @@ at most _IMAGES_PER_CALL at a time. The full protocol encodes ~2.9 M images
 fewer samples.
 """
 
+import functools
 import math
 from typing import Callable
 
@@ -291,29 +292,28 @@ def sap(representation_fn: RepresentationFn, source: FactorSource,
 # -------------------------------------------------------------------- all
 
 
+def protocol(divisor: int = 0) -> dict:
+  """{estimator: fn(representation_fn, source, rng)} in all_scores' order, at the
+  reference protocol's sample counts divided by `divisor` (if > 0)."""
+  n = divisor if divisor > 0 else 1
+  train, test = 10_000 // n, 5_000 // n
+  return {'beta_vae_score': functools.partial(beta_vae_score, num_train=train, num_eval=test),
+          'factor_vae_score': functools.partial(factor_vae_score, num_train=train,
+                                                num_eval=test, num_variance_estimate=train),
+          'mig': functools.partial(mig, num_train=train),
+          'dci': functools.partial(dci, num_train=train, num_test=test),
+          'sap': functools.partial(sap, num_train=train, num_test=test)}
+
+
 def all_scores(representation_fn: RepresentationFn, source: FactorSource,
                seed: int, *, divisor: int = 0) -> dict:
-  """The seven headline scores (floats, keys SCORE_KEYS), seeded by `seed` only.
-
-  `divisor` > 0 divides every sample count of the reference protocol by it
-  (periodic evaluations, tests).
-  """
-  n = divisor if divisor > 0 else 1
-  rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
-  beta = beta_vae_score(representation_fn, source, rngs[0],
-                        num_train=10_000 // n, num_eval=5_000 // n)
-  factor = factor_vae_score(representation_fn, source, rngs[1],
-                            num_train=10_000 // n, num_eval=5_000 // n,
-                            num_variance_estimate=10_000 // n)
-  gap = mig(representation_fn, source, rngs[2], num_train=10_000 // n)
-  dci_scores = dci(representation_fn, source, rngs[3], num_train=10_000 // n,
-                   num_test=5_000 // n)
-  sap_scores = sap(representation_fn, source, rngs[4], num_train=10_000 // n,
-                   num_test=5_000 // n)
-  return {'beta_vae_score': beta['eval_accuracy'],
-          'factor_vae_score': factor['eval_accuracy'],
-          'mig': gap['mig'],
-          'dci_disentanglement': dci_scores['disentanglement'],
+  """The seven headline scores (floats, keys SCORE_KEYS), seeded by `seed` only;
+  `divisor` as in `protocol` (periodic evaluations, tests)."""
+  estimators = protocol(divisor).values()
+  beta, factor, gap, dci_scores, sap_scores = (
+      fn(representation_fn, source, np.random.default_rng(s))
+      for fn, s in zip(estimators, np.random.SeedSequence(seed).spawn(len(estimators))))
+  return {'beta_vae_score': beta['eval_accuracy'], 'factor_vae_score': factor['eval_accuracy'],
+          'mig': gap['mig'], 'dci_disentanglement': dci_scores['disentanglement'],
           'dci_completeness': dci_scores['completeness'],
-          'dci_informativeness': dci_scores['informativeness_test'],
-          'sap': sap_scores['sap']}
+          'dci_informativeness': dci_scores['informativeness_test'], 'sap': sap_scores['sap']}
