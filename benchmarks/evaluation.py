@@ -10,10 +10,15 @@ cost of each part does not depend on the weights.
 Parts, each timed once after a warm-up call that compiles it:
 - ELBO pass: the per-example terms over the evaluation set;
 - nll_iw: the importance-weighted bound;
-- each disentanglement score: time inside the encoder (the representation
-  function) and the rest (drawing factors, rendering images, the estimator's
-  fits), which the encoder time does not include;
-- pictures: every image grid of one evaluation.
+- each disentanglement score, two ways side by side (WAYS: 'before' encodes
+  each draw where it is drawn and fits one model after another, as the
+  scores did before the shared table of codes; 'after' is the default: each
+  factor combination encoded once, per-factor fits in parallel threads),
+  with the time inside the encoder (the representation function) and
+  whether the two ways' scores are identical;
+- pictures: every image grid of one evaluation;
+- the final evaluation's total, both ways (ELBO pass, nll_iw and pictures
+  are the same code both ways: timed once).
 Floor: the part's model FLOPs (dense layers, 2 per multiply-add) at the
 measured fp32 matmul rate; for a score, that of its encoder passes (the
 estimators have no FLOP floor: their part is reported as the 'rest').
@@ -31,7 +36,7 @@ import numpy as np
 from benchmarks import cases, timing
 from vae_jax import train_state
 from vae_jax.data import factors
-from vae_jax.evaluation import disentanglement, loop
+from vae_jax.evaluation import disentanglement, factor_codes, loop
 from vae_jax.pictures import eval_pictures
 
 SETUPS = {'beta_vae:fc': ('beta_vae', 'fc'), 'vae': ('vae', None)}
@@ -104,17 +109,7 @@ def measure(name: str, quick: bool, gflops: float) -> list:
   row(f'nll_iw, k={k}, {num} images', seconds, seconds_of(num * (encoder + k * decoder)))
 
   if config.eval.disentanglement:
-    source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
-    counted = _CountedEncoder(loop.representation_fn(params, spec.model))
-    n = max(1, config.eval.disentanglement_divisor)
-    calls = disentanglement.protocol(n)
-    counted(np.asarray(source.images(source.sample_factors(np.random.default_rng(0), 8))))
-    for score in calls:
-      counted.images, counted.seconds = 0, 0.0
-      _, seconds = timing.timed(
-          lambda: calls[score](counted, source, np.random.default_rng(0)))
-      row(f'{score} (divisor {n})', seconds, seconds_of(counted.images * encoder),
-          counted.seconds)
+    rows += _score_rows(name, config, params, spec, encoder, seconds_of)
 
   moments = (terms['mu'], terms['logvar'], terms['labels'])
   metrics = {'kl': float(np.mean(terms['kl'])), 'recon': float(np.mean(terms['recon'])),
@@ -125,6 +120,44 @@ def measure(name: str, quick: bool, gflops: float) -> list:
   pictures()  # compiles
   _, seconds = timing.timed(pictures)
   row(f'pictures, {ev.num_images} per grid', seconds, None)
+  shared = sum(r[2] for r in rows if not r[1].startswith(('the five', 'scores identical'))
+               and not r[1].endswith(tuple(f', {way}' for way in WAYS)))
+  for way in WAYS if config.eval.disentanglement else ():
+    five = next(r[2] for r in rows if r[1] == f'the five scores, {way}')
+    rows.append([name, f'final evaluation, {way}', shared + five, '', '', ''])
+  return rows
+
+
+# The two ways of scoring, timed side by side: today's reference (each draw encoded
+# where it is drawn, the fits one after another) and the default.
+WAYS = {'before': dict(encode_once=False, workers=1), 'after': dict(encode_once=True, workers=0)}
+
+
+def _score_rows(name, config, params, spec, encoder_macs: int, seconds_of) -> list:
+  """Rows of the five estimators, each timed both WAYS in turn (each way with its
+  own table of codes, shared by its five estimators as in all_scores), their
+  totals, and whether the two ways' scores are identical."""
+  source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
+  representation = loop.representation_fn(params, spec.model)
+  representation(np.asarray(source.images(source.sample_factors(np.random.default_rng(0), 8))))
+  n = max(1, config.eval.disentanglement_divisor)
+  counted = {way: _CountedEncoder(representation) for way in WAYS}
+  codes = {way: factor_codes.FactorCodes(counted[way], source, o['encode_once'])
+           for way, o in WAYS.items()}
+  calls = {way: disentanglement.protocol(n, o['workers']) for way, o in WAYS.items()}
+  rows, scores, totals = [], {}, dict.fromkeys(WAYS, 0.0)
+  for score in calls['before']:
+    for way in WAYS:
+      counted[way].images, counted[way].seconds = 0, 0.0
+      scores[way, score], seconds = timing.timed(
+          lambda: calls[way][score](codes[way], source, np.random.default_rng(0)))
+      floor = seconds_of(counted[way].images * encoder_macs)
+      rows.append([name, f'{score} (divisor {n}), {way}', seconds, counted[way].seconds,
+                   floor, floor / seconds])
+      totals[way] += seconds
+  same = all(scores['before', s] == scores['after', s] for s in calls['before'])
+  rows += [[name, f'the five scores, {way}', totals[way], '', '', ''] for way in WAYS]
+  rows.append([name, 'scores identical before and after', 'yes' if same else 'NO', '', '', ''])
   return rows
 
 

@@ -141,7 +141,7 @@ def test_histogram_discretize_and_top_two_gap():
   bins = dis.histogram_discretize(codes, num_bins=2)
   np.testing.assert_array_equal(bins[:, 0], [1, 2, 2])
   assert len(np.unique(bins[:, 1])) == 1
-  gap = dis._top_two_gap(np.array([[0.1, 0.9], [0.7, 0.2], [0.3, 0.4]]))
+  gap = dis.top_two_gap(np.array([[0.1, 0.9], [0.7, 0.2], [0.3, 0.4]]))
   np.testing.assert_allclose(gap, [0.4, 0.5])
 
 
