@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vae_jax.evaluation import disentanglement as dis
+from vae_jax.evaluation import factor_codes
 from vae_jax.data import dsprites, factors
 from vae_jax.errors import DataError
 
@@ -231,3 +232,44 @@ def test_tfds_not_prepared_raises_one_line(tmp_path):
 def test_unknown_factor_source():
   with pytest.raises(DataError, match='Unknown factor source'):
     factors.factor_source('mnist')
+
+
+# ------------------------------------- encoded once, fitted in parallel: same numbers
+
+
+def _jitted_mlp_representation():
+  """A fixed random MLP encoder of SOURCE's images run by XLA, whose batch shapes are
+  what encode-once changes: its 2048-wide contraction is blocked and vectorised."""
+  w1 = jnp.asarray(rng(11).normal(size=(NUM_FACTORS, 2048)), jnp.float32)
+  w2 = jnp.asarray(rng(12).normal(size=(2048, 6)) / 45, jnp.float32)
+  encode = jax.jit(lambda x: jnp.tanh(x.reshape(len(x), -1) @ w1) @ w2)
+  return lambda x: np.asarray(encode(jnp.asarray(x)))
+
+
+def test_scores_encoded_once_and_fitted_in_parallel_equal_each_draw_in_sequence():
+  representation = _jitted_mlp_representation()
+  calls = []
+  counted = lambda x: calls.append(len(x)) or representation(x)
+  reference = dis.all_scores(counted, SOURCE, seed=5, divisor=100, encode_once=False,
+                             workers=1)
+  drawn, calls[:] = sum(calls), []
+  fast = dis.all_scores(counted, SOURCE, seed=5, divisor=100, workers=3)
+  assert fast == reference  # exactly: every score, every bit, with 3 fit threads or 1
+  encoded = sum(calls)
+  assert set(calls) == {factor_codes.ENCODE_BATCH}  # one compiled shape
+  assert encoded < drawn / 3
+
+
+def test_factor_codes_encode_each_combination_once():
+  seen = []
+  codes_of = factor_codes.FactorCodes(lambda x: seen.append(x.copy()) or identity(x), SOURCE)
+  draws = SOURCE.sample_factors(rng(), 3000)
+  np.testing.assert_array_equal(codes_of(draws), identity(SOURCE.images(draws)))
+  images = np.concatenate(seen)
+  assert len(images) == len(seen) * factor_codes.ENCODE_BATCH
+  unique = np.unique(images.reshape(len(images), -1), axis=0)
+  assert len(unique) == len(np.unique(draws, axis=0))  # the padding repeats, no more
+  before = len(seen)
+  np.testing.assert_array_equal(codes_of(draws[:10]), identity(SOURCE.images(draws[:10])))
+  assert len(seen) == before  # all known: nothing encoded
+  assert factor_codes.factor_codes(codes_of, SOURCE) is codes_of

@@ -380,3 +380,29 @@ def test_held_out_numbers_do_not_depend_on_the_batch_size(tiny):
   nelbo_a = _nelbo(tiny, 3)
   nelbo_b = _nelbo(tiny, EVAL_BATCH)
   assert nelbo_a == pytest.approx(nelbo_b, rel=1e-5)
+
+
+@pytest.mark.e2e
+def test_a_final_evaluation_equals_the_reference_way_of_scoring(monkeypatch):
+  """experiments/test.py's final evaluation (nelbo, nll_iw, the seven scores): the
+  default (each factor combination encoded once, fits in parallel) gives the same
+  numbers as encoding each draw where it is drawn and fitting in sequence."""
+  from conftest import load_experiment  # pylint: disable=g-import-not-at-top
+  from vae_jax.data import factors  # pylint: disable=g-import-not-at-top
+  from vae_jax.evaluation import disentanglement, evaluators  # pylint: disable=g-import-not-at-top
+  config = load_experiment('test')
+  config.eval.iw_samples = 4
+  config.eval.disentanglement_divisor = 200  # 50 reference points, 25 test points
+  dataset = data_lib.load(config.data)
+  spec = train_state.make_spec(config, dataset.spec)
+  params = train_state.init_state(spec, config.seed).params
+  source = factors.factor_source(config.eval.factor_source)
+  evaluate = lambda: evaluators.evaluate(params, config, spec, dataset, final=True,
+                                         factor_source=source).metrics
+  default = evaluate()
+  every_way = disentanglement.all_scores
+  monkeypatch.setattr(disentanglement, 'all_scores', lambda *a, **k: every_way(
+      *a, **k, encode_once=False, workers=1))
+  reference = evaluate()
+  assert set(disentanglement.SCORE_KEYS) | {'nelbo', 'nll_iw'} <= set(default)
+  assert default == reference

@@ -79,6 +79,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.disentanglement = False  # BetaVAE, FactorVAE, MIG, DCI, SAP scores at each eval
   config.eval.disentanglement_divisor = 1  # final eval: reference sample counts / this (periodic: ≥ 10)
   config.eval.factor_source = 'dsprites'  # see FACTOR_SOURCES (procedural ones: data.procedural)
+  config.eval.inline = True  # False: training only checkpoints; --mode=evaluator evaluates
+  config.eval.workers = 0  # --mode=sweep with eval.inline=False: evaluator processes beside it
   return config
 
 
@@ -242,6 +244,8 @@ def _tables() -> dict:
       ('eval.iw_chunk_size', lambda v: v >= 1, 'a positive integer'),
       ('eval.num_images', _positive, 'a positive integer'),
       ('eval.disentanglement_divisor', lambda v: v >= 1, 'a positive integer'),
+      ('eval.inline', lambda v: isinstance(v, bool), 'True or False'),
+      ('eval.workers', lambda v: isinstance(v, int) and v >= 0, 'an integer ≥ 0'),
       ('eval.factor_source', lambda v: v in FACTOR_SOURCES, f'one of {FACTOR_SOURCES}'),
       ('eval.disentanglement', Whole(lambda c: not (c.eval.disentanglement and
                                                     c.model.conditional)),

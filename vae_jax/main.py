@@ -8,8 +8,12 @@ r"""Command line: python -m vae_jax.main --config=experiments/beta_vae.py [flags
     --workdir=DIR         default runs/<experiment>-<UTC timestamp>; an existing
                           workdir is resumed from its latest checkpoint; alone
                           (no --config) it uses the run's saved config.json
-    --mode=train|eval|sweep|score
+    --mode=train|eval|sweep|score|evaluator
                           eval: re-evaluate the latest checkpoint of --workdir;
+                          evaluator: follow the checkpoints of a run (or a
+                          sweep directory) trained with eval.inline=False,
+                          evaluating each evaluation step's once, until the
+                          final one (vae_jax/evaluator.py);
                           sweep: --config is a sweep file (experiments/sweeps/),
                           every member is trained (vae_jax/sweeps/);
                           score: the run in --workdir scores --score_data
@@ -41,6 +45,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -51,10 +56,11 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (experiments/*.py).', lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Run directory (default runs/<experiment>-<UTC timestamp>).')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sweep', 'score'],
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sweep', 'score', 'evaluator'],
                           'train: train or resume; eval: evaluate the latest checkpoint; '
                           'sweep: train every member of a sweep file; score: score '
-                          '--score_data with a trained run.')
+                          '--score_data with a trained run; evaluator: evaluate the '
+                          'checkpoints of a run (or sweep) trained with eval.inline=False.')
 _SWEEP_SHARD = flags.DEFINE_string(
     'sweep_shard', None, '--mode=sweep: I/N trains only slice I (0 <= I < N) of the '
     "sweep's members into the same --workdir; report: write the results of the finished "
@@ -139,8 +145,13 @@ def _with_saved_config(argv: list) -> list:
   """argv with --config=SAVED_CONFIG_FILE:DIR added when --workdir=DIR comes
   without --config (resume, --mode=eval, --mode=score with the saved config)."""
   workdir = _flag_arg(argv, 'workdir')
-  if _config_arg(argv) is not None or not workdir or _flag_arg(argv, 'mode') == 'sweep':
+  mode = _flag_arg(argv, 'mode')
+  if _config_arg(argv) is not None or not workdir or mode == 'sweep':
     return argv
+  if mode == 'evaluator':
+    _wait_for_run(workdir)
+    if os.path.isfile(os.path.join(workdir, 'sweep.json')):
+      return argv  # each member's saved config is loaded by the evaluator
   if not os.path.isfile(os.path.join(workdir, 'config.json')):
     _fail(f'--workdir={workdir} holds no run (no config.json); pass --config=FILE to '
           'start one there, e.g. --config=experiments/vae.py')
@@ -148,6 +159,19 @@ def _with_saved_config(argv: list) -> list:
     _fail(f'--workdir={workdir}: without --config the workdir may not contain ":"; '
           'pass --config=FILE as well')
   return [argv[0], f'--config={SAVED_CONFIG_FILE}:{workdir}', *argv[1:]]
+
+
+def _wait_for_run(workdir: str, poll_seconds: float = 2.0) -> None:
+  """--mode=evaluator started before its trainer: waits for the run's config.json
+  (or a sweep's sweep.json)."""
+  said = False
+  while not any(os.path.isfile(os.path.join(workdir, name))
+                for name in ('config.json', 'sweep.json')):
+    if not said:
+      print(f'waiting for a run in {workdir} (its config.json or sweep.json)',
+            file=sys.stderr, flush=True)
+      said = True
+    time.sleep(poll_seconds)
 
 
 def _check_config_file(argv: list) -> None:
@@ -164,6 +188,8 @@ def parse_flags(argv: list) -> list:
     argv = _with_saved_config(argv)
     _check_config_file(argv)
     rest = flags.FLAGS(argv)
+    if _MODE.value == 'evaluator' and _CONFIG.value is None and _WORKDIR.value:
+      return rest  # a sweep directory
     if _CONFIG.value is None:
       _fail('--config is required, e.g. --config=experiments/beta_vae.py '
             '(--workdir=DIR alone resumes or, with --mode=eval, re-evaluates a run with '
@@ -188,6 +214,8 @@ _STOPPED = {
     'eval': ('the checkpoints and metrics.jsonl are untouched and no file is left '
              'half-written; run the same command to evaluate again'),
     'score': 'no file is left half-written; run the same command to score again',
+    'evaluator': ('every evaluation recorded so far is kept; run the same command to go '
+                  'on from the first checkpoint not evaluated'),
 }
 
 
@@ -240,6 +268,9 @@ def _run_mode() -> None:
     if os.path.exists(os.path.join(sweep_dir, 'results.md')) and parallel.is_primary():
       print(sweep_runner.results_line(sweep_dir), flush=True)
     return
+  if _MODE.value == 'evaluator':
+    _run_evaluator()
+    return
   config = _CONFIG.value
   workdir_path = _WORKDIR.value or workdir.default_workdir(
       flags.FLAGS['config'].config_filename)
@@ -255,7 +286,25 @@ def _run_mode() -> None:
     print(evaluate_run.results_line(workdir_path, mode='eval'), flush=True)
   else:
     train.train_and_evaluate(config, workdir_path)
-    print(evaluate_run.results_line(workdir_path), flush=True)
+    if config.eval.inline:
+      print(evaluate_run.results_line(workdir_path), flush=True)
+    else:
+      print(f'trained; the evaluations are left to python -m vae_jax.main --mode=evaluator '
+            f'--workdir={workdir_path}', flush=True)
+
+
+def _run_evaluator() -> None:
+  """--mode=evaluator: follows --workdir's run or sweep to its final evaluation."""
+  from vae_jax import evaluate_run, evaluator  # pylint: disable=g-import-not-at-top
+  if not _WORKDIR.value:
+    _fail('--mode=evaluator needs --workdir=RUN_OR_SWEEP_DIR')
+  if evaluator.is_sweep_directory(_WORKDIR.value):
+    evaluator.follow_sweep(_WORKDIR.value)
+    print(f'evaluated every member of {_WORKDIR.value}; their results: '
+          f'{os.path.join(_WORKDIR.value, "<member>", "summary.json")}', flush=True)
+    return
+  evaluator.follow_run(_CONFIG.value, _WORKDIR.value)
+  print(evaluate_run.results_line(_WORKDIR.value), flush=True)
 
 
 if __name__ == '__main__':

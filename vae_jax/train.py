@@ -37,6 +37,7 @@ import numpy as np
 from absl import logging
 
 from vae_jax import evaluate_run
+from vae_jax import evaluator
 from vae_jax import steps
 from vae_jax import terminal
 from vae_jax import train_state
@@ -73,7 +74,9 @@ def train_group(runs: list) -> list:
     for run in runs:
       if primary:
         cleanup.callback(workdir_lib.WorkdirLock(run.workdir).release)
-      ckpts.append(checkpoints.Checkpointer(run.workdir))
+      keep = None if run.config.eval.inline else evaluator.unevaluated(run.workdir,
+                                                                     run.config.train)
+      ckpts.append(checkpoints.Checkpointer(run.workdir, preserve=keep))
       cleanup.callback(ckpts[-1].close)
     states = _restore_common_step(runs, ckpts)
     start = int(states[0].step)
@@ -90,7 +93,8 @@ def train_group(runs: list) -> list:
                                                   run.config_changes))
       writers.append(metrics_log.MetricWriter(run.workdir))
       cleanup.callback(writers[-1].close)
-      writers[-1].truncate_after(start if start else -1)  # step 0 is evaluated again
+      # Inline, step 0 is evaluated again; else its record is the evaluator's.
+      writers[-1].truncate_after(start if start or not run.config.eval.inline else -1)
     interrupts = cleanup.enter_context(guards.Interrupts())
     cleanup.enter_context(guards.out_of_memory_is_a_user_error(lead_config=runs[0].config))
     lead = runs[0]
@@ -98,9 +102,13 @@ def train_group(runs: list) -> list:
                  f' and {len(runs) - 1} more' if len(runs) > 1 else '',
                  lead.dataset.source, lead.dataset.num_train, lead.dataset.num_eval)
     state = states[0] if len(runs) == 1 else train_state.stack(states)
+    if not lead.config.eval.inline:
+      logging.info('eval.inline=False: checkpoints at step 0 and every evaluation step, '
+                   'evaluated by python -m vae_jax.main --mode=evaluator --workdir=%s',
+                   os.path.dirname(lead.workdir.rstrip('/')) if lead.name else lead.workdir)
     state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers,
                            interrupts)
-    if primary:
+    if primary and lead.config.eval.inline:
       for run, member_metrics in zip(runs, metrics):
         evaluate_run.write_summary(run, int(state.step.ravel()[0]), member_metrics)
     return metrics
@@ -143,8 +151,13 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
                        else iter([s]))
   hparams = train_state.stack([r.hparams for r in runs]) if population else lead.hparams
   primary = parallel.is_primary()
+  inline = lead.config.eval.inline  # else an evaluator evaluates the checkpoints
   metrics = [None] * len(runs)
-  if start == 0:
+  if not inline:
+    if start == 0:
+      for ckpt, s in zip(ckpts, members(state)):
+        ckpt.save(0, s)
+  elif start == 0:
     metrics = [evaluate_run.evaluate_and_write(run, s, start, writer, final=num_steps == 0)
                if primary else None for run, s, writer in zip(runs, members(state), writers)]
   else:  # a resumed run: what a stop after the checkpoint at `start` left undone
@@ -173,7 +186,8 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
       step = done
       log = done % cfg.log_every_steps == 0 or done == num_steps
       evaluate = done % cfg.eval_every_steps == 0 or done == num_steps
-      save = done % cfg.checkpoint_every_steps == 0 or done == num_steps
+      save = done % cfg.checkpoint_every_steps == 0 or done == num_steps or (
+          evaluate and not inline)
       # Every process stops at the same step, the first boundary after a signal to any.
       signum = parallel.max_over_processes(interrupts.signum or 0)
       stop = signum > 0 and done < num_steps
@@ -196,7 +210,7 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
       if save or stop:
         for ckpt, s in zip(ckpts, members(state)):
           ckpt.save(done, s)
-      if evaluate:
+      if evaluate and inline:
         metrics = [evaluate_run.evaluate_and_write(run, s, done, writer, final=done == num_steps)
                    if primary else None
                    for run, s, writer in zip(runs, members(state), writers)]

@@ -22,7 +22,7 @@ workdir must be on a file system every process sees.
 import os
 import shutil
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import orbax.checkpoint as ocp
@@ -61,16 +61,38 @@ def misfit(stored: dict, wanted: dict) -> Optional[str]:
   return None
 
 
+class _Preserved:
+  """An Orbax preservation policy: keeps the checkpoints whose step `keep(step)` is True."""
+
+  def __init__(self, keep: Callable[[int], bool]):
+    self.keep = keep
+
+  def should_preserve(self, checkpoints, *, context) -> list:
+    del context
+    return [bool(self.keep(int(c.step))) for c in checkpoints]
+
+
 class Checkpointer:
   """Saves and restores one run's TrainState."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False):
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
-                                           enable_async_checkpointing=not read_only,
-                                           read_only=read_only)
+  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False,
+               preserve: Optional[Callable[[int], bool]] = None):
+    """Keeps the newest `max_to_keep` checkpoints, and any older one whose step
+    `preserve(step)` is True (asked again at every save)."""
+    policy = None
+    if preserve is not None:
+      policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+          [ocp.checkpoint_managers.LatestN(max_to_keep), _Preserved(preserve)])
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=None if policy else max_to_keep, preservation_policy=policy,
+        create=not read_only, enable_async_checkpointing=not read_only, read_only=read_only)
     self._manager = ocp.CheckpointManager(
         os.path.abspath(os.path.join(workdir, 'checkpoints')), options=options,
         item_handlers=ocp.StandardCheckpointHandler())
+
+  def reload(self) -> None:
+    """Reads the steps on disk again (another process's saves)."""
+    self._manager.reload()
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()

@@ -4,6 +4,8 @@ Writing (`MetricWriter`; `NoWriter` for the processes other than 0) and
 reading back (`read_metrics`, which drops a line torn by a kill).
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import time
@@ -59,8 +61,24 @@ def hparam_value(value):
   return json.dumps(value)
 
 
+@contextlib.contextmanager
+def _exclusive(workdir: str):
+  """Holds an exclusive lock on the workdir's directory (fcntl.flock): a trainer
+  and an evaluator (vae_jax/evaluator.py) write metrics.jsonl one at a time."""
+  fd = os.open(workdir, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
+
+
 class MetricWriter:
   """The one metrics path: metrics.jsonl plus TensorBoard scalars, images and hparams.
+
+  A trainer and an evaluator process may write one workdir's metrics.jsonl
+  together (each record appended whole under a lock); each has its own
+  TensorBoard events file (`events_suffix`).
 
   Each metrics.jsonl record is {step, split, time (Unix seconds), metrics...}.
   TensorBoard gets `<split>/<name>` for every number but SETTINGS_NOT_METRICS,
@@ -68,21 +86,22 @@ class MetricWriter:
   under their kind, and (`hparams`) the run's config with its final metrics.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, events_suffix: str = ''):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     self._jsonl = os.path.join(workdir, 'metrics.jsonl')
-    self._tb = SummaryWriter(logdir=workdir, flush_secs=30)
+    self._tb = SummaryWriter(logdir=workdir, flush_secs=30, filename_suffix=events_suffix)
 
   def truncate_after(self, step: int) -> None:
     """Drops records past `step` (left by a run killed after its last checkpoint);
     `step` -1 drops them all. The file is replaced atomically (`files.atomic`)."""
-    kept = [r for r in read_metrics(os.path.dirname(self._jsonl)) if r['step'] <= step]
-    with files.atomic(self._jsonl) as tmp, open(tmp, 'w') as f:
-      f.writelines(json.dumps(strict(r), allow_nan=False) + '\n' for r in kept)
+    with _exclusive(os.path.dirname(self._jsonl)):
+      kept = [r for r in read_metrics(os.path.dirname(self._jsonl)) if r['step'] <= step]
+      with files.atomic(self._jsonl) as tmp, open(tmp, 'w') as f:
+        f.writelines(json.dumps(strict(r), allow_nan=False) + '\n' for r in kept)
 
   def write(self, step: int, split: str, metrics: dict) -> None:
     record = {'step': int(step), 'split': split, 'time': round(time.time(), 3), **metrics}
-    with open(self._jsonl, 'a') as f:
+    with _exclusive(os.path.dirname(self._jsonl)), open(self._jsonl, 'a') as f:
       f.write(json.dumps(strict(record), allow_nan=False) + '\n')
     for name, value in metrics.items():
       if name in SETTINGS_NOT_METRICS:

@@ -112,11 +112,12 @@ def write_json(path: str, obj) -> None:
 
 
 class WorkdirLock:
-  """An exclusive lock on <workdir>/.lock (fcntl.flock) holding the owner's pid;
-  WorkdirError if another process holds it or the workdir cannot be written."""
+  """An exclusive lock on <workdir>/<name> (fcntl.flock) holding the owner's pid;
+  WorkdirError if another process holds it or the workdir cannot be written.
+  The trainer holds '.lock', an evaluator (vae_jax/evaluator.py) '.evaluator.lock'."""
 
-  def __init__(self, workdir: str):
-    path = os.path.join(workdir, '.lock')
+  def __init__(self, workdir: str, name: str = '.lock'):
+    path = os.path.join(workdir, name)
     try:
       os.makedirs(workdir, exist_ok=True)
       self._file = open(path, 'a+')
@@ -129,7 +130,8 @@ class WorkdirLock:
       self._file.seek(0)
       owner = self._file.read().strip() or 'unknown'
       self._file.close()
-      raise WorkdirError(f'workdir {workdir} is in use by another process (pid {owner}); '
+      role = 'an evaluator' if name != '.lock' else 'another process'
+      raise WorkdirError(f'workdir {workdir} is in use by {role} (pid {owner}); '
                          'wait for it to finish or pass a new --workdir') from None
     self._file.seek(0)
     self._file.truncate()

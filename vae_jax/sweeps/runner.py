@@ -28,9 +28,12 @@ finds every member finished writes the tables and plots (holding a lock on sweep
 `--sweep_shard=report` writes them from finished members at any time.
 """
 
+import contextlib
 import fcntl
 import json
 import os
+import subprocess
+import sys
 
 import ml_collections
 from absl import logging
@@ -97,19 +100,53 @@ def run_sweep(base: ml_collections.ConfigDict, axes, sweep_dir: str,
     logging.info('sweep shard %d/%d: %d of the %d members', shard[0], shard[1],
                  sum(map(len, member_groups)), len(everyone))
   workdirs = []
-  for g, group in enumerate(member_groups):
-    runs = []
-    for name, _, config in group:
-      workdir = os.path.join(sweep_dir, name)
-      runs.append(build_run(config, workdir, shares=runs[0] if runs else None, name=name))
-      workdirs.append(workdir)
-    logging.info('sweep group %d/%d: %d members trained as one population (%s)', g + 1,
-                 len(member_groups), len(runs), ', '.join(n for n, _, _ in group))
-    train.train_group(runs)
+  with _evaluators(sweep_dir, base, shard):
+    for g, group in enumerate(member_groups):
+      workdirs += _train_group(sweep_dir, g, group, len(member_groups))
   if parallel.is_primary() and not _report_if_finished(sweep_dir, everyone, axes):
     logging.info('%s: not every member has finished; the last shard to finish (or '
                  '--sweep_shard=report) writes the results', sweep_dir)
   return workdirs
+
+
+def _train_group(sweep_dir: str, g: int, group: list, num_groups: int) -> list:
+  """Trains one group of members as one population; their workdirs."""
+  runs, workdirs = [], []
+  for name, _, config in group:
+    workdir = os.path.join(sweep_dir, name)
+    runs.append(build_run(config, workdir, shares=runs[0] if runs else None, name=name))
+    workdirs.append(workdir)
+  logging.info('sweep group %d/%d: %d members trained as one population (%s)', g + 1,
+               num_groups, len(runs), ', '.join(n for n, _, _ in group))
+  train.train_group(runs)
+  return workdirs
+
+
+@contextlib.contextmanager
+def _evaluators(sweep_dir: str, base: ml_collections.ConfigDict, shard):
+  """With eval.inline=False and eval.workers=N (an unsharded sweep), N evaluator
+  processes (vae_jax/evaluator.py) score the members' checkpoints while the
+  next members train; waits for them to finish every member."""
+  count = base.eval.workers if not base.eval.inline and shard is None else 0
+  if not parallel.is_primary():
+    count = 0
+  command = [sys.executable, '-m', 'vae_jax.main', '--mode=evaluator',
+             f'--workdir={sweep_dir}']
+  processes = [subprocess.Popen(command) for _ in range(count)]
+  if count:
+    logging.info('%d evaluator processes score the members beside the training', count)
+  try:
+    yield
+    failed = [p.args for p in processes if p.wait() != 0]
+    if failed:
+      raise WorkdirError(f'{len(failed)} evaluator process(es) of {sweep_dir} failed; run '
+                         f'{" ".join(command[1:])} to finish the evaluations')
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.terminate()
+        process.wait()
+
 
 
 def results_line(sweep_dir: str) -> str:
