@@ -21,7 +21,7 @@ from vae_jax.run import metrics_log
 
 pytestmark = pytest.mark.e2e
 
-_STEPS, _EVAL_EVERY = 40, 10
+_STEPS, _EVAL_EVERY = 60, 10
 _SETTINGS = {'train.num_steps': _STEPS, 'train.log_every_steps': 5,
              'train.eval_every_steps': _EVAL_EVERY, 'train.checkpoint_every_steps': 20}
 _TRAIN_FLAGS = ['--config=experiments/test.py', '--config.eval.inline=False',
@@ -64,14 +64,37 @@ def _launch(flags: list, log_path: str) -> subprocess.Popen:
 def test_evaluation_steps_and_the_checkpoints_kept_for_them(tmp_path):
   config = _config()
   steps = [s for s in range(_STEPS + 1) if evaluator.is_evaluation_step(s, config.train)]
-  assert steps == [0, 10, 20, 30, 40]
+  assert steps == [0, 10, 20, 30, 40, 50, 60]
   workdir = str(tmp_path)
   writer = metrics_log.MetricWriter(workdir)
   writer.write(10, 'eval', {'nelbo': 1.0})
   writer.write(20, 'train', {'loss': 1.0})
   writer.close()
   keep = evaluator.unevaluated(workdir, config.train)
-  assert [s for s in (0, 5, 10, 20, 40) if keep(s)] == [0, 20, 40]
+  assert [s for s in (0, 5, 10, 20, 60) if keep(s)] == [0, 20, 60]
+
+
+def _records_since(workdir: str, split: str, since: float) -> list:
+  """Steps of the `split` records of metrics.jsonl written after `since` (Unix s)."""
+  try:
+    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+      lines = f.readlines()
+  except OSError:
+    return []
+  records = [json.loads(line) for line in lines if line.endswith('\n')]
+  return [r['step'] for r in records if r['split'] == split and r['time'] >= since]
+
+
+def _signal_when(proc: subprocess.Popen, ready, signum) -> bool:
+  """Sends `signum` once `ready()` holds; False if the process ended first."""
+  deadline = time.time() + 240
+  while proc.poll() is None and time.time() < deadline:
+    if ready():
+      proc.send_signal(signum)
+      proc.wait(timeout=120)
+      return True
+    time.sleep(0.01)
+  return False
 
 
 def test_trainer_and_evaluator_killed_at_random_points_record_what_inline_does(
@@ -81,23 +104,31 @@ def test_trainer_and_evaluator_killed_at_random_points_record_what_inline_does(
               'trainer': [f'--workdir={workdir}', *_TRAIN_FLAGS]}
   logs = {name: str(tmp_path / f'{name}.txt') for name in commands}
   # The evaluator starts first: it waits for the run to appear.
-  procs = {name: _launch(commands[name], logs[name]) for name in commands}
+  procs, started = {}, {}
+  for name in commands:
+    started[name], procs[name] = time.time(), _launch(commands[name], logs[name])
   rng = np.random.default_rng(20261203)
-  kills = 0
-  for _ in range(6):
-    time.sleep(rng.uniform(1.0, 6.0))
-    name = rng.choice(sorted(commands))
-    if procs[name].poll() is not None:
-      continue
-    procs[name].send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM]))
-    procs[name].wait(timeout=120)
-    kills += 1
-    procs[name] = _launch(commands[name], logs[name])
+  signums = [signal.SIGKILL, signal.SIGTERM]
+  # The trainer stopped past three drawn steps, the evaluator three times a drawn
+  # moment (0–1.5 s) after its next record or right after it: in turn.
+  trainer_steps = sorted(rng.choice(np.arange(3, _STEPS - 3), 3, replace=False))
+  stops = []
+  for step in trainer_steps:
+    stops.append(('trainer', lambda s=step: max(
+        _records_since(workdir, 'train', started['trainer']), default=-1) >= s))
+    delay = rng.uniform(0.0, 1.5)
+    stops.append(('evaluator', lambda d=delay: bool(_records_since(
+        workdir, 'eval', started['evaluator'])) and (time.sleep(d) or True)))
+  kills = {name: 0 for name in commands}
+  for name, ready in stops:
+    if _signal_when(procs[name], ready, signal.Signals(rng.choice(signums))):
+      kills[name] += 1
+      started[name], procs[name] = time.time(), _launch(commands[name], logs[name])
   for name, proc in procs.items():
     assert proc.wait(timeout=300) == 0, open(logs[name]).read()[-3000:]
-  assert kills >= 3
+  assert kills['trainer'] >= 2 and kills['evaluator'] >= 2, kills
   assert _eval_records(workdir) == _eval_records(inline_run)
-  assert [r['step'] for r in _eval_records(workdir)] == [0, 10, 20, 30, 40]
+  assert [r['step'] for r in _eval_records(workdir)] == list(range(0, _STEPS + 1, _EVAL_EVERY))
   assert _summary(workdir) == _summary(inline_run)
   with open(logs['evaluator']) as f:
     assert 'Traceback' not in f.read()
