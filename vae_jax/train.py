@@ -157,12 +157,15 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
     if start == 0:
       for ckpt, s in zip(ckpts, members(state)):
         ckpt.save(0, s)
-  elif start == 0:
-    metrics = [evaluate_run.evaluate_and_write(run, s, start, writer, final=num_steps == 0)
+  elif start == 0 and num_steps == 0:
+    metrics = [evaluate_run.evaluate_and_write(run, s, start, writer, final=True)
                if primary else None for run, s, writer in zip(runs, members(state), writers)]
-  else:  # a resumed run: what a stop after the checkpoint at `start` left undone
+  elif start > 0:  # a resumed run: what a stop after the checkpoint at `start` left undone
     metrics = [evaluate_run.evaluate_missing(run, s, start, writer) if primary else None
                for run, s, writer in zip(runs, members(state), writers)]
+  # The step-0 evaluation waits for the first log, checkpoint or evaluation step:
+  # the first train steps do not wait for it (nor for its pictures' compiles).
+  step_zero_owed = inline and primary and start == 0 and num_steps > 0
   history, unchecked, last_log_time, last_log_step = [], [], time.perf_counter(), start
   # A live bar on an interactive terminal, log lines printed above it; plain log
   # lines (every log step) elsewhere.
@@ -207,6 +210,10 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
             bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
                             refresh=False)
         history, last_log_time, last_log_step = [], time.perf_counter(), done
+      if step_zero_owed:  # before any checkpoint: a resumed run never owes it
+        _evaluate_step_zero(runs, writers)
+        step_zero_owed = False
+        last_log_time = time.perf_counter()  # steps/s counts training only
       if save or stop:
         for ckpt, s in zip(ckpts, members(state)):
           ckpt.save(done, s)
@@ -219,6 +226,14 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
         raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
                           f'{done}; run the same command to resume', signum)
   return state, metrics
+
+
+def _evaluate_step_zero(runs: list, writers: list) -> None:
+  """The evaluation of each run's initial state (made again: the training step
+  consumed the first one), recorded at step 0."""
+  for run, writer in zip(runs, writers):
+    initial = parallel.replicate(train_state.init_state(run.spec, run.config.seed), None)
+    evaluate_run.evaluate_and_write(run, initial, 0, writer, final=False)
 
 
 # Up to this many train steps run in one dispatch (`steps.train_steps`): fewer
