@@ -3,9 +3,10 @@
     python -m benchmarks.startup [--rounds=3] [--compare=OTHER_CHECKOUT] [--timeline]
 
 Fresh processes of `python -m vae_jax.main --config=experiments/vae.py`
-(Fashion-MNIST; the step-0 evaluation of every run, its pictures included,
-then the first dispatch of 10 train steps), each stopped once metrics.jsonl
-holds its first train record (step 10, logged every 10 steps). Times from
+(Fashion-MNIST; the first dispatch of 10 train steps and the step-0
+evaluation of every run, its pictures included, in the order the code runs
+them), each stopped once metrics.jsonl holds its first train record (step
+10, logged every 10 steps) and its step-0 evaluation record. Times from
 launch to the step-0 evaluation record and to that train record. Cold: an
 empty compilation cache (VAE_JAX_COMPILATION_CACHE); warm: the cache that
 the cold run of the same round and code left. With --compare=DIR the code of
@@ -103,7 +104,7 @@ def launch(repo: str, workdir: str, cache_dir: str, local_dir: str = '',
   while process.poll() is None:
     time.sleep(0.05)
     records = _records(metrics)
-    if any(r['split'] == 'train' for r in records):
+    if {'train', 'eval'} <= {r['split'] for r in records}:
       # The timeline's child must exit through Python (SIGTERM: vae_jax saves a
       # checkpoint and exits 143) to print; a timed one is simply killed.
       process.terminate() if runner == _TIMELINE else process.kill()
