@@ -54,7 +54,7 @@ from vae_jax import evaluate_run, steps, train, train_state
 from vae_jax.run import checkpoints
 from vae_jax.pictures import eval_pictures
 from vae_jax import data as data_lib
-from vae_jax.run import workdir as workdir_lib
+from vae_jax.run import metrics_log
 record('import vae_jax.train and what it imports', t)
 def wrap(owner, attr, name, block=False):
   fn = getattr(owner, attr)
@@ -74,7 +74,7 @@ wrap(train, 'build_run', 'build_run (checks, data, spec)')
 wrap(data_lib, 'load', '  data load')
 wrap(checkpoints, 'Checkpointer', 'Checkpointer (orbax)')
 wrap(train_state, 'init_state', 'init_state (compile + run)', block=True)
-wrap(workdir_lib, 'MetricWriter', 'MetricWriter (tensorboardX)')
+wrap(metrics_log, 'MetricWriter', 'MetricWriter (tensorboardX)')
 wrap(evaluate_run, '_evaluate', 'step-0 evaluation (metrics)')
 wrap(evaluate_run, '_write_images', 'step-0 pictures (render, PNG, TensorBoard)')
 wrap(eval_pictures, 'make_pictures', '  of which: render')

@@ -36,8 +36,10 @@ docs/experiments.md lists the commands and outputs.
 
 Runtime on one GPU, estimated (not measured; docs/experiments.md): the
 training is minutes (6.1 PFLOP of model FLOPs for fc with 3 seeds), the
-scoring about a day (one fc member's final scores took 15 min on the 2-core
-CPU, scikit-learn fits on the host CPU whatever the accelerator): shard it
+scoring 4.5–7 h one member after another (DCI's scikit-learn trees stay on
+the host: ≈ 2.5 min a member with three free host cores, 4 with two), about
+1.5 h on a 16-core host with `--config.eval.inline=False
+--config.eval.workers=3` scoring beside the training; shard it
 (`--sweep_shard=I/N`) to score in parallel. On a 2-core x86 CPU running
 other work, the shortened run
 

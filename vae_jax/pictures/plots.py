@@ -4,13 +4,13 @@
 `vae_jax.sweep_plots`); `render` turns one into uint8 [H, W, 3] pixels.
 `latent_scatter` and `rate_distortion_plot` are the per-run figures, each
 uint8 [500, 500, 3]: inputs in, array out; the caller saves it.
+
+Matplotlib is imported on first use (≈ 0.4 s): a run's start does not wait
+for it.
 """
 
 from typing import Optional, Sequence
 
-import matplotlib
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 import numpy as np
 
 FIGURE_INCHES = 5.0
@@ -20,14 +20,23 @@ MIN_LABEL_GAP = 0.06  # fraction of the axes: closer point labels are left out
 
 
 def figure(width: float = FIGURE_INCHES, height: float = FIGURE_INCHES,
-           layout: str = 'constrained') -> Figure:
-  """A width×height inch figure at FIGURE_DPI on its own Agg canvas (no pyplot)."""
+           layout: str = 'constrained'):
+  """A width×height inch matplotlib Figure at FIGURE_DPI on its own Agg canvas
+  (no pyplot)."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   fig = Figure(figsize=(width, height), dpi=FIGURE_DPI, layout=layout)
   FigureCanvasAgg(fig)
   return fig
 
 
-def render(fig: Figure) -> np.ndarray:
+def colormap(name: str):
+  """matplotlib's colormap `name` (e.g. 'tab10')."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  return matplotlib.colormaps[name]
+
+
+def render(fig) -> np.ndarray:
   """The figure's pixels, uint8 [H, W, 3]; the figure is cleared."""
   fig.canvas.draw()
   picture = np.array(np.asarray(fig.canvas.buffer_rgba())[..., :3], np.uint8)
@@ -54,7 +63,7 @@ def latent_scatter(mu: np.ndarray, labels: np.ndarray,
   a, b = mu[:, dims[0]], mu[:, dims[1]]
   classes = np.unique(labels)
   if np.issubdtype(labels.dtype, np.integer) and len(classes) <= MAX_LEGEND_CLASSES:
-    cmap = matplotlib.colormaps['tab10' if len(classes) <= 10 else 'tab20']
+    cmap = colormap('tab10' if len(classes) <= 10 else 'tab20')
     for i, k in enumerate(classes):
       name = class_names[k] if class_names is not None else str(k)
       keep = labels == k
@@ -99,7 +108,7 @@ def rate_distortion_plot(points: list[dict], title: str = '') -> np.ndarray:
   groups = {}
   for point in points:
     groups.setdefault(point.get('group'), []).append(point)
-  cmap = matplotlib.colormaps['tab10']
+  cmap = colormap('tab10')
   for i, (group, members) in enumerate(groups.items()):
     kl = [float(p['kl']) for p in members]
     recon = [float(p['recon']) for p in members]
