@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import threading
 import time
 
 import jax
@@ -79,7 +78,6 @@ def train_group(runs: list) -> list:
                                                                      run.config.train)
       ckpts.append(checkpoints.Checkpointer(run.workdir, preserve=keep))
       cleanup.callback(ckpts[-1].close)
-    ahead = _compile_ahead(runs[0], ckpts[0].latest_step() or 0) if len(runs) == 1 else None
     states = _restore_common_step(runs, ckpts)
     start = int(states[0].step)
     for run in runs:
@@ -108,8 +106,6 @@ def train_group(runs: list) -> list:
       logging.info('eval.inline=False: checkpoints at step 0 and every evaluation step, '
                    'evaluated by python -m vae_jax.main --mode=evaluator --workdir=%s',
                    os.path.dirname(lead.workdir.rstrip('/')) if lead.name else lead.workdir)
-    if ahead is not None:
-      ahead.join()
     state, metrics = _loop(runs, parallel.replicate(state, lead.mesh), start, ckpts, writers,
                            interrupts)
     if primary and lead.config.eval.inline:
@@ -252,33 +248,6 @@ def _call_end(step: int, num_steps: int, cfg) -> int:
   periods = (cfg.log_every_steps, cfg.eval_every_steps, cfg.checkpoint_every_steps,
              MAX_STEPS_PER_CALL)
   return min([num_steps] + [(step // period + 1) * period for period in periods])
-
-
-def _compile_ahead(run: Run, start: int):
-  """A thread compiling the first train dispatch from `start` (a single run on one
-  device) while the state is initialised or restored; joined, the loop's first
-  call finds the program compiled. None where it does not apply."""
-  cfg = run.config.train
-  if run.mesh is not None or start >= cfg.num_steps:
-    return None
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  indices = np.stack([run.dataset.train_indices(run.config.seed, s, run.config.data.batch_size)
-                      for s in range(start, _call_end(start, cfg.num_steps, cfg))])
-
-  def compile_first_dispatch():
-    try:
-      # A state of zeros shaped and placed as the real one: the call (not an
-      # ahead-of-time .lower().compile()) fills the cache the loop's call reads.
-      shapes = jax.eval_shape(lambda: train_state.init_state(run.spec, run.config.seed))
-      zeros = jax.tree.map(lambda a: jax.device_put(np.zeros(a.shape, a.dtype), device), shapes)
-      jax.block_until_ready(steps.train_steps(zeros, run.train_arrays, indices, run.hparams,
-                                              spec=run.spec))
-    except Exception:  # pylint: disable=broad-except  (the loop's own call reports it)
-      logging.debug('compiling the first train dispatch ahead failed', exc_info=True)
-
-  thread = threading.Thread(target=compile_first_dispatch, daemon=True)
-  thread.start()
-  return thread
 
 
 def _log_train(run: Run, values: list, done: int, steps_per_sec: float, writer) -> None:
