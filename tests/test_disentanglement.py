@@ -273,3 +273,31 @@ def test_factor_codes_encode_each_combination_once():
   np.testing.assert_array_equal(codes_of(draws[:10]), identity(SOURCE.images(draws[:10])))
   assert len(seen) == before  # all known: nothing encoded
   assert factor_codes.factor_codes(codes_of, SOURCE) is codes_of
+
+
+def test_a_stop_does_not_wait_for_the_fits_still_running():
+  """A signal's exception while fits run in threads propagates at once: the pool
+  is not joined (the fits here block until the test releases them, 10 s on)."""
+  import signal  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  from vae_jax.evaluation import dci_sap  # pylint: disable=g-import-not-at-top
+
+  class Stop(Exception):
+    pass
+
+  release = threading.Event()
+  def stop(signum, frame):
+    raise Stop()
+  previous = signal.signal(signal.SIGALRM, stop)
+  releaser = threading.Timer(10.0, release.set)  # a joined pool would wait for this
+  releaser.start()
+  try:
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    with pytest.raises(Stop):
+      dci_sap.in_parallel([release.wait, release.wait], workers=2)
+    assert not release.is_set()  # it stopped while the fits were still running
+  finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+    release.set()
+    releaser.cancel()

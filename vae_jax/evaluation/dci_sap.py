@@ -52,9 +52,12 @@ def in_parallel(tasks: list[Callable[[], object]], workers: int = 0,
   if num == 1:
     results = {i: run(i) for i in order}
   else:
-    with concurrent.futures.ThreadPoolExecutor(num) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(num)
+    try:
       futures = {i: pool.submit(run, i) for i in order}
       results = {i: future.result() for i, future in futures.items()}
+    finally:  # a stop (or an error) does not wait for the fits still running
+      pool.shutdown(wait=False, cancel_futures=True)
   return [results[i] for i in range(len(tasks))]
 
 
