@@ -24,6 +24,7 @@ lock (<member>/.evaluator.lock): several evaluators share a sweep, and
 import json
 import os
 import time
+
 import ml_collections
 from absl import logging
 
@@ -61,7 +62,6 @@ class _Follower:
     self.run = run
     self.ckpt = checkpoints.Checkpointer(run.workdir, read_only=True)
     self.writer = metrics_log.MetricWriter(run.workdir, events_suffix='.evaluator')
-    self.template = None
     self.waiting_for = None
 
   def close(self) -> None:
@@ -82,11 +82,12 @@ class _Follower:
     done, any_done = recorded_steps(self.run.workdir), False
     steps = [s for s in self.ckpt.all_steps()
              if is_evaluation_step(s, self.run.config.train) and s not in done]
+    template = None  # a whole train state, made once a call, not held between calls
     for step in steps:
-      if self.template is None:
-        self.template = train_state.init_state(self.run.spec, self.run.config.seed)
+      if template is None:
+        template = train_state.init_state(self.run.spec, self.run.config.seed)
       try:
-        state = self.ckpt.restore(step, self.template)
+        state = self.ckpt.restore(step, template)
       except WorkdirError as e:  # being replaced by a resumed trainer: try again later
         if self.waiting_for != step:
           logging.warning('%s%s; trying again', self.run.log_prefix, e)
@@ -97,7 +98,6 @@ class _Follower:
                                       final=step == self.final_step)
       any_done = True
       guards.stop_if_signalled()
-    self.template = None  # a whole train state: not held between evaluations
     return any_done
 
   def write_summary(self) -> dict:
@@ -113,15 +113,17 @@ def follow_run(config: ml_collections.ConfigDict, workdir: str,
                poll_seconds: float = POLL_SECONDS) -> dict:
   """Evaluates the run in `workdir` until its final step; returns the final metrics."""
   lock = workdir_lib.WorkdirLock(workdir, LOCK)
-  follower = _Follower(build_run(config, workdir))
+  follower = None
   try:
+    follower = _Follower(build_run(config, workdir))
     while not follower.finished():
       if not follower.evaluate_ready():
         time.sleep(poll_seconds)
         guards.stop_if_signalled()
     return follower.write_summary()
   finally:
-    follower.close()
+    if follower is not None:
+      follower.close()
     lock.release()
 
 
