@@ -108,8 +108,8 @@ def measure(name: str, quick: bool, gflops: float) -> list:
   _, seconds = timing.timed(lambda: iw(dataset))
   row(f'nll_iw, k={k}, {num} images', seconds, seconds_of(num * (encoder + k * decoder)))
 
-  if config.eval.disentanglement:
-    rows += _score_rows(name, config, params, spec, encoder, seconds_of)
+  score_rows, score_totals = (_score_rows(name, config, params, spec, encoder, seconds_of)
+                              if config.eval.disentanglement else ([], {}))
 
   moments = (terms['mu'], terms['logvar'], terms['labels'])
   metrics = {'kl': float(np.mean(terms['kl'])), 'recon': float(np.mean(terms['recon'])),
@@ -120,12 +120,10 @@ def measure(name: str, quick: bool, gflops: float) -> list:
   pictures()  # compiles
   _, seconds = timing.timed(pictures)
   row(f'pictures, {ev.num_images} per grid', seconds, None)
-  shared = sum(r[2] for r in rows if not r[1].startswith(('the five', 'scores identical'))
-               and not r[1].endswith(tuple(f', {way}' for way in WAYS)))
-  for way in WAYS if config.eval.disentanglement else ():
-    five = next(r[2] for r in rows if r[1] == f'the five scores, {way}')
-    rows.append([name, f'final evaluation, {way}', shared + five, '', '', ''])
-  return rows
+  shared = sum(r[2] for r in rows)  # ELBO pass, nll_iw, pictures: the same code both ways
+  totals = [[name, f'final evaluation, {way}', shared + five, '', '', '']
+            for way, five in score_totals.items()]
+  return rows[:2] + score_rows + rows[2:] + totals  # the scores after nll_iw
 
 
 # The two ways of scoring, timed side by side: today's reference (each draw encoded
@@ -133,10 +131,11 @@ def measure(name: str, quick: bool, gflops: float) -> list:
 WAYS = {'before': dict(encode_once=False, workers=1), 'after': dict(encode_once=True, workers=0)}
 
 
-def _score_rows(name, config, params, spec, encoder_macs: int, seconds_of) -> list:
-  """Rows of the five estimators, each timed both WAYS in turn (each way with its
-  own table of codes, shared by its five estimators as in all_scores), their
-  totals, and whether the two ways' scores are identical."""
+def _score_rows(name, config, params, spec, encoder_macs: int, seconds_of) -> tuple:
+  """(rows, {way: seconds}): the rows of the five estimators, each timed both WAYS
+  in turn (each way with its own table of codes, shared by its five estimators as
+  in all_scores), their totals and whether the two ways' scores are identical;
+  the totals by way."""
   source = factors.factor_source(config.eval.factor_source, config.data.tfds_data_dir)
   representation = loop.representation_fn(params, spec.model)
   representation(np.asarray(source.images(source.sample_factors(np.random.default_rng(0), 8))))
@@ -158,7 +157,7 @@ def _score_rows(name, config, params, spec, encoder_macs: int, seconds_of) -> li
   same = all(scores['before', s] == scores['after', s] for s in calls['before'])
   rows += [[name, f'the five scores, {way}', totals[way], '', '', ''] for way in WAYS]
   rows.append([name, 'scores identical before and after', 'yes' if same else 'NO', '', '', ''])
-  return rows
+  return rows, totals
 
 
 def run(quick: bool) -> tuple:
