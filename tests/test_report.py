@@ -59,3 +59,47 @@ def test_constant_columns_are_stated_once_above_the_table():
 def test_no_usable_run_is_an_error(tmp_path, capsys):
   assert report.main([str(tmp_path)]) == 2
   assert 'no run directory' in capsys.readouterr().err
+
+
+def _seeded_run(root, name, seed, init, summary, nelbos):
+  path = os.path.join(root, name)
+  os.makedirs(path)
+  json.dump({'seed': seed, 'model': {'init': init}, 'objective': {'name': 'elbo'}},
+            open(os.path.join(path, 'config.json'), 'w'))
+  json.dump(summary, open(os.path.join(path, 'summary.json'), 'w'))
+  with open(os.path.join(path, 'metrics.jsonl'), 'w') as f:
+    for step, nelbo in nelbos:  # a train record between, which --steps_to ignores
+      f.write(json.dumps({'step': step, 'split': 'train', 'nelbo': 0.0}) + '\n')
+      f.write(json.dumps({'step': step, 'split': 'eval', 'nelbo': nelbo}) + '\n')
+  return path
+
+
+def test_steps_to_a_target_and_seeds_folded_into_mean_and_sd(tmp_path, capsys):
+  curve = [(0, 600.0), (250, 250.0), (500, 245.0), (750, 243.0)]
+  runs = [_seeded_run(tmp_path, 'a0', 0, 'flax', {'step': 750, 'nelbo': 243.0}, curve),
+          _seeded_run(tmp_path, 'a1', 1, 'flax', {'step': 750, 'nelbo': 245.0}, curve[:3]),
+          _seeded_run(tmp_path, 'b0', 0, 'torch', {'step': 750, 'nelbo': 241.0}, curve),
+          _seeded_run(tmp_path, 'b1', 1, 'torch', {'step': 750, 'nelbo': 242.0}, curve)]
+  # The first evaluated step at or below the target; '>S' when none reached it.
+  assert report.steps_to(runs[0], 'nelbo', 245.0) == 500
+  assert report.steps_to(runs[0], 'nelbo', 250.0) == 250
+  assert report.steps_to(runs[1], 'nelbo', 243.5) == '>500'
+  assert report.steps_to(runs[0], 'kl', 1.0) is None
+  assert report.main(['--over_seeds', '--steps_to=nelbo:245,243.5', *runs]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  # Every seed of both inits reached 245 at step 500: stated once above the table.
+  assert lines[0] == ('all rows: seeds = 0, 1, objective.name = elbo, step = 750, '
+                      'steps_to_nelbo<=245 = 500')
+  assert lines[2] == '| model.init | nelbo | steps_to_nelbo<=243.5 |'
+  # mean ± sample sd of 243 and 245 is 244 ± 1.414; a seed that never got there is listed.
+  assert lines[4] == '| flax | 244.00 ± 1.41 | 750, >500 |'
+  assert lines[5] == '| torch | 241.50 ± 0.71 | 750 |'
+
+
+def test_report_help_and_bad_options(capsys):
+  assert report.main(['--help']) == 0
+  assert '--over_seeds' in capsys.readouterr().out
+  assert report.main(['--steps_to=nelbo']) == 2
+  assert 'METRIC:VALUE' in capsys.readouterr().err
+  assert report.main(['--bogus']) == 2
+  assert 'unknown option --bogus' in capsys.readouterr().err

@@ -3,6 +3,8 @@ r"""One results table from any set of run directories.
     python -m vae_jax.report runs/vae-* runs/beta_vae-*      # markdown to stdout
     python -m vae_jax.report --csv=results.csv runs/*
     python -m vae_jax.report runs/beta_sweep/*/              # a sweep's members
+    python -m vae_jax.report --over_seeds runs/beta_sweep/*/ # mean ± sd over seeds
+    python -m vae_jax.report --steps_to=nelbo:245,242.15 runs/init_choice/*/
 
 Each row is one workdir: its objective and data (config.json) and its final
 held-out metrics (summary.json), in nats per example. A column is shown when
@@ -12,14 +14,24 @@ column of its own. Every header is the key itself: a dotted config.json key
 (objective.beta) or a summary.json key (nll_iw). The markdown table states
 a column whose value is the same in every row once, above the table
 ("all rows: objective.name = beta, ..."); the CSV keeps every column.
+
+--over_seeds folds the runs that differ only in their seed into one row: a
+number that differs between the seeds is shown as `mean ± sd` (the sample
+standard deviation, n − 1), the `seeds` column lists them.
+--steps_to=METRIC:V1,V2 adds, per run, the first step whose held-out record
+in metrics.jsonl has METRIC ≤ V (column `steps_to_METRIC<=V`; `>S` when no
+evaluation up to step S reached it): the resolution is the run's
+train.eval_every_steps.
 """
 
 import csv
 import json
 import os
+import statistics
 import sys
 
 from vae_jax.errors import UserError
+from vae_jax.run.metrics_log import read_metrics
 from vae_jax.run.workdir import flatten
 
 COLUMNS = (  # (summary.json key or config key path: the header, format)
@@ -45,6 +57,7 @@ COLUMNS = (  # (summary.json key or config key path: the header, format)
     ('sap', '{:.3f}'),
 )
 COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
+CONFIG_COLUMN_KEYS = tuple(key for key in COLUMN_KEYS if '.' in key)  # from config.json
 
 # Config keys that differ between runs without describing the experiment.
 VARYING_BUT_UNINTERESTING = ('data.local_dir', 'data.tfds_data_dir')
@@ -99,18 +112,89 @@ def format_value(value, fmt: str = '{}') -> str:
   return fmt.format(value)
 
 
-def table_rows(workdirs: list, extra_keys=None) -> tuple:
+def parse_steps_to(text: str) -> list:
+  """'nelbo:245,242.15' → [('nelbo', 245.0), ('nelbo', 242.15)]; UserError if malformed."""
+  metric, _, values = text.partition(':')
+  try:
+    targets = [float(v) for v in values.split(',') if v.strip()]
+  except ValueError:
+    targets = []
+  if not metric or not targets:
+    raise UserError(f'--steps_to={text} is not METRIC:VALUE[,VALUE...]; e.g. '
+                    '--steps_to=nelbo:245,242.15')
+  return [(metric, target) for target in targets]
+
+
+def steps_to(workdir: str, metric: str, target: float):
+  """The first step whose held-out record has `metric` ≤ `target` (an int), or
+  '>S' with S the last evaluated step; None without held-out records."""
+  evaluated = {r['step']: r[metric] for r in read_metrics(workdir)
+               if r['split'] == 'eval' and isinstance(r.get(metric), (int, float))}
+  for step in sorted(evaluated):
+    if evaluated[step] <= target:
+      return step
+  return f'>{max(evaluated)}' if evaluated else None
+
+
+def _steps_to_key(metric: str, target: float) -> str:
+  return f'steps_to_{metric}<={target:g}'
+
+
+def table_rows(workdirs: list, extra_keys=None, targets: tuple = (),
+               over_seeds: bool = False) -> tuple:
   """(headers, rows of formatted strings): `extra_keys` config columns (default:
-  the keys that vary between the runs), then the columns some run has."""
+  the keys that vary between the runs), then the columns some run has, then
+  one per (metric, value) of `targets` (`steps_to`); with `over_seeds` one row
+  per set of runs that differ only in their seed (`fold_seeds`)."""
   if extra_keys is None:
     extra_keys = varying_keys(workdirs)
   runs = [read_run(w, extra_keys) for w in workdirs]
+  for run, workdir in zip(runs, workdirs):
+    run.update({_steps_to_key(m, t): steps_to(workdir, m, t) for m, t in targets})
   columns = [COLUMNS[0]] + [(k, '{}') for k in extra_keys
                             if k not in COLUMN_KEYS] + list(COLUMNS[1:])
+  columns += [(_steps_to_key(m, t), '{}') for m, t in targets]
   shown = [c for c in columns if any(r[c[0]] is not None for r in runs)]
+  if over_seeds:
+    settings = [k for k, _ in shown if k in extra_keys or k in CONFIG_COLUMN_KEYS]
+    return fold_seeds(runs, shown, [k for k in settings if k != 'seed'])
   rows = [['' if r[key] is None else format_value(r[key], fmt) for key, fmt in shown]
           for r in runs]
   return [key for key, _ in shown], rows
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fold(values: list, fmt: str) -> str:
+  """One cell for the seeds' values: the value if they agree, `mean ± sd` if they
+  are numbers, else the values listed."""
+  present = [v for v in values if v is not None]
+  if not present:
+    return ''
+  if len({json.dumps(v) for v in present}) == 1:
+    return format_value(present[0], fmt)
+  if len(present) == len(values) and all(map(_is_number, present)):
+    fmt = '{:.4g}' if fmt == '{}' else fmt
+    return (f'{format_value(statistics.mean(present), fmt)} ± '
+            f'{format_value(statistics.stdev(present), fmt)}')
+  return ', '.join('' if v is None else format_value(v, fmt) for v in values)
+
+
+def fold_seeds(runs: list, shown: list, settings: list) -> tuple:
+  """(headers, rows) with the runs that agree on every config key of `settings` as
+  one row: `seeds` lists their seeds, every other column of `shown` is `_fold`ed;
+  rows in first-seen order."""
+  groups = {}
+  for run in runs:
+    groups.setdefault(json.dumps([run.get(k) for k in settings]), []).append(run)
+  columns = [(key, fmt) for key, fmt in shown if key not in ('run', 'seed')]
+  headers = ['seeds'] + [key for key, _ in columns]
+  rows = [[', '.join(format_value(r.get('seed')) for r in group)]
+          + [_fold([r.get(key) for r in group], fmt) for key, fmt in columns]
+          for group in groups.values()]
+  return headers, rows
 
 
 def write_csv(path: str, headers: list, rows: list) -> None:
@@ -142,13 +226,26 @@ def markdown(headers: list, rows: list) -> str:
 
 
 def main(argv: list) -> int:
-  csv_path = None
+  csv_path, targets, over_seeds = None, [], False
   paths = []
-  for arg in argv:
-    if arg.startswith('--csv='):
-      csv_path = arg.split('=', 1)[1]
-    else:
-      paths.append(arg)
+  try:
+    for arg in argv:
+      if arg in ('--help', '-h'):
+        print(__doc__.strip())
+        return 0
+      if arg.startswith('--csv='):
+        csv_path = arg.split('=', 1)[1]
+      elif arg.startswith('--steps_to='):
+        targets += parse_steps_to(arg.split('=', 1)[1])
+      elif arg == '--over_seeds':
+        over_seeds = True
+      elif arg.startswith('-'):
+        raise UserError(f'unknown option {arg}; see python -m vae_jax.report --help')
+      else:
+        paths.append(arg)
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   usable = [p for p in paths if os.path.isfile(os.path.join(p, 'summary.json'))]
   if not usable:
     print('error: no run directory with a summary.json among the arguments; '
@@ -157,7 +254,7 @@ def main(argv: list) -> int:
   for skipped in sorted(set(paths) - set(usable)):
     print(f'note: {skipped} has no summary.json (unfinished?); left out', file=sys.stderr)
   try:
-    headers, rows = table_rows(usable)
+    headers, rows = table_rows(usable, targets=tuple(targets), over_seeds=over_seeds)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
