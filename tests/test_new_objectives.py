@@ -71,7 +71,7 @@ def test_dip_penalties_equal_the_formula(variant):
   logvar = rng.uniform(-2.0, 0.5, (32, 4))
   hparams = {'lambda_od': jnp.asarray(3.0), 'lambda_d': jnp.asarray(7.0)}
   extra, metrics = objectives.get(f'dip_vae_{variant}').batch_term(
-      _batch_terms(mu, logvar), hparams, {}, None)
+      _batch_terms(mu, logvar), hparams, {}, None, jnp.asarray(0))
   off, diag, penalty = _numpy_dip(mu, logvar, variant, 3.0, 7.0)
   assert extra.shape == (32,)
   np.testing.assert_allclose(np.asarray(extra), np.full(32, penalty), rtol=1e-4)
@@ -157,13 +157,15 @@ def test_wae_batch_term_draws_the_prior_from_its_key():
   terms = _batch_terms(z, jnp.zeros_like(z))
   term = objectives.get('wae_mmd').batch_term
   hparams = {'wae_lambda': jnp.asarray(10.0)}
-  extra, metrics = term(terms, hparams, {'wae_encoder': 'gaussian'}, jax.random.key(0))
+  extra, metrics = term(terms, hparams, {'wae_encoder': 'gaussian'}, jax.random.key(0),
+                        jnp.asarray(0))
   prior = jax.random.normal(jax.random.key(0), (8, 3))
   np.testing.assert_allclose(float(metrics['mmd']), float(penalties.mmd_imq(z, prior)),
                              rtol=1e-6)
   np.testing.assert_allclose(np.asarray(extra), np.full(8, 10.0 * float(metrics['mmd'])),
                              rtol=1e-6)
-  other, _ = term(terms, hparams, {'wae_encoder': 'gaussian'}, jax.random.key(1))
+  other, _ = term(terms, hparams, {'wae_encoder': 'gaussian'}, jax.random.key(1),
+                  jnp.asarray(0))
   assert float(other[0]) != float(extra[0])
 
 

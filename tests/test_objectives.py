@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from vae_jax import objectives
+from vae_jax import configs, objectives
+from vae_jax.errors import ConfigError
 from vae_jax.models import gaussian
 from vae_jax.models import likelihoods
 
@@ -332,9 +333,36 @@ def test_capacity_schedule_values():
 
 @pytest.mark.parametrize('step, target', [(0, 0.0), (500, 10.0), (1000, 20.0),
                                           (3000, 20.0)])
-def test_capacity_objective(step, target):
-  # recon + γ|kl − C(t)| with kl = 12 above C at t = 0 and t = T/2, below it later.
-  assert _loss('capacity', step) == pytest.approx(100.0 + 10.0 * abs(12.0 - target))
+@pytest.mark.parametrize('form', ['batch_mean', 'per_example'])
+def test_capacity_objective_in_both_forms(step, target, form):
+  # A batch whose KLs lie on both sides of C(t) for t > 0: the two forms differ (Jensen).
+  recon, kl = np.array([100.0, 90.0, 80.0]), np.array([5.0, 12.0, 30.0])
+  terms = objectives.Terms(recon=jnp.asarray(recon), kl=jnp.asarray(kl), kl_per_dim=None,
+                           z=None, mu=None, logvar=None)
+  objective = objectives.get('capacity')
+  t = jnp.asarray(step)
+  per_example = jax.vmap(objective.example_loss, in_axes=(0, None, None))(terms, HPARAMS, t)
+  extra, _ = objective.batch_term(terms, HPARAMS, {'capacity_form': form}, None, t)
+  loss = float(jnp.mean(per_example + extra))
+  if form == 'batch_mean':  # disentanglement_lib: recon + γ·|mean_i KL_i − C|
+    expected = recon.mean() + 10.0 * abs(kl.mean() - target)
+  else:  # pythae: mean_i (recon_i + γ·|KL_i − C|)
+    expected = np.mean(recon + 10.0 * np.abs(kl - target))
+  assert loss == pytest.approx(expected, rel=1e-6)
+  if target > 5.0:  # C inside the KLs' range: the per-example form is strictly larger
+    batch_mean = recon.mean() + 10.0 * abs(kl.mean() - target)
+    assert form == 'batch_mean' or loss > batch_mean + 1.0
+
+
+def test_capacity_form_is_a_validated_setting():
+  config = configs.get_config()
+  config.objective.name = 'capacity'
+  assert config.objective.capacity_form == 'batch_mean'
+  config.objective.capacity_form = 'per_example'
+  configs.validate(config)
+  config.objective.capacity_form = 'per_batch'
+  with pytest.raises(ConfigError, match='capacity_form'):
+    configs.validate(config)
 
 
 def test_autoencoder_terms_are_deterministic_and_kl_free():

@@ -84,7 +84,7 @@ def batch_loss(params, x, y, key, hparams, step, spec: StepSpec, aux_params=None
   if objective.batch_term is not None:
     batch_key = jax.random.fold_in(key, key_streams.BATCH_STREAM) if objective.batch_key else None
     extra_loss, extra_metrics = objective.batch_term(terms, hparams, dict(spec.settings),
-                                                     batch_key)
+                                                     batch_key, step)
     loss = loss + extra_loss
     metrics.update(extra_metrics)
   if objective.auxiliary is not None:

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Callable
 
 WAE_ENCODERS = ('gaussian', 'deterministic')
+CAPACITY_FORMS = ('batch_mean', 'per_example')  # where AnnealedVAE's |KL − C| is taken
 TC_ESTIMATORS = ('mws', 'mss')  # β-TCVAE's minibatch estimators (total_correlation.py)
 DISCRIMINATOR_HIDDEN_DIMS = (1000,) * 6  # FactorVAE's discriminator (discriminator.py)
 
@@ -52,11 +53,15 @@ FIELDS = {
     'tc_estimator': Field('mws', lambda v: v in TC_ESTIMATORS, f'one of {TC_ESTIMATORS}',
                           "'beta_tc': 'mws' (as published) | 'mss'"),
     'gamma': Field(1000.0, _non_negative, 'non-negative',
-                   "'capacity': loss = recon + γ·|kl − C(step)|", array=True),
+                   "'capacity': loss = recon + γ·|kl − C(step)| (capacity_form)", array=True),
     'capacity_max': Field(25.0, _non_negative, 'non-negative',
                           "'capacity': C_max in nats", array=True),
     'capacity_steps': Field(100_000, _non_negative, 'non-negative',
                             "'capacity': steps over which C ramps 0 → C_max", array=True),
+    'capacity_form': Field('batch_mean', lambda v: v in CAPACITY_FORMS,
+                           f'one of {CAPACITY_FORMS}',
+                           "'capacity': 'batch_mean' γ·|mean_i KL_i − C| (Burgess et al., "
+                           "disentanglement_lib) | 'per_example' mean_i γ·|KL_i − C| (pythae)"),
     'lambda_od': Field(10.0, _non_negative, 'non-negative',
                        "'dip_vae_i', 'dip_vae_ii': weight of Σ_{i≠j} Cov_ij² (study grid "
                        "{1, 2, 5, 10, 20, 50})", array=True),

@@ -4,7 +4,9 @@ Objectives (the `loss` actually minimized, chosen by config.objective.name):
 
     elbo      recon + kl                                (plain VAE)
     beta      recon + β·kl                              (Higgins et al. 2017)
-    capacity  recon + γ·|kl − C(t)|, C(t) = C_max·min(1, t/T)   (Burgess et al. 2018)
+    capacity  recon + γ·|mean_batch(kl) − C(t)|, C(t) = C_max·min(1, t/T)
+              (Burgess et al. 2018, as disentanglement_lib); capacity_form=
+              'per_example': recon + mean_batch γ·|kl − C(t)| (pythae's form)
     ae        −log p(x|z=mu): deterministic autoencoder, no sampling, no KL
     beta_tc   recon + kl + (β − 1)·TC                   (β-TCVAE, Chen et al. 2018)
     dip_vae_i   recon + kl + λ_od·Σ_{i≠j} Cov_ij² + λ_d·Σ_i (Cov_ii − 1)²,
@@ -76,10 +78,11 @@ class Objective:
   hparams: tuple[str, ...] = ()
   # config.objective fields fixed at compile time (StepSpec.settings).
   settings: tuple[str, ...] = ()
-  # (batched terms [B], hparams, settings dict, key) → (per-example loss added
-  # [B], batch-mean metrics): for a term that couples the examples of a batch.
-  # key: the step's batch key if batch_key (steps.batch_loss), else None.
-  batch_term: Optional[Callable[[Terms, dict, dict, Optional[jax.Array]], tuple]] = None
+  # (batched terms [B], hparams, settings dict, key, step) → (per-example loss
+  # added [B], batch-mean metrics): for a term that couples the examples of a
+  # batch. key: the step's batch key if batch_key (steps.batch_loss), else None.
+  batch_term: Optional[Callable[[Terms, dict, dict, Optional[jax.Array], jax.Array],
+                                tuple]] = None
   batch_key: bool = False
   # settings dict → whether z is sampled from q(z|x) (False: z = mu, KL still computed).
   samples_z: Callable[[dict], bool] = lambda settings: True
@@ -95,7 +98,7 @@ class Objective:
 
 
 def _beta_tc_term(terms: Terms, hparams: dict, settings: dict,
-                  key: Optional[jax.Array]) -> tuple:
+                  key: Optional[jax.Array], step: jax.Array) -> tuple:
   tc = total_correlation(terms.z, terms.mu, terms.logvar, hparams['dataset_size'],
                          settings['tc_estimator'])
   return (hparams['beta'] - 1.0) * tc, {'tc': jnp.mean(tc)}
@@ -104,7 +107,7 @@ def _beta_tc_term(terms: Terms, hparams: dict, settings: dict,
 def _dip_term(variant: str):
   """The batch term λ_od·Σ_{i≠j} Cov_ij² + λ_d·Σ_i (Cov_ii − 1)² of DIP-VAE-`variant`."""
   def term(terms: Terms, hparams: dict, settings: dict,
-           key: Optional[jax.Array]) -> tuple:
+           key: Optional[jax.Array], step: jax.Array) -> tuple:
     cov = penalties.dip_covariance(terms.mu, terms.logvar, variant)
     off_diagonal, diagonal = penalties.dip_penalties(cov)
     penalty = hparams['lambda_od'] * off_diagonal + hparams['lambda_d'] * diagonal
@@ -113,7 +116,8 @@ def _dip_term(variant: str):
   return term
 
 
-def _wae_term(terms: Terms, hparams: dict, settings: dict, key: jax.Array) -> tuple:
+def _wae_term(terms: Terms, hparams: dict, settings: dict, key: jax.Array,
+              step: jax.Array) -> tuple:
   """λ·MMD(q(z), p(z)) on the batch's z and as many prior draws N(0, I) from `key`."""
   prior_z = jax.random.normal(key, terms.z.shape, terms.z.dtype)
   mmd = penalties.mmd_imq(terms.z, prior_z)
@@ -128,9 +132,14 @@ def _iwae_loss(encode: Callable, decode: Callable, likelihood: str, x: jax.Array
   return iw_bound.iw_nll_from_log_weights(log_w)
 
 
-def _capacity_loss(terms: Terms, hparams: dict, step: jax.Array) -> jax.Array:
+def _capacity_term(terms: Terms, hparams: dict, settings: dict, key: Optional[jax.Array],
+                   step: jax.Array) -> tuple:
+  """γ·|KL − C(step)| per example: of the batch-mean KL ('batch_mean', every example
+  the same), or of each example's KL ('per_example')."""
   target = capacity(step, hparams['capacity_max'], hparams['capacity_steps'])
-  return terms.recon + hparams['gamma'] * jnp.abs(terms.kl - target)
+  kl = terms.kl if settings['capacity_form'] == 'per_example' else jnp.mean(terms.kl)
+  penalty = hparams['gamma'] * jnp.abs(kl - target)
+  return jnp.broadcast_to(penalty, terms.recon.shape), {}
 
 
 def _discriminator(settings: dict) -> discriminator.Discriminator:
@@ -162,7 +171,9 @@ FACTOR_DISCRIMINATOR = Auxiliary(
 OBJECTIVES = {o.name: o for o in (
     Objective('elbo', lambda t, h, s: t.recon + t.kl),
     Objective('beta', lambda t, h, s: t.recon + h['beta'] * t.kl, hparams=('beta',)),
-    Objective('capacity', _capacity_loss, hparams=('gamma', 'capacity_max', 'capacity_steps'),
+    Objective('capacity', lambda t, h, s: t.recon,
+              hparams=('gamma', 'capacity_max', 'capacity_steps'), settings=('capacity_form',),
+              batch_term=_capacity_term,
               metrics=lambda step, h: {'capacity': capacity(step, h['capacity_max'],
                                                             h['capacity_steps'])}),
     Objective('ae', lambda t, h, s: t.recon, stochastic=False),
