@@ -20,8 +20,8 @@ from vae_jax import configs
 
 
 def get_config(arg: str = ''):
-  switches = configs.parse_arg(arg, ('conv', 'fc', 'tiny'))
-  config = configs.dsprites_experiment(configs.choose(switches, ('conv', 'fc')))
+  switches = configs.parse_arg(arg, (*configs.DSPRITES_NETWORKS, 'tiny'))
+  config = configs.dsprites_experiment(configs.choose(switches, configs.DSPRITES_NETWORKS))
   config.objective.name = 'dip_vae_i'
   config.objective.lambda_od = 10.0
   config.objective.lambda_d = 10.0 * config.objective.lambda_od

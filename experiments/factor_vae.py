@@ -30,8 +30,8 @@ from vae_jax import configs
 
 
 def get_config(arg: str = ''):
-  switches = configs.parse_arg(arg, ('conv', 'fc', 'tiny'))
-  config = configs.dsprites_experiment(configs.choose(switches, ('conv', 'fc')))
+  switches = configs.parse_arg(arg, (*configs.DSPRITES_NETWORKS, 'tiny'))
+  config = configs.dsprites_experiment(configs.choose(switches, configs.DSPRITES_NETWORKS))
   config.objective.name = 'factor_vae'
   config.objective.factor_gamma = 10.0
   return configs.make_tiny(config) if 'tiny' in switches else config

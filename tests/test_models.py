@@ -304,3 +304,38 @@ def test_init_config_value_is_validated():
   config.model.init = 'kaiming'
   with pytest.raises(ConfigError, match='model.init'):
     configs.validate(config)
+
+
+def test_fc_decoder_activation_is_its_own_setting():
+  # The β-VAE paper's fc network: ReLU encoder, tanh decoder (experiments' :fc).
+  config = configs.dsprites_experiment('fc')
+  assert (config.model.activation, config.model.decoder_activation) == ('relu', 'tanh')
+  reference = configs.dsprites_experiment('reference_conv')
+  assert reference.model.architecture == 'reference_conv'
+  assert configs.dsprites_experiment('conv').model.decoder_activation == ''  # its ReLU
+  config = configs.get_config()
+  config.model.hidden_dims, config.model.decoder_hidden_dims = (5,), (4, 3)
+  config.model.latent_dim, config.model.decoder_activation = 2, 'tanh'
+  configs.validate(config)
+  model = models.build(config.model, (2, 2, 1), 0)
+  params = model.init(jax.random.key(0), jnp.zeros((2, 2, 1)), jnp.zeros((), jnp.int32))
+  dec = {k: (np.asarray(v['kernel']), np.asarray(v['bias']))
+         for k, v in params['params']['decoder'].items()}
+  z = np.array([0.3, -1.2], np.float32)
+  h = np.tanh(z @ dec['Dense_0'][0] + dec['Dense_0'][1])
+  h = np.tanh(h @ dec['Dense_1'][0] + dec['Dense_1'][1])
+  logits = (h @ dec['Dense_2'][0] + dec['Dense_2'][1]).reshape(2, 2, 1)
+  out = _decode(model, params, jnp.asarray(z), jnp.zeros((), jnp.int32))
+  np.testing.assert_allclose(np.asarray(out['logits']), logits, rtol=1e-5, atol=1e-6)
+  # The encoder keeps its own (ReLU): its first layer's output is never negative.
+  enc = params['params']['encoder']['Dense_0']
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 2, 1)), jnp.float32)
+  first = np.maximum(np.asarray(x).reshape(-1) @ np.asarray(enc['kernel'])
+                     + np.asarray(enc['bias']), 0)
+  mu, _ = _encode(model, params, x, jnp.zeros((), jnp.int32))
+  head = params['params']['encoder']['Dense_1']
+  np.testing.assert_allclose(np.asarray(mu), (first @ np.asarray(head['kernel'])
+                                              + np.asarray(head['bias']))[:2], rtol=1e-5)
+  config.model.decoder_activation = 'sigmoid'
+  with pytest.raises(ConfigError, match='decoder_activation'):
+    configs.validate(config)

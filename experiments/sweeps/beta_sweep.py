@@ -20,8 +20,8 @@ from vae_jax import configs
 
 
 def get_config(arg: str = ''):
-  switches = configs.parse_arg(arg, ('fc', 'conv', 'tiny'))
-  config = configs.dsprites_experiment(configs.choose(switches, ('fc', 'conv')))
+  switches = configs.parse_arg(arg, ('fc', 'conv', 'reference_conv', 'tiny'))
+  config = configs.dsprites_experiment(configs.choose(switches, ('fc', 'conv', 'reference_conv')))
   config.objective.name = 'beta'
   return configs.make_tiny(config) if 'tiny' in switches else config
 

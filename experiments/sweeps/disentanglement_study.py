@@ -2,6 +2,7 @@
 
     python -m vae_jax.main --mode=sweep --config=experiments/sweeps/disentanglement_study.py
     ...disentanglement_study.py:conv          the Burgess conv network (default: fc)
+    ...disentanglement_study.py:reference_conv  disentanglement_lib's conv network
     ...disentanglement_study.py:fc,seeds=10   10 seeds (default 3)
     ...disentanglement_study.py:tiny,seeds=1  CI-sized: 36 tiny members, a few steps
 
@@ -20,7 +21,7 @@ Representations" (disentanglement_lib's unsupervised_study_v1):
 Seeds 0..N−1 (`seeds=N`, default 3; the study has 50). Everything else is
 the set-up of the project's dSprites experiments (experiments/beta_vae.py,
 `configs.dsprites_experiment`): 10 latents, Bernoulli decoder, batch 64,
-Adam 5e-4, 10,000 steps (fc) or 30,000 (conv). The study trains 300,000
+Adam 5e-4, 10,000 steps (fc) or 30,000 (the conv networks). The study trains 300,000
 steps at Adam 1e-4 and ramps the AnnealedVAE's capacity over 100,000 of
 them; here the ramp is a third of train.num_steps (read after the command
 line's overrides). Members are named method_value_seed
@@ -72,12 +73,12 @@ def _parse(arg: str) -> tuple:
                         "positive integer, e.g. ':fc,seeds=3'")
     num_seeds = int(text)
   rest = ','.join(part for part in parts if not part.startswith('seeds='))
-  return configs.parse_arg(rest, ('fc', 'conv', 'tiny', 'seeds=N')), num_seeds
+  return configs.parse_arg(rest, ('fc', 'conv', 'reference_conv', 'tiny', 'seeds=N')), num_seeds
 
 
 def get_config(arg: str = ''):
   switches, _ = _parse(arg)
-  config = configs.dsprites_experiment(configs.choose(switches, ('fc', 'conv')))
+  config = configs.dsprites_experiment(configs.choose(switches, ('fc', 'conv', 'reference_conv')))
   return configs.make_tiny(config) if 'tiny' in switches else config
 
 

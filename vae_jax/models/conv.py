@@ -90,6 +90,6 @@ ARCHITECTURE = Architecture(
     decoder=lambda c, shape, classes: ConvDecoder(
         image_shape=shape, hidden_dims=mlp.decoder_widths(c),
         conv_channels=tuple(c.conv_channels), num_classes=classes,
-        activation=c.activation, likelihood=c.likelihood,
+        activation=layers.decoder_activation(c), likelihood=c.likelihood,
         gaussian_scale=c.gaussian_scale, weight_init=c.init),
     unroll_steps=True, loop_population_on_cpu=False, check_image_shape=_check_image_shape)

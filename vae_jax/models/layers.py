@@ -35,6 +35,11 @@ def dense(features: int, h: jax.Array, init: str) -> jax.Array:
   return nn.Dense(features, **initializers(init, h.shape[-1]))(h)
 
 
+def decoder_activation(model_config) -> str:
+  """config.model.decoder_activation, or the encoder's activation when it is ''."""
+  return model_config.decoder_activation or model_config.activation
+
+
 def dense_stack(h: jax.Array, widths, activation: str, init: str) -> jax.Array:
   """activation(Dense(w)) for w in widths, in turn (named Dense_i like `dense`)."""
   for width in widths:

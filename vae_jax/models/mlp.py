@@ -1,8 +1,10 @@
 """The MLP architecture ('mlp'): flatten → Dense(h) for h in hidden_dims → Dense(2·latent_dim);
 the decoder Dense(h) for h in decoder_hidden_dims (default: hidden_dims reversed) → Dense(H·W·C).
 
-With hidden_dims=(1200, 1200) on 64×64 dSprites this is the fully connected
-network of the β-VAE paper (Higgins et al. 2017), with a ReLU decoder.
+With hidden_dims=(1200, 1200), decoder_hidden_dims=(1200, 1200, 1200) and
+decoder_activation='tanh' on 64×64 dSprites this is the fully connected
+network of the β-VAE paper (Higgins et al. 2017) and of disentanglement_lib
+(`fc_encoder`, ReLU; `fc_decoder`, tanh): experiments' `:fc`.
 """
 
 from typing import Optional, Sequence
@@ -50,5 +52,5 @@ ARCHITECTURE = Architecture(
         activation=c.activation, weight_init=c.init),
     decoder=lambda c, shape, classes: MLPDecoder(
         image_shape=shape, hidden_dims=decoder_widths(c), num_classes=classes,
-        activation=c.activation, likelihood=c.likelihood,
+        activation=layers.decoder_activation(c), likelihood=c.likelihood,
         gaussian_scale=c.gaussian_scale, weight_init=c.init))

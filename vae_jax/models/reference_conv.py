@@ -9,9 +9,10 @@ disentanglement_lib, after row 3 of Table 1 of Higgins et al. 2017):
   decoder  Dense(256) → Dense(H/16 · W/16 · 64) → ConvT(64, 4×4, s2) →
            ConvT(32, 4×4, s2) → ConvT(32, 4×4, s2) → ConvT(C, 4×4, s2)
 
-all 'SAME', stride 2, ReLU between layers (config.model.activation). The
-widths are fixed: config.model.hidden_dims and conv_channels are not read;
-latent_dim, activation, conditional, likelihood and init are.
+all 'SAME', stride 2, ReLU between layers (config.model.activation and
+decoder_activation). The widths are fixed: config.model.hidden_dims and
+conv_channels are not read; latent_dim, the activations, conditional,
+likelihood and init are.
 """
 
 import math
@@ -82,6 +83,6 @@ ARCHITECTURE = Architecture(
         latent_dim=c.latent_dim, num_classes=classes, activation=c.activation,
         weight_init=c.init),
     decoder=lambda c, shape, classes: ReferenceConvDecoder(
-        image_shape=shape, num_classes=classes, activation=c.activation,
+        image_shape=shape, num_classes=classes, activation=layers.decoder_activation(c),
         likelihood=c.likelihood, gaussian_scale=c.gaussian_scale, weight_init=c.init),
     unroll_steps=True, loop_population_on_cpu=False, check_image_shape=_check_image_shape)
