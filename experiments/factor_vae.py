@@ -8,8 +8,11 @@ Loss = recon + KL + γ·TC, with the total correlation TC(z) = KL(q(z) ||
 Π_j q(z_j)) estimated by the density-ratio trick: a discriminator D (an MLP
 of 6 dense layers of 1000 units, leaky ReLU 0.2, 2 logits) learns to tell the
 batch's codes z ~ q(z|x) (class 0) from the same codes permuted dimension-wise
-across the batch (class 1), and TC ≈ mean over the batch of D(z)_0 − D(z)_1
-(vae_jax/objectives/discriminator.py). Each step updates the VAE with D held fixed and
+across the batch (class 1; --config.objective.factor_permuted_codes=second_batch
+permutes the codes of a second, independently drawn batch instead, as the
+paper's Algorithm 1), and TC ≈ mean over the batch of D(z)_0 − D(z)_1
+(vae_jax/objectives/discriminator.py; D's probabilities clipped to
+[1e-6, 1 − 1e-6] in its loss, as disentanglement_lib). Each step updates the VAE with D held fixed and
 D, by its own Adam (lr 1e-4, β1 0.5, β2 0.9, as in the paper and the
 large-scale study of Locatello et al. 2019), on the codes held fixed.
 γ = 10 is the smallest value of the study's grid {10, 20, 30, 40, 50, 100}

@@ -20,7 +20,7 @@ from conftest import cli, final_state, load_experiment
 from vae_jax import data as data_lib
 from scipy import stats
 
-from vae_jax import evaluate_run, objectives, steps, train
+from vae_jax import evaluate_run, key_streams, objectives, steps, train
 from vae_jax import train_state
 from vae_jax.objectives import discriminator
 from vae_jax.run import guards
@@ -351,8 +351,8 @@ def test_trained_discriminator_estimates_the_total_correlation():
   def step(carry, key):
     params, opt_state = carry
     data_key, loss_key = jax.random.split(key)
-    loss_fn = lambda p: auxiliary.loss(p, _correlated_codes(data_key, 512), {}, settings,
-                                       loss_key)
+    codes = _correlated_codes(data_key, 512)
+    loss_fn = lambda p: auxiliary.loss(p, codes, codes, {}, settings, loss_key)
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), metrics
@@ -396,6 +396,14 @@ def test_discriminator_loss_and_accuracy_equal_the_formulas():
   loss, acc = discriminator.loss_and_accuracy(jnp.asarray(real), jnp.asarray(permuted))
   np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
   assert float(acc) == pytest.approx(accuracy)
+  # A confidently wrong discriminator: its probabilities are clipped to [1e-6, 1 − 1e-6]
+  # as disentanglement_lib clips them, so each half costs at most −log 1e-6 nats and
+  # gives no gradient there.
+  wrong = jnp.asarray([[-40.0, 40.0], [-30.0, 30.0]])
+  loss = discriminator.loss_and_accuracy(wrong, -wrong)[0]
+  np.testing.assert_allclose(float(loss), -np.log(1e-6), rtol=1e-5)
+  grad = jax.grad(lambda r: discriminator.loss_and_accuracy(r, -wrong)[0])(wrong)
+  np.testing.assert_array_equal(np.asarray(grad), 0.0)
 
 
 def _factor_setup(gamma: float = 10.0, name: str = 'factor_vae'):
@@ -545,3 +553,49 @@ def test_factor_vae_cli_run_loads_and_evaluates_from_the_vae_params_alone(tmp_pa
   summary = json.load(open(os.path.join(workdir, 'summary.json')))
   evaluated = evaluate_run.evaluate_workdir(config, workdir)
   assert evaluated['nelbo'] == pytest.approx(summary['nelbo'], rel=1e-6)
+
+
+def test_factor_vae_second_batch_form_permutes_the_codes_of_an_independent_batch():
+  # Kim & Mnih's Algorithm 1: the discriminator's class 1 is a second batch's codes,
+  # permuted. The VAE's update is the same-batch form's (it uses the discriminator
+  # from before the step); the discriminator's loss is that of the second batch's codes.
+  _, dataset, spec, hparams = _factor_setup()
+  second_config, _, second_spec, _ = _factor_setup()
+  second_config.objective.factor_permuted_codes = 'second_batch'
+  second_spec = train_state.make_spec(second_config, dataset.spec)
+  indices = jnp.asarray(dataset.train_indices(0, 0, 8))
+  same, _ = steps.train_step(train_state.init_state(spec, 0), dataset.arrays, indices,
+                             hparams, spec=spec)
+  state = train_state.init_state(second_spec, 0)
+  second, metrics = steps.train_step(state, dataset.arrays, indices, hparams, spec=second_spec)
+  for a, b in zip(jax.tree.leaves(same.params), jax.tree.leaves(second.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(same.aux['params']), jax.tree.leaves(second.aux['params'])))
+  # The loss it reports is the discriminator's on (the batch's codes, the second batch's).
+  state = train_state.init_state(second_spec, 0)
+  data_key, sample_key = key_streams.step_keys(state.seed, state.step)
+  x, y = data_lib.get_batch(spec.data, dataset.arrays, 'train', indices, data_key)
+  _, (_, z) = steps.batch_loss(state.params, x, y, sample_key, hparams, state.step,
+                               second_spec, state.aux['params'], with_codes=True)
+  other = steps.second_batch_codes(state.params, dataset.arrays, data_key, 8, second_spec)
+  assert not np.allclose(np.asarray(other), np.asarray(z))
+  loss, _ = registry.FACTOR_DISCRIMINATOR.loss(
+      state.aux['params'], z, other, hparams, dict(second_spec.settings),
+      jax.random.fold_in(sample_key, key_streams.AUX_STREAM))
+  np.testing.assert_allclose(float(metrics['discriminator_loss']), float(loss), rtol=1e-5)
+
+
+def test_a_second_batch_is_drawn_uniformly_from_the_training_examples():
+  _, dataset, spec, _ = _factor_setup()
+  ids = np.asarray(data_lib.sample_train_indices(dataset.spec, dataset.arrays,
+                                                 jax.random.key(0), 20_000))
+  train = dataset.train_ids if dataset.train_ids is not None else np.arange(dataset.num_train)
+  assert np.isin(ids, train).all()  # never a held-out example
+  assert not np.isin(ids, dataset.eval_ids).any()
+  again = data_lib.sample_train_indices(dataset.spec, dataset.arrays, jax.random.key(0), 20_000)
+  np.testing.assert_array_equal(np.asarray(again), ids)
+  # Uniform over the training positions: each tenth of them gets ≈ 1/10 of the draws.
+  positions = np.searchsorted(train, ids)
+  counts = np.bincount(positions * 10 // len(train), minlength=10)
+  assert np.all(np.abs(counts - 2000) < 5 * np.sqrt(2000 * 0.9))

@@ -20,6 +20,10 @@ BATCH_STREAM = 2**31 - 1
 # of a step's sampling key (its loss's draws: FactorVAE's permutations), made
 # only for objectives with an auxiliary network: no other key moves.
 AUX_STREAM = 2**31 - 2
+# fold_in stream of a step's data key for a second batch (its indices, its
+# binarization and its codes' draws: FactorVAE's 'second_batch' form), drawn
+# only when asked for: the step's own batch does not move.
+SECOND_BATCH_STREAM = 2**31 - 1
 
 
 def step_keys(seed: jax.Array, step: jax.Array):

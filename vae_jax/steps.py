@@ -21,6 +21,7 @@ import optax
 
 from vae_jax import data as data_lib
 from vae_jax import key_streams, models, objectives
+from vae_jax.models import gaussian
 from vae_jax.train_state import StepSpec, TrainState, member, stack
 
 def learning_rate(schedule: str, step: jax.Array, hparams: dict) -> jax.Array:
@@ -95,12 +96,27 @@ def batch_loss(params, x, y, key, hparams, step, spec: StepSpec, aux_params=None
   return jnp.mean(loss), ((metrics, terms.z) if with_codes else metrics)
 
 
-def _auxiliary_update(aux: dict, z: jax.Array, hparams: dict, key: jax.Array,
-                      spec: StepSpec):
-  """One Adam step of the auxiliary network on its loss of the codes z (held
-  fixed); returns (new aux, its metrics, whether its loss and parameters are finite)."""
+def second_batch_codes(params, arrays: dict, data_key: jax.Array, num: int,
+                       spec: StepSpec) -> jax.Array:
+  """Codes z ~ q(z|x) [num, D] of a second batch drawn uniformly (with replacement)
+  from the training set, independently of the step's own: its indices, its
+  binarization and its draws all from fold_in(data_key, SECOND_BATCH_STREAM)."""
+  index_key, data_key, z_key = jax.random.split(
+      jax.random.fold_in(data_key, key_streams.SECOND_BATCH_STREAM), 3)
+  indices = data_lib.sample_train_indices(spec.data, arrays, index_key, num)
+  x, y = data_lib.get_batch(spec.data, arrays, 'train', indices, data_key)
+  mu, logvar = jax.vmap(lambda x_, y_: _model_fns(params, y_, spec)[0](x_))(x, y)
+  return jax.vmap(gaussian.reparameterize)(jax.random.split(z_key, num), mu, logvar)
+
+
+def _auxiliary_update(aux: dict, z: jax.Array, other: jax.Array, hparams: dict,
+                      key: jax.Array, spec: StepSpec):
+  """One Adam step of the auxiliary network on its loss of the codes z and `other`
+  (held fixed); returns (new aux, its metrics, whether its loss and parameters are
+  finite)."""
   auxiliary = objectives.get(spec.objective).auxiliary
-  loss_fn = lambda p: auxiliary.loss(p, jax.lax.stop_gradient(z), hparams,
+  loss_fn = lambda p: auxiliary.loss(p, jax.lax.stop_gradient(z),
+                                     jax.lax.stop_gradient(other), hparams,
                                      dict(spec.settings), key)
   (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(aux['params'])
   updates, opt_state = spec.aux_optimizer.update(grads, aux['opt_state'], aux['params'])
@@ -137,8 +153,12 @@ def _train_step(state: TrainState, arrays: dict, indices: jax.Array, hparams: di
     metrics.update(objective.metrics(state.step, hparams))
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
   if objective.auxiliary is not None:  # from the state before the step, as the VAE's
+    other = z  # the codes permuted for the auxiliary network's second class
+    if objective.auxiliary.second_batch(dict(spec.settings)):
+      other = second_batch_codes(state.params, arrays, data_key, z.shape[0], spec)
     aux, aux_metrics, aux_finite = _auxiliary_update(
-        state.aux, z, hparams, jax.random.fold_in(sample_key, key_streams.AUX_STREAM), spec)
+        state.aux, z, other, hparams, jax.random.fold_in(sample_key, key_streams.AUX_STREAM),
+        spec)
     finite = finite & aux_finite
     metrics.update(aux_metrics)
     new_state = new_state.replace(aux=aux)

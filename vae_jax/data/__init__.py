@@ -54,7 +54,9 @@ class DataSpec:
 class Dataset:
   """Device-resident train and evaluation data, addressed by integer index."""
   spec: DataSpec
-  arrays: dict  # device arrays: 'train_x', 'train_y', 'eval_x', 'eval_y' (empty if procedural)
+  # device arrays: 'train_x', 'train_y', 'eval_x', 'eval_y'; a procedural
+  # dataset's: 'train_ids' (its train_ids, for `sample_train_indices`)
+  arrays: dict
   train_ids: Optional[np.ndarray]  # procedural: flat factor index of each train position
   eval_ids: np.ndarray  # index of each evaluation example (into eval arrays, or flat)
   num_train: int
@@ -80,6 +82,17 @@ class Dataset:
 @functools.lru_cache(maxsize=16)  # a sweep's members draw from a few seeds at once
 def _epoch_permutation(seed: int, epoch: int, num: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num)
+
+
+def sample_train_indices(spec: DataSpec, arrays: dict, key: jax.Array,
+                         num: int) -> jax.Array:
+  """`num` training examples drawn uniformly with replacement from `key`, as
+  `Dataset.train_indices` names them (flat factor indices for a procedural
+  dataset); jittable. A batch drawn independently of the step's own."""
+  if spec.procedural:
+    ids = arrays['train_ids']
+    return ids[jax.random.randint(key, (num,), 0, ids.shape[0])]
+  return jax.random.randint(key, (num,), 0, arrays['train_x'].shape[0])
 
 
 def gather(spec: DataSpec, arrays: dict, split: str, indices: jax.Array,
@@ -173,7 +186,8 @@ def _load_procedural(data_config, p: procedural.ProceduralFactors) -> Dataset:
   held_out[rng.choice(p.num_images, data_config.eval_size, replace=False)] = True
   spec = DataSpec(name=p.name, procedural=True, image_shape=p.image_shape,
                   num_classes=p.num_classes, binarize='none')
-  return Dataset(spec=spec, arrays={},
-                 train_ids=np.flatnonzero(~held_out).astype(np.int32),
+  train_ids = np.flatnonzero(~held_out).astype(np.int32)
+  return Dataset(spec=spec, arrays={'train_ids': jnp.asarray(train_ids)},
+                 train_ids=train_ids,
                  eval_ids=np.flatnonzero(held_out).astype(np.int32),
                  num_train=int(p.num_images - data_config.eval_size), source=p.source)

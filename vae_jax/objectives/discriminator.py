@@ -16,7 +16,16 @@ over the batch's z_i ~ q(z). The network (Kim & Mnih 2018; Locatello et al.
 2019): an MLP of 6 dense layers of 1000 units with leaky ReLU (slope 0.2)
 and 2 logits. Its loss (`loss_and_accuracy`): the cross-entropy of the real
 codes as class 0 and the permuted codes as class 1, the two halves weighted
-equally, in nats.
+equally, in nats, of the softmax probabilities clipped to [1e-6, 1 − 1e-6]
+as disentanglement_lib clips them (PROBABILITY_CLIP: a confident
+discriminator's loss stays finite and stops pushing; the TC estimate uses the
+unclipped logits).
+
+Which codes are permuted (config.objective.factor_permuted_codes): the
+batch's own ('same_batch', disentanglement_lib's and pythae's form), or
+those of a second batch drawn independently of the first ('second_batch',
+Kim & Mnih's Algorithm 1: the permuted codes then carry no dependence on the
+batch they are compared with; the step draws it, `steps.second_batch_codes`).
 """
 
 import flax.linen as nn
@@ -27,6 +36,7 @@ from vae_jax.objectives import fields
 
 HIDDEN_DIMS = fields.DISCRIMINATOR_HIDDEN_DIMS
 LEAKY_SLOPE = 0.2
+PROBABILITY_CLIP = 1e-6  # the class probabilities enter the loss clipped to [c, 1 − c]
 
 
 class Discriminator(nn.Module):
@@ -60,9 +70,12 @@ def tc_estimate(logits: jax.Array) -> jax.Array:
 def loss_and_accuracy(real_logits: jax.Array,
                       permuted_logits: jax.Array) -> tuple[jax.Array, jax.Array]:
   """(cross-entropy in nats, accuracy) of real codes [B, 2] as class 0 and
-  permuted codes [B, 2] as class 1, each half weighted ½."""
-  real = -jnp.mean(jax.nn.log_softmax(real_logits)[:, 0])
-  permuted = -jnp.mean(jax.nn.log_softmax(permuted_logits)[:, 1])
+  permuted codes [B, 2] as class 1, each half weighted ½, the probabilities
+  clipped to [PROBABILITY_CLIP, 1 − PROBABILITY_CLIP]."""
+  log_probs = lambda logits: jnp.log(jnp.clip(jax.nn.softmax(logits), PROBABILITY_CLIP,
+                                              1.0 - PROBABILITY_CLIP))
+  real = -jnp.mean(log_probs(real_logits)[:, 0])
+  permuted = -jnp.mean(log_probs(permuted_logits)[:, 1])
   accuracy = 0.5 * (jnp.mean(jnp.argmax(real_logits, axis=-1) == 0) +
                     jnp.mean(jnp.argmax(permuted_logits, axis=-1) == 1))
   return 0.5 * (real + permuted), accuracy

@@ -10,6 +10,7 @@ from typing import Callable
 WAE_ENCODERS = ('gaussian', 'deterministic')
 CAPACITY_FORMS = ('batch_mean', 'per_example')  # where AnnealedVAE's |KL − C| is taken
 TC_ESTIMATORS = ('mws', 'mss')  # β-TCVAE's minibatch estimators (total_correlation.py)
+FACTOR_PERMUTED_CODES = ('same_batch', 'second_batch')  # FactorVAE's class-1 codes
 DISCRIMINATOR_HIDDEN_DIMS = (1000,) * 6  # FactorVAE's discriminator (discriminator.py)
 
 
@@ -80,6 +81,11 @@ FIELDS = {
     'factor_gamma': Field(10.0, _non_negative, 'non-negative',
                           "'factor_vae': loss = recon + kl + γ·TC (study grid {10, 20, 30, "
                           "40, 50, 100}; 10, its smallest, by default)", array=True),
+    'factor_permuted_codes': Field(
+        'same_batch', lambda v: v in FACTOR_PERMUTED_CODES, f'one of {FACTOR_PERMUTED_CODES}',
+        "'factor_vae': the codes the discriminator sees permuted: 'same_batch' (the batch's "
+        "own, as disentanglement_lib) | 'second_batch' (those of a second batch drawn "
+        "independently, Kim & Mnih's Algorithm 1)"),
     'discriminator_lr': Field(1e-4, _positive, 'positive',
                               "'factor_vae': the discriminator's Adam learning rate", array=True),
     'discriminator_b1': Field(0.5, _adam_beta, 'in [0, 1)',

@@ -60,10 +60,14 @@ class Auxiliary:
   # (its params, batched terms [B], hparams, settings) → (per-example loss
   # added [B], batch-mean metrics).
   vae_term: Callable[[dict, Terms, dict, dict], tuple]
-  # (its params, codes z [B, D], hparams, settings, key) → (its loss, metrics).
-  loss: Callable[[dict, jax.Array, dict, dict, jax.Array], tuple]
+  # (its params, codes z [B, D], other codes [B, D], hparams, settings, key) →
+  # (its loss, metrics); the other codes are z itself, or with `second_batch`
+  # the codes of a second batch the step draws.
+  loss: Callable[[dict, jax.Array, jax.Array, dict, dict, jax.Array], tuple]
   learning_rate: str  # the hparams field of its Adam's learning rate
   adam_betas: tuple[str, str]  # the settings fields of its Adam's β1, β2
+  # settings dict → whether the step draws a second, independent batch for it.
+  second_batch: Callable[[dict], bool] = lambda settings: False
 
 
 
@@ -152,12 +156,13 @@ def _factor_vae_term(params: dict, terms: Terms, hparams: dict, settings: dict) 
   return hparams['factor_gamma'] * tc, {'tc_estimate': jnp.mean(tc)}
 
 
-def _discriminator_loss(params: dict, z: jax.Array, hparams: dict, settings: dict,
-                        key: jax.Array) -> tuple:
-  """Cross-entropy of the codes (class 0) against them permuted dimension-wise (class 1)."""
+def _discriminator_loss(params: dict, z: jax.Array, other: jax.Array, hparams: dict,
+                        settings: dict, key: jax.Array) -> tuple:
+  """Cross-entropy of the codes z (class 0) against the codes `other` (z's own, or a
+  second batch's) permuted dimension-wise (class 1)."""
   network = _discriminator(settings)
   loss, accuracy = discriminator.loss_and_accuracy(
-      network.apply(params, z), network.apply(params, discriminator.permute_dims(key, z)))
+      network.apply(params, z), network.apply(params, discriminator.permute_dims(key, other)))
   return loss, {'discriminator_loss': loss, 'discriminator_accuracy': accuracy}
 
 
@@ -165,7 +170,8 @@ FACTOR_DISCRIMINATOR = Auxiliary(
     init=lambda key, latent_dim, settings: _discriminator(settings).init(
         key, jnp.zeros((latent_dim,), jnp.float32)),
     vae_term=_factor_vae_term, loss=_discriminator_loss,
-    learning_rate='discriminator_lr', adam_betas=('discriminator_b1', 'discriminator_b2'))
+    learning_rate='discriminator_lr', adam_betas=('discriminator_b1', 'discriminator_b2'),
+    second_batch=lambda settings: settings['factor_permuted_codes'] == 'second_batch')
 
 
 OBJECTIVES = {o.name: o for o in (
@@ -189,7 +195,8 @@ OBJECTIVES = {o.name: o for o in (
     Objective('iwae', None, settings=('iw_k',), example_loss_from_model=_iwae_loss),
     Objective('factor_vae', lambda t, h, s: t.recon + t.kl,
               hparams=('factor_gamma', 'discriminator_lr'),
-              settings=('discriminator_hidden_dims', 'discriminator_b1', 'discriminator_b2'),
+              settings=('discriminator_hidden_dims', 'discriminator_b1', 'discriminator_b2',
+                        'factor_permuted_codes'),
               auxiliary=FACTOR_DISCRIMINATOR, min_batch_size=2),
 )}
 
