@@ -65,6 +65,76 @@ def test_estimators_match_a_direct_evaluation_of_their_formula(estimator):
     assert tc[i] == pytest.approx(log_qz - log_marginals, rel=1e-10)
 
 
+def _mixture_log_densities(z, mu, logvar):
+  """(log q(z), Σ_d log q(z_d)) of the exact aggregate posterior q(z) = mean_n q(z|x_n)."""
+  dens = stats.norm.logpdf(z[:, None, :], mu[None], np.exp(0.5 * logvar)[None])  # [Z, N, D]
+  log_n = np.log(len(mu))
+  return (logsumexp(dens.sum(2), axis=1) - log_n,
+          (logsumexp(dens, axis=1) - log_n).sum(1))
+
+
+def _small_dataset():
+  """Six posteriors q(z|x_n) in 2-D, their means correlated: a TC of ≈ 0.4 nats."""
+  mu = np.array([[-1.5, -1.2], [-0.8, -1.0], [-0.2, 0.1], [0.3, 0.2], [1.0, 0.7], [1.6, 1.9]])
+  logvar = np.log(np.array([[0.20, 0.30], [0.25, 0.15], [0.30, 0.30], [0.20, 0.35],
+                            [0.40, 0.20], [0.25, 0.25]]))
+  return mu, logvar
+
+
+def test_stratified_estimate_is_exact_when_the_batch_is_the_whole_dataset():
+  # With M = N each example's weights are all 1/N: the batch's densities are the
+  # aggregate posterior's exactly, and the mean over draws is the exact TC, which
+  # a quadrature of the mixture on a grid gives independently.
+  mu, logvar = _small_dataset()
+  n = len(mu)
+  grid = np.linspace(-5.0, 5.0, 801)
+  points = np.stack(np.meshgrid(grid, grid, indexing='ij'), -1).reshape(-1, 2)
+  log_q, log_marginals = _mixture_log_densities(points, mu, logvar)
+  exact_tc = float(np.sum(np.exp(log_q) * (log_q - log_marginals)) * (grid[1] - grid[0]) ** 2)
+  assert exact_tc > 0.2
+  rng = np.random.default_rng(2)
+  draws = 4000
+  z = mu[None] + np.exp(0.5 * logvar)[None] * rng.standard_normal((draws, n, 2))
+  with jax.enable_x64(True):
+    tc = jax.vmap(lambda z_: total_correlation(z_, jnp.asarray(mu), jnp.asarray(logvar),
+                                               jnp.asarray(float(n)), 'mss'))(jnp.asarray(z))
+    tc = np.asarray(tc)  # [draws, N]
+  log_q, log_marginals = _mixture_log_densities(z.reshape(-1, 2), mu, logvar)
+  np.testing.assert_allclose(tc.reshape(-1), log_q - log_marginals, rtol=1e-9, atol=1e-9)
+  per_draw = tc.mean(1)
+  assert abs(per_draw.mean() - exact_tc) < 4 * per_draw.std() / np.sqrt(draws)
+
+
+def test_stratified_density_estimates_are_unbiased_over_the_batches():
+  # A batch of M < N examples holding example i: averaged over every such batch
+  # (all C(N−1, M−1) of them), exp of the estimated log q(z_i) and of each
+  # log q(z_id) equals the aggregate posterior's density exactly.
+  import itertools  # pylint: disable=g-import-not-at-top
+  mu, logvar = _small_dataset()
+  n, m = len(mu), 3
+  z_i = np.array([0.4, -0.3])
+  log_q, log_marginals = _mixture_log_densities(z_i[None], mu, logvar)
+  std = np.exp(0.5 * logvar)
+  joint, marginals = [], []
+  for others in itertools.combinations(range(1, n), m - 1):  # example 0 first in its batch
+    batch = (0,) + others
+    dens = stats.norm.logpdf(z_i[None], mu[list(batch)], std[list(batch)])  # [M, D]
+    with jax.enable_x64(True):
+      z = np.tile(z_i, (m, 1))
+      tc = float(total_correlation(jnp.asarray(z), jnp.asarray(mu[list(batch)]),
+                                   jnp.asarray(logvar[list(batch)]), jnp.asarray(float(n)),
+                                   'mss')[0])
+    log_w = np.full(m, np.log((n - 1) / (n * (m - 1))))
+    log_w[0] = -np.log(n)
+    joint.append(np.exp(logsumexp(dens.sum(1) + log_w)))
+    marginals.append(np.exp(logsumexp(dens + log_w[:, None], axis=0)))
+    assert tc == pytest.approx(np.log(joint[-1]) - np.log(marginals[-1]).sum(), rel=1e-10)
+  assert np.mean(joint) == pytest.approx(np.exp(log_q[0]), rel=1e-12)
+  np.testing.assert_allclose(np.mean(marginals, axis=0),
+                             np.exp(logsumexp(stats.norm.logpdf(z_i[None], mu, std), axis=0)
+                                    - np.log(n)), rtol=1e-12)
+
+
 def test_beta_tc_loss_adds_beta_minus_one_times_tc():
   """batch_loss of beta_tc = mean(recon + kl) + (β − 1)·mean(TC) on the same z."""
   from vae_jax import configs, models, steps  # pylint: disable=g-import-not-at-top

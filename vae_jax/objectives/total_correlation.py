@@ -26,7 +26,18 @@ def total_correlation(z: jax.Array, mu: jax.Array, logvar: jax.Array,
       'mws' (minibatch weighted sampling): w_ij = 1/(N·M) for all j — the
             published β-TCVAE objective; biased by a roughly constant offset.
       'mss' (minibatch stratified sampling): w_ii = 1/N, w_ij = (N−1)/(N(M−1))
-            for j ≠ i — consistent: → the true TC as M grows.
+            for j ≠ i: example i's own posterior at its share 1/N of the
+            dataset, the other M − 1 standing in equally for the other N − 1
+            examples. Averaged over the batches that hold example i, the
+            estimated densities q(z_i) and q(z_id) equal the aggregate
+            posterior's (unbiased; their logs are not), and with the whole
+            dataset as the batch (M = N, every weight 1/N) they are exact.
+            These are not the weights of the original β-TCVAE code: its
+            importance-weight matrix is meant to give w_ii = 1/N, one other
+            example (N − M')/(N·M') and the rest 1/M' (M' = M − 1), but an
+            indexing slip writes 1/N into the first column instead of the
+            diagonal. tests/test_total_correlation.py checks these weights
+            against the exact TC of a small full dataset.
   """
   num = z.shape[0]
   log_q = gaussian.log_density(z[:, None, :], mu[None, :, :],
