@@ -34,9 +34,10 @@ def total_correlation(z: jax.Array, mu: jax.Array, logvar: jax.Array,
             dataset as the batch (M = N, every weight 1/N) they are exact.
             These are not the weights of the original β-TCVAE code: its
             importance-weight matrix is meant to give w_ii = 1/N, one other
-            example (N − M')/(N·M') and the rest 1/M' (M' = M − 1), but an
-            indexing slip writes 1/N into the first column instead of the
-            diagonal. tests/test_total_correlation.py checks these weights
+            example (N − M')/(N·M') and the rest 1/M' (M' = M − 1), but its
+            flat-index stride is the row length where the diagonal needs the
+            row length + 1, so 1/N lands down the first column and
+            (N − M')/(N·M') down the second. tests/test_total_correlation.py checks these weights
             against the exact TC of a small full dataset.
   """
   num = z.shape[0]
