@@ -406,3 +406,52 @@ def test_a_final_evaluation_equals_the_reference_way_of_scoring(monkeypatch):
   reference = evaluate()
   assert set(disentanglement.SCORE_KEYS) | {'nelbo', 'nll_iw'} <= set(default)
   assert default == reference
+
+
+def test_cvae_marginal_likelihood_sums_the_labels_out(tiny):
+  # −log Σ_y p(y) p̂(x|y), each p̂(x|y) the k-sample bound of q(z|x, y) with the draws
+  # of fold_in(example key, y), against the same sum written out per example.
+  dataset, spec, state = tiny
+  log_prior = np.log(np.array([0.4, 0.3, 0.2, 0.1]))  # NUM_CLASSES = 4
+  k = 7
+  marginal = eval_loop.marginal_iw_nll(state.params, spec, dataset, k, log_prior, seed=SEED,
+                                       batch_size=EVAL_BATCH, chunk_size=3)
+  x, _, keys = eval_loop.eval_inputs(spec, dataset.arrays, jnp.asarray(dataset.eval_ids),
+                                     eval_loop.eval_key(SEED))
+  for i in range(NUM_EVAL):
+    per_label = []
+    for label in range(NUM_CLASSES):
+      y = jnp.asarray(label, jnp.int32)
+      encode = lambda v, y=y: models.encode_one(spec.model, state.params, v, y)
+      decode = lambda z, y=y: models.decode_one(spec.model, state.params, z, y)
+      log_w = iw_bound.log_importance_weights(encode, decode, spec.likelihood, x[i],
+                                              jax.random.fold_in(keys[i], label), k)
+      per_label.append(float(jax.nn.logsumexp(log_w)) - np.log(k))
+    expected = -np.logaddexp.reduce(log_prior + np.array(per_label))
+    assert marginal[i] == pytest.approx(expected, rel=1e-5)
+  # Each example's draws are its own: the batch size does not matter.
+  one_by_one = eval_loop.marginal_iw_nll(state.params, spec, dataset, k, log_prior, seed=SEED,
+                                         batch_size=1, chunk_size=k)
+  np.testing.assert_allclose(one_by_one, marginal, rtol=1e-5)
+  # Summing the labels out costs at least the true label's share:
+  # −log p(x) ≤ −log p(x|y) − log p(y), here on average over the draws.
+  conditional = eval_loop.importance_weighted_nll(state.params, spec, dataset, 200, seed=SEED,
+                                                  batch_size=EVAL_BATCH, chunk_size=50)
+  wide = eval_loop.marginal_iw_nll(state.params, spec, dataset, 200, log_prior, seed=SEED,
+                                   batch_size=EVAL_BATCH, chunk_size=50)
+  labels = np.asarray(dataset.arrays['eval_y'])
+  assert np.mean(conditional - log_prior[labels] - wide) > 0
+
+
+def test_class_prior_is_the_training_labels_frequencies():
+  from conftest import load_experiment  # pylint: disable=g-import-not-at-top
+  from vae_jax.evaluation import evaluators  # pylint: disable=g-import-not-at-top
+  dataset = _dataset()
+  counts = np.bincount(np.arange(16) % NUM_CLASSES, minlength=NUM_CLASSES)
+  np.testing.assert_allclose(evaluators.class_log_prior(dataset), np.log(counts / 16))
+  config = load_experiment('test')
+  config.model.conditional = True
+  procedural = data_lib.load(config.data)
+  prior = evaluators.class_log_prior(procedural)
+  np.testing.assert_allclose(prior, np.full(procedural.spec.num_classes,
+                                            -np.log(procedural.spec.num_classes)))

@@ -24,7 +24,7 @@ from vae_jax import evaluate_run, key_streams, objectives, steps, train
 from vae_jax import train_state
 from vae_jax.objectives import discriminator
 from vae_jax.run import guards
-from vae_jax.objectives import penalties, registry
+from vae_jax.objectives import iw_bound, penalties, registry
 from vae_jax.errors import Interrupted
 
 NUM_SIGMAS = 5.0  # Monte Carlo tolerance, in standard errors
@@ -209,9 +209,9 @@ def _linear_gaussian_model():
   return encode, decode, jnp.asarray(x), mu, logvar, w, b, log_px
 
 
-def _iwae_losses(k: int, keys):
+def _iwae_losses(k: int, keys, name: str = 'iwae'):
   encode, decode, x = _linear_gaussian_model()[:3]
-  loss = lambda key: objectives.get('iwae').example_loss_from_model(
+  loss = lambda key: objectives.get(name).example_loss_from_model(
       encode, decode, 'gaussian_fixed', x, key, {}, jnp.asarray(0), {'iw_k': k})
   return np.asarray(jax.vmap(loss)(keys))
 
@@ -256,6 +256,28 @@ def test_iwae_bound_improves_with_k():
     assert means[0] - (-log_px) > 0.5  # a real gap for k to close
 
 
+def test_the_k_sample_elbo_is_the_mean_of_the_same_log_weights():
+  # 'elbo_k' (the IWAE's equal-cost baseline): −mean_i log w_i over the k draws the
+  # IWAE's loss takes; its expectation is the one-sample ELBO whatever k is, and it
+  # lies above the IWAE's −log mean_i w_i at every key (Jensen).
+  with jax.enable_x64(True):
+    encode, decode, x, mu, logvar, w, b, _ = _linear_gaussian_model()
+    keys = jax.random.split(jax.random.key(9), 4_000)
+    elbo_k = _iwae_losses(5, keys, 'elbo_k')
+    iwae = _iwae_losses(5, keys)
+    log_w = jax.vmap(lambda key: iw_bound.log_importance_weights(
+        encode, decode, 'gaussian_fixed', x, key, 5))(keys)
+    np.testing.assert_allclose(elbo_k, -np.asarray(log_w).mean(1), rtol=1e-12)
+    assert np.all(elbo_k >= iwae - 1e-12) and np.mean(elbo_k - iwae) > 0.1
+    np.testing.assert_allclose(_iwae_losses(1, keys[:50], 'elbo_k'),
+                               _iwae_losses(1, keys[:50]), rtol=1e-12)
+    var = np.exp(logvar)
+    nelbo = (-stats.norm.logpdf(np.asarray(x), w @ mu + b, SIGMA).sum()
+             + np.sum((w * w) @ var) / (2 * SIGMA**2)
+             + 0.5 * np.sum(mu * mu + var - 1.0 - logvar))
+    _mc_close(elbo_k, nelbo)
+
+
 def test_iwae_loss_is_not_a_function_of_the_terms():
   iwae = objectives.get('iwae')
   assert iwae.example_loss is None and iwae.example_loss_from_model is not None
@@ -266,7 +288,7 @@ def test_iwae_loss_is_not_a_function_of_the_terms():
 # name: its extra train metrics.
 NEW_OBJECTIVES = {'dip_vae_i': ('dip_off_diagonal', 'dip_diagonal'),
                   'dip_vae_ii': ('dip_off_diagonal', 'dip_diagonal'),
-                  'wae_mmd': ('mmd',), 'iwae': (),
+                  'wae_mmd': ('mmd',), 'iwae': (), 'elbo_k': (),
                   'factor_vae': ('tc_estimate', 'discriminator_loss', 'discriminator_accuracy')}
 
 

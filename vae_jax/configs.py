@@ -73,6 +73,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 500  # held-out evaluation batch (padded at the end, never dropped)
   config.eval.iw_samples = 5_000  # k of the importance-weighted bound (protocol default)
+  # CVAE: k per label of −log Σ_y p(y) p(x|y) (0 = iw_samples / classes: nll_iw's cost)
+  config.eval.marginal_iw_samples = 0
   config.eval.iw_chunk_size = 100  # samples of k decoded at once per example
   config.eval.iw_batch_size = 20  # examples per call: memory ∝ iw_batch_size × iw_chunk_size
   config.eval.num_images = 64  # pictures per image grid
@@ -258,6 +260,8 @@ def _tables() -> dict:
         for key in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps')),
       ('eval.batch_size', _positive, 'a positive integer'),
       ('eval.iw_samples', lambda v: v >= 1, 'a positive integer'),
+      ('eval.marginal_iw_samples', _non_negative,
+       'a non-negative integer (0 = eval.iw_samples / number of classes)'),
       ('eval.iw_batch_size', lambda v: v >= 1, 'a positive integer'),
       ('eval.iw_chunk_size', lambda v: v >= 1, 'a positive integer'),
       ('eval.num_images', _positive, 'a positive integer'),

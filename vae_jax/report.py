@@ -46,6 +46,8 @@ COLUMNS = (  # (summary.json key or config key path: the header, format)
     ('kl', '{:.2f}'),
     ('nll_iw', '{:.2f}'),
     ('iw_samples', '{}'),
+    ('nll_iw_marginal', '{:.2f}'),
+    ('marginal_iw_samples', '{}'),
     ('active_units', '{}'),
     ('anomaly_auroc', '{:.3f}'),
     ('beta_vae_score', '{:.3f}'),

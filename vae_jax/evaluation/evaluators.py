@@ -16,7 +16,11 @@ posterior's moments at every evaluation; given a factor source
 periodic ones with ≥ 10× fewer samples; at the final one, for stochastic
 objectives, the importance-weighted bound nll_iw (k = eval.iw_samples) and,
 with eval.anomaly and data.exclude_classes, the AUROC of the held-out
-classes against the rest, scored by nll_iw.
+classes against the rest, scored by nll_iw; for conditional models (CVAE),
+whose nll_iw is −log p(x|y), also nll_iw_marginal = −log Σ_y p(y) p(x|y),
+the likelihood of the image alone that an unconditional model's nll_iw is
+compared with (p(y): the training labels' frequencies; k per label =
+eval.marginal_iw_samples, by default iw_samples / classes, nll_iw's cost).
 
 To add an evaluator, add one row: write `_my_metrics(context: Context) -> dict`
 (reading `context.terms` or `context.nll_iw` costs no extra pass once another
@@ -87,6 +91,10 @@ def _has_factor_source(context: Context) -> bool:
   return context.factor_source is not None
 
 
+def _conditional(context: Context) -> bool:
+  return context.stochastic and context.spec.model.num_classes > 0
+
+
 def _anomaly(context: Context) -> bool:
   return (context.stochastic and context.config.eval.anomaly
           and bool(tuple(context.config.data.exclude_classes)))
@@ -146,6 +154,29 @@ def _importance_weighted(context: Context) -> dict:
   return result
 
 
+def class_log_prior(dataset: data_lib.Dataset) -> np.ndarray:
+  """log p(y) [C]: the training labels' frequencies (uniform for a procedural
+  dataset, whose labels are a factor every combination of which is present)."""
+  num = dataset.spec.num_classes
+  if 'train_y' not in dataset.arrays:
+    return np.full(num, -np.log(num))
+  counts = np.bincount(np.asarray(dataset.arrays['train_y']), minlength=num)
+  with np.errstate(divide='ignore'):  # a class left out of training: p(y) = 0
+    return np.log(counts / counts.sum())
+
+
+def _marginal_likelihood(context: Context) -> dict:
+  """nll_iw_marginal = mean −log Σ_y p(y) p̂(x|y) of a conditional model."""
+  ev = context.config.eval
+  num_classes = context.spec.model.num_classes
+  k = ev.marginal_iw_samples or max(1, ev.iw_samples // num_classes)
+  nll = loop.marginal_iw_nll(context.params, context.spec, context.dataset, k,
+                             class_log_prior(context.dataset), seed=context.config.seed,
+                             batch_size=ev.iw_batch_size, chunk_size=ev.iw_chunk_size)
+  return {'nll_iw_marginal': float(np.mean(nll, dtype=np.float64)),
+          'marginal_iw_samples': k}
+
+
 def _anomaly_auroc(context: Context) -> dict:
   """AUROC of the classes held out of training against the rest, scored by nll_iw."""
   excluded = tuple(context.config.data.exclude_classes)
@@ -165,6 +196,8 @@ EVALUATORS = (
     Evaluator('importance_weighted', _importance_weighted, period='final',
               applies=_stochastic),
     Evaluator('anomaly', _anomaly_auroc, period='final', applies=_anomaly),
+    Evaluator('marginal_likelihood', _marginal_likelihood, period='final',
+              applies=_conditional),
 )
 
 

@@ -77,7 +77,7 @@ FIELDS = {
                          "kl, nelbo, nll_iw still reported for N(mu, exp(logvar)), whose "
                          "logvar the loss does not train)"),
     'iw_k': Field(5, _positive_int, 'a positive integer',
-                  "'iwae': importance samples per example (static: sets shapes)"),
+                  "'iwae', 'elbo_k': samples of q(z|x) per example (static: sets shapes)"),
     'factor_gamma': Field(10.0, _non_negative, 'non-negative',
                           "'factor_vae': loss = recon + kl + γ·TC (study grid {10, 20, 30, "
                           "40, 50, 100}; 10, its smallest, by default)", array=True),

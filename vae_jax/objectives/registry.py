@@ -15,6 +15,8 @@ Objectives (the `loss` actually minimized, chosen by config.objective.name):
     wae_mmd   recon + λ·MMD(q(z), p(z)), IMQ kernel, U-statistic on the batch
               (WAE-MMD, Tolstikhin et al. 2018); z ~ q(z|x) or z = mu
     iwae      −(logsumexp_i log w_i − log k), k samples of q(z|x)  (IWAE, Burda et al. 2016)
+    elbo_k    −mean_i log w_i over the same k samples: the ELBO at the IWAE's cost
+              (Burda et al.'s k-sample VAE, the IWAE's like-for-like baseline)
     factor_vae  recon + kl + γ·TC, TC ≈ mean_i [D(z_i)_0 − D(z_i)_1] from a
               discriminator D trained alongside     (FactorVAE, Kim & Mnih 2018)
 
@@ -136,6 +138,14 @@ def _iwae_loss(encode: Callable, decode: Callable, likelihood: str, x: jax.Array
   return iw_bound.iw_nll_from_log_weights(log_w)
 
 
+def _elbo_k_loss(encode: Callable, decode: Callable, likelihood: str, x: jax.Array,
+                 key: jax.Array, hparams: dict, step: jax.Array, settings: dict) -> jax.Array:
+  """−mean_i log w_i, z_i ~ q(z|x) from fold_in(key, i), k = iw_k: the k-sample ELBO."""
+  log_w = iw_bound.log_importance_weights(encode, decode, likelihood, x, key,
+                                          settings['iw_k'])
+  return -jnp.mean(log_w)
+
+
 def _capacity_term(terms: Terms, hparams: dict, settings: dict, key: Optional[jax.Array],
                    step: jax.Array) -> tuple:
   """γ·|KL − C(step)| per example: of the batch-mean KL ('batch_mean', every example
@@ -193,6 +203,7 @@ OBJECTIVES = {o.name: o for o in (
               samples_z=lambda settings: settings['wae_encoder'] == 'gaussian',
               min_batch_size=2),
     Objective('iwae', None, settings=('iw_k',), example_loss_from_model=_iwae_loss),
+    Objective('elbo_k', None, settings=('iw_k',), example_loss_from_model=_elbo_k_loss),
     Objective('factor_vae', lambda t, h, s: t.recon + t.kl,
               hparams=('factor_gamma', 'discriminator_lr'),
               settings=('discriminator_hidden_dims', 'discriminator_b1', 'discriminator_b2',

@@ -48,7 +48,7 @@ def read_metrics(workdir: str) -> list:
 # Settings recorded beside the held-out metrics in metrics.jsonl and
 # summary.json (they say how a number was measured) but not metrics: no
 # TensorBoard scalar of their own.
-SETTINGS_NOT_METRICS = ('iw_samples', 'disentanglement_sample_divisor')
+SETTINGS_NOT_METRICS = ('iw_samples', 'marginal_iw_samples', 'disentanglement_sample_divisor')
 # Per-latent metrics (lists [latent_dim]): TensorBoard scalars <split>/<name>/<i>.
 PER_LATENT = ('kl_per_dim', 'unit_activity')
 
