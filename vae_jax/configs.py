@@ -146,6 +146,22 @@ def parse_arg(arg: str, allowed: tuple) -> set:
   return switches
 
 
+def parse_seeds(arg: str, allowed: tuple, default: int) -> tuple:
+  """(switches, number of seeds) of a sweep file's argument 'a,b,seeds=N': `allowed`
+  the other switches, `default` the seeds without seeds=N; ConfigError if malformed."""
+  parts = [part.strip() for part in arg.split(',') if part.strip()]
+  seeds = [part for part in parts if part.startswith('seeds=')]
+  num_seeds = default
+  if seeds:
+    text = seeds[-1].split('=', 1)[1]
+    if not text.isdigit() or int(text) < 1:
+      raise ConfigError(f"config argument {seeds[-1]!r}: the number of seeds must be a "
+                        "positive integer, e.g. ':seeds=3'")
+    num_seeds = int(text)
+  rest = ','.join(part for part in parts if not part.startswith('seeds='))
+  return parse_arg(rest, tuple(allowed) + ('seeds=N',)), num_seeds
+
+
 def choose(switches: set, choices: tuple) -> str:
   """The one of `choices` among the switches (choices[0] if none); ConfigError if several."""
   chosen = [choice for choice in choices if choice in switches]

@@ -55,7 +55,6 @@ mostly the scores' sklearn fits (docs/experiments.md has the breakdown).
 """
 
 from vae_jax import configs
-from vae_jax.errors import ConfigError
 
 LAMBDAS_OD = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 DEFAULT_SEEDS = 3
@@ -63,17 +62,7 @@ DEFAULT_SEEDS = 3
 
 def _parse(arg: str) -> tuple:
   """(network/tiny switches, number of seeds) of 'fc,tiny,seeds=N'."""
-  parts = [part.strip() for part in arg.split(',') if part.strip()]
-  seeds = [part for part in parts if part.startswith('seeds=')]
-  num_seeds = DEFAULT_SEEDS
-  if seeds:
-    text = seeds[-1].split('=', 1)[1]
-    if not text.isdigit() or int(text) < 1:
-      raise ConfigError(f"config argument {seeds[-1]!r}: the number of seeds must be a "
-                        "positive integer, e.g. ':fc,seeds=3'")
-    num_seeds = int(text)
-  rest = ','.join(part for part in parts if not part.startswith('seeds='))
-  return configs.parse_arg(rest, ('fc', 'conv', 'reference_conv', 'tiny', 'seeds=N')), num_seeds
+  return configs.parse_seeds(arg, ('fc', 'conv', 'reference_conv', 'tiny'), DEFAULT_SEEDS)
 
 
 def get_config(arg: str = ''):

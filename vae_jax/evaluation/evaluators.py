@@ -11,7 +11,8 @@ first evaluator that reads them.
 
 EVALUATORS today: the ELBO terms (nelbo, recon, kl + per dimension,
 bits/dim), active units and, for stochastic objectives, the aggregate
-posterior's moments at every evaluation; given a factor source
+posterior's moments (and the KL of their Gaussian to the prior, diagonal and
+with the full covariance) at every evaluation; given a factor source
 (eval.disentanglement), the five disentanglement scores at every evaluation,
 periodic ones with ≥ 10× fewer samples; at the final one, for stochastic
 objectives, the importance-weighted bound nll_iw (k = eval.iw_samples) and,
@@ -20,7 +21,10 @@ classes against the rest, scored by nll_iw; for conditional models (CVAE),
 whose nll_iw is −log p(x|y), also nll_iw_marginal = −log Σ_y p(y) p(x|y),
 the likelihood of the image alone that an unconditional model's nll_iw is
 compared with (p(y): the training labels' frequencies; k per label =
-eval.marginal_iw_samples, by default iw_samples / classes, nll_iw's cost).
+eval.marginal_iw_samples, by default iw_samples / classes, nll_iw's cost);
+and, for stochastic objectives at the final one, mmd_to_prior: the MMD² of
+the held-out codes (one draw each) to as many prior draws, with WAE-MMD's
+kernel and U-statistic.
 
 To add an evaluator, add one row: write `_my_metrics(context: Context) -> dict`
 (reading `context.terms` or `context.nll_iw` costs no extra pass once another
@@ -33,6 +37,7 @@ import dataclasses
 import functools
 from typing import Any, Callable, Optional
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -131,7 +136,28 @@ def _aggregate_posterior(context: Context) -> dict:
   aggregate = diagnostics.aggregate_posterior_stats(context.terms['mu'],
                                                     context.terms['logvar'])
   return {'aggregate_kl_moment_matched': aggregate['kl_moment_matched'],
+          'aggregate_kl_moment_matched_full_cov': aggregate['kl_moment_matched_full_cov'],
           'aggregate_variance': aggregate['variance']}
+
+
+# fold_in streams of the evaluation key for the held-out codes and prior draws of
+# `_mmd_to_prior` (the evaluation's own per-example draws fold in example indices,
+# which stay below these).
+MMD_CODES_STREAM, MMD_PRIOR_STREAM = 2**31 - 1, 2**31 - 2
+
+
+def _mmd_to_prior(context: Context) -> dict:
+  """MMD² (WAE's kernel) of the held-out codes to as many prior draws: the codes the
+  objective's z is (z ~ q(z|x), or z = mu for a deterministic encoder)."""
+  terms, key = context.terms, loop.eval_key(context.config.seed)
+  mu = np.asarray(terms['mu'], np.float64)
+  draw = lambda stream: np.asarray(jax.random.normal(jax.random.fold_in(key, stream),
+                                                     mu.shape), np.float64)
+  settings = dict(context.spec.settings)
+  codes = mu
+  if objectives.get(context.spec.objective).samples_z(settings):
+    codes = mu + np.exp(0.5 * np.asarray(terms['logvar'], np.float64)) * draw(MMD_CODES_STREAM)
+  return {'mmd_to_prior': diagnostics.mmd_to_prior(codes, draw(MMD_PRIOR_STREAM))}
 
 
 def _disentanglement(context: Context) -> dict:
@@ -198,6 +224,7 @@ EVALUATORS = (
     Evaluator('anomaly', _anomaly_auroc, period='final', applies=_anomaly),
     Evaluator('marginal_likelihood', _marginal_likelihood, period='final',
               applies=_conditional),
+    Evaluator('mmd_to_prior', _mmd_to_prior, period='final', applies=_stochastic),
 )
 
 
