@@ -103,3 +103,20 @@ def test_report_help_and_bad_options(capsys):
   assert 'METRIC:VALUE' in capsys.readouterr().err
   assert report.main(['--bogus']) == 2
   assert 'unknown option --bogus' in capsys.readouterr().err
+
+
+def test_a_setting_is_blank_where_the_row_objective_does_not_read_it(tmp_path, capsys):
+  runs = []
+  for name, objective, lambda_d in (('b', 'beta', 100.0), ('d', 'dip_vae_ii', 10.0)):
+    path = _fake_run(tmp_path, name, {'step': 5, 'nelbo': 90.0}, objective=objective)
+    config = json.load(open(os.path.join(path, 'config.json')))
+    config['objective']['lambda_d'] = lambda_d
+    json.dump(config, open(os.path.join(path, 'config.json'), 'w'))
+    runs.append(path)
+  assert report.main(runs) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  cells = lambda line: [cell.strip() for cell in line.split('|')[1:-1]]
+  rows = [dict(zip(cells(lines[2]), cells(line))) for line in lines[4:]]
+  # β-VAE reads β, not λ_d; DIP-VAE-II reads λ_d, not β (its config's 4 is not shown).
+  assert (rows[0]['objective.beta'], rows[0]['objective.lambda_d']) == ('4', '')
+  assert (rows[1]['objective.beta'], rows[1]['objective.lambda_d']) == ('', '10')

@@ -10,7 +10,8 @@ Each row is one workdir: its objective and data (config.json) and its final
 held-out metrics (summary.json), in nats per example. A column is shown when
 at least one run has it; every other config key whose value differs between
 the runs (a sweep's axes: seed, learning rate, latent size, ...) gets a
-column of its own. Every header is the key itself: a dotted config.json key
+column of its own; in a table of several objectives, a config.objective
+setting is left blank in the rows whose objective does not read it. Every header is the key itself: a dotted config.json key
 (objective.beta) or a summary.json key (nll_iw). The markdown table states
 a column whose value is the same in every row once, above the table
 ("all rows: objective.name = beta, ..."); the CSV keeps every column.
@@ -145,6 +146,34 @@ def _steps_to_key(metric: str, target: float) -> str:
   return f'steps_to_{metric}<={target:g}'
 
 
+def _objective_reads(name) -> set:
+  """The config.objective fields objective `name` reads ('' for an unknown name:
+  then every field counts as read)."""
+  from vae_jax import objectives  # pylint: disable=g-import-not-at-top  (JAX: only here)
+  try:
+    objective = objectives.get(name)
+  except ValueError:
+    return set(objectives.FIELDS)
+  reads = set(objective.hparams) | set(objective.settings)
+  if objective.auxiliary is not None:
+    reads.add(objective.auxiliary.learning_rate)
+  return reads
+
+
+def _unread_fields_blank(runs: list) -> None:
+  """Sets to None each run's config.objective.* values its objective does not read
+  (a table of several objectives shows only the settings that apply to a row)."""
+  keys = [k for k in (runs[0] if runs else {}) if k.startswith('objective.')
+          and k != 'objective.name']
+  if not keys or len({r.get('objective.name') for r in runs}) < 2:
+    return
+  for run in runs:
+    reads = _objective_reads(run.get('objective.name'))
+    for key in keys:
+      if key.split('.', 1)[1] not in reads:
+        run[key] = None
+
+
 def table_rows(workdirs: list, extra_keys=None, targets: tuple = (),
                over_seeds: bool = False) -> tuple:
   """(headers, rows of formatted strings): `extra_keys` config columns (default:
@@ -153,7 +182,10 @@ def table_rows(workdirs: list, extra_keys=None, targets: tuple = (),
   per set of runs that differ only in their seed (`fold_seeds`)."""
   if extra_keys is None:
     extra_keys = varying_keys(workdirs)
+  if over_seeds and 'seed' not in extra_keys:
+    extra_keys = list(extra_keys) + ['seed']
   runs = [read_run(w, extra_keys) for w in workdirs]
+  _unread_fields_blank(runs)
   for run, workdir in zip(runs, workdirs):
     run.update({_steps_to_key(m, t): steps_to(workdir, m, t) for m, t in targets})
   columns = [COLUMNS[0]] + [(k, '{}') for k in extra_keys
