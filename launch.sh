@@ -7,6 +7,7 @@
 #   ./launch.sh sweep experiments/sweeps/beta_sweep.py [--config.a.b=v ...] [--workdir=DIR]
 #   ./launch.sh test  [pytest args]
 #   ./launch.sh bench [--quick] [--only=train_step,...]   # benchmarks (installs torch)
+#   ./launch.sh setup                  # only create or update .venv
 #
 # The first call creates .venv (override with VAE_JAX_VENV=path) and installs
 # the package with its test extras; later calls reinstall only when

@@ -685,6 +685,28 @@ def test_cli_broken_config_file_is_one_line(text, tmp_path):
 
 
 @pytest.mark.e2e
+def test_cli_refuses_what_is_not_an_experiment_file(tmp_path):
+  never = f'--workdir={tmp_path / "never"}'
+  # A sweep file outside --mode=sweep would train its base config alone.
+  _one_line(cli('--config=experiments/sweeps/beta_sweep.py', never), 2,
+            'is a sweep file', '--mode=sweep')
+  _one_line(cli('--config=README.md', never), 2, 'not a Python file', 'experiments/vae.py')
+  # Outside the repository root: where it looked, and the file it probably meant.
+  out = cli('--config=experiments/test.py', never, cwd=str(tmp_path))
+  line = _one_line(out, 2, 'not found', str(tmp_path / 'experiments' / 'test.py'))
+  assert os.path.join(REPO, 'experiments', 'test.py') in line
+  assert not (tmp_path / 'never').exists()
+
+
+@pytest.mark.e2e
+def test_cli_help_is_the_usage_and_exit_0():
+  for flag in ('--help', '-h', '--helpfull'):
+    out = cli(flag)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert '--config=FILE[:ARG]' in out.stdout and '--mode=' in out.stdout
+
+
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cli_workdir_that_is_a_file_is_one_line(tmp_path):
   path = tmp_path / 'file'

@@ -82,10 +82,18 @@ def test_no_terminal_no_bar_and_nothing_redirected(monkeypatch):
   assert plain.getvalue() == ''
 
 
-def test_results_lines(tmp_path):
-  assert evaluate_run.results_line('runs/x') == (
-      'results: runs/x/summary.json; images in runs/x/images/; curves in '
-      'runs/x/metrics.jsonl and TensorBoard (tensorboard --logdir runs/x)')
+def test_results_lines(tmp_path, monkeypatch):
+  # With TensorBoard installed the line names the command that shows the curves;
+  # without it, it does not send the user there.
+  real_find_spec = evaluate_run.importlib.util.find_spec
+  for installed in (True, False):
+    monkeypatch.setattr(evaluate_run.importlib.util, 'find_spec', lambda name: (
+        (object() if installed else None) if name == 'tensorboard' else real_find_spec(name)))
+    assert evaluate_run.results_line('runs/x') == (
+        'results: runs/x/summary.json; images in runs/x/images/; curves in '
+        'runs/x/metrics.jsonl' + (' and TensorBoard (tensorboard --logdir runs/x)'
+                                  if installed else ''))
+  monkeypatch.undo()
   assert evaluate_run.results_line('runs/x', mode='eval') == (
       'results: runs/x/summary.json; images in runs/x/images/')
   assert sweep_runner.results_line('runs/s') == (

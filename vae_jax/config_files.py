@@ -37,10 +37,25 @@ def check_keys(config: ml_collections.ConfigDict, source: str) -> None:
                         'listed in vae_jax/configs.py')
 
 
+def _not_found(path: str) -> str:
+  """The message for a config file that is not at `path`: where it looked, and the
+  file of that name in the repository when there is one."""
+  message = f'config file {path} not found (looked in {os.path.abspath(path)})'
+  repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  candidate = os.path.join(repository, path)
+  if not os.path.isabs(path) and os.path.isfile(candidate):
+    return f'{message}; paths are relative to the current directory: pass --config={candidate}'
+  return f'{message}; pass --config=experiments/<name>.py from the repository root'
+
+
 def load_module(path: str) -> types.ModuleType:
-  """The module of an experiment file; ConfigError if it is missing or has no get_config()."""
+  """The module of an experiment file; ConfigError if it is missing, is not a
+  Python file or has no get_config()."""
   if not os.path.isfile(path):
-    raise ConfigError(f'config file {path} not found; pass experiments/<name>.py')
+    raise ConfigError(_not_found(path))
+  if not path.endswith('.py'):
+    raise ConfigError(f'--config={path} is not a Python file; pass an experiment file such '
+                      'as experiments/vae.py')
   stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
   spec = importlib.util.spec_from_file_location(f'vae_jax_experiment_{stem}', path)
   module = importlib.util.module_from_spec(spec)

@@ -7,6 +7,7 @@ end; only the primary process calls them. The metrics themselves are
 vae_jax/evaluation/evaluators.py's.
 """
 
+import importlib.util
 import json
 import os
 
@@ -124,8 +125,9 @@ def results_line(workdir: str, mode: str = 'train') -> str:
   line = (f'results: {os.path.join(workdir, "summary.json")}; images in '
           f'{os.path.join(workdir, "images", "")}')
   if mode == 'train':
-    line += (f'; curves in {os.path.join(workdir, "metrics.jsonl")} and TensorBoard '
-             f'(tensorboard --logdir {workdir})')
+    line += f'; curves in {os.path.join(workdir, "metrics.jsonl")}'
+    if importlib.util.find_spec('tensorboard') is not None:
+      line += f' and TensorBoard (tensorboard --logdir {workdir})'
   return line
 
 

@@ -175,15 +175,32 @@ def _wait_for_run(workdir: str, poll_seconds: float = 2.0) -> None:
 
 
 def _check_config_file(argv: list) -> None:
-  """ConfigError if the --config file lacks get_config(), returns no ConfigDict or adds a key."""
+  """ConfigError if the --config file is missing, is not a Python file, lacks
+  get_config(), returns no ConfigDict, adds a key, or is a sweep file outside
+  --mode=sweep (it would train its base config alone)."""
   config_arg = _config_arg(argv)
-  if config_arg and os.path.isfile(config_arg.partition(':')[0]):
-    from vae_jax import config_files  # pylint: disable=g-import-not-at-top
-    config_files.load_config(config_arg)
+  if not config_arg or config_arg.startswith(SAVED_CONFIG_FILE):
+    return
+  from vae_jax import config_files  # pylint: disable=g-import-not-at-top
+  module = config_files.load_module(config_arg.partition(':')[0])
+  mode = _flag_arg(argv, 'mode') or 'train'
+  if mode not in ('sweep', 'evaluator') and hasattr(module, 'get_sweep'):
+    raise UserError(f'{config_arg.partition(":")[0]} is a sweep file (it defines '
+                    f'get_sweep()); run it with --mode=sweep, or pass an experiment file '
+                    'such as experiments/beta_vae.py')
+  config_files.module_config(module, config_arg)
+
+
+def _help_requested(argv: list) -> bool:
+  return any(arg in ('--help', '-h', '-?', '--helpfull', '--helpshort')
+             for arg in argv[1:])
 
 
 def parse_flags(argv: list) -> list:
   """Parses flags and loads the config; any error is one line and exit code 2."""
+  if _help_requested(argv):
+    print(__doc__.strip())
+    sys.exit(0)
   try:
     argv = _with_saved_config(argv)
     _check_config_file(argv)
@@ -194,9 +211,6 @@ def parse_flags(argv: list) -> list:
       _fail('--config is required, e.g. --config=experiments/beta_vae.py '
             '(--workdir=DIR alone resumes or, with --mode=eval, re-evaluates a run with '
             'its saved config)')
-    path = flags.FLAGS['config'].config_filename.split(':')[0]
-    if not os.path.isfile(path):
-      _fail(f'config file {path} not found; pass --config=experiments/<name>.py')
     _CONFIG.value.to_dict()  # surfaces a deferred config-file error here
     return rest
   except UserError as e:
