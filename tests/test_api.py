@@ -99,7 +99,12 @@ def test_decode_sample_reconstruct_interpolate_traverse(vae_run, vae):
 
 
 BAD_INPUTS = [
-    (lambda m, x: m.encode(x[0]), 'must be images [N, 28, 28, 1] or [N, 28, 28]'),
+    (lambda m, x: m.encode(x[0]), 'x is one image of shape (28, 28, 1); pass a batch '
+                                  '[N, 28, 28, 1], e.g. x[None]'),
+    (lambda m, x: m.encode(x[:, 0]), 'must be images [N, 28, 28, 1] or [N, 28, 28], got '
+                                     'shape (64, 28, 1)'),
+    (lambda m, x: m.sample(-1), 'n must be a positive number of images, got -1'),
+    (lambda m, x: m.sample(2.5), 'n must be a positive number of images, got 2.5'),
     (lambda m, x: m.encode(x[:, :14]), 'got shape (64, 14, 28, 1)'),
     (lambda m, x: m.encode(x.astype(np.int64)), 'got dtype int64'),
     (lambda m, x: m.encode(x.astype(np.float32)), 'float pixels in [0, 1]'),
@@ -168,6 +173,32 @@ def test_load_a_given_step_and_bad_workdirs(dsprites_runs, tmp_path):
     vae_jax.load(dsprites_runs[0], step=4)
   with pytest.raises(WorkdirError, match='no config.json'):
     vae_jax.load(str(tmp_path))
+
+
+def test_load_passes_over_an_unreadable_newest_checkpoint_quietly(dsprites_runs, tmp_path,
+                                                                  caplog):
+  import shutil  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+  from vae_jax.errors import WorkdirError  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(dsprites_runs[0], workdir)
+  caplog.set_level('WARNING')
+  assert vae_jax.load(workdir).step == 6
+  # Orbax's notices that a read-only manager is read-only are not shown.
+  assert not [r for r in caplog.records if 'read only' in r.getMessage()
+              or 'read_only' in r.getMessage()]
+  for root, _, names in os.walk(os.path.join(workdir, 'checkpoints', '6')):
+    for name in names:
+      with open(os.path.join(root, name), 'wb') as f:
+        f.write(b'\x00garbage')
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    model = vae_jax.load(workdir)
+  assert model.step == 3
+  assert any('step 6) cannot be read; loaded step 3' in str(w.message) for w in caught)
+  assert os.path.isdir(os.path.join(workdir, 'checkpoints', '6'))  # left where it was
+  with pytest.raises(WorkdirError, match=re.escape('pass another step (saved: [3])')):
+    vae_jax.load(workdir, step=6)
 
 
 def _readme_example() -> str:

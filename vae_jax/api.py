@@ -19,6 +19,7 @@ evaluation's per-example numbers.
 
 import json
 import os
+import warnings
 from typing import Optional, Sequence
 
 import jax
@@ -41,7 +42,10 @@ _KNOWN_DATA = {'dsprites': ((64, 64, 1), 3), 'fashion_mnist': ((28, 28, 1), 10),
 
 
 def load(workdir: str, step: Optional[int] = None, config=None) -> 'Model':
-  """The model of the run in `workdir` at its newest (or the given) checkpoint.
+  """The model of the run in `workdir` at its newest readable (or the given) checkpoint.
+
+  An unreadable newest checkpoint is passed over with a warning (and left
+  where it is); an unreadable `step` is a WorkdirError listing the others.
 
   `config`: the run's config with other evaluation settings (eval.*), checked
   against the saved one; default the saved config.json.
@@ -57,9 +61,18 @@ def load(workdir: str, step: Optional[int] = None, config=None) -> 'Model':
   saved = ckpt.all_steps() if ckpt else []
   if not saved:
     raise WorkdirError(f'no checkpoint in {workdir}; train the run first')
-  step = saved[-1] if step is None else step
+  template = train_state.init_state(spec, config.seed)
   try:
-    state = ckpt.restore(step, train_state.init_state(spec, config.seed))
+    if step is not None:
+      state = ckpt.restore(step, template)
+    else:  # the newest readable one, as a resumed run finds it (nothing is moved)
+      state = ckpt.restore_latest(template, move_unreadable=False)
+      if state is None:
+        raise WorkdirError(f'none of the checkpoints in {workdir} (steps {saved}) can be '
+                           'read; train the run again')
+      if int(state.step) != saved[-1]:
+        warnings.warn(f'the newest checkpoint of {workdir} (step {saved[-1]}) cannot be '
+                      f'read; loaded step {int(state.step)}', stacklevel=2)
   finally:
     ckpt.close()
   return Model(config, spec, state.params, int(state.step), workdir)
@@ -110,7 +123,10 @@ class Model:
     the expected and the given shape, dtype or value range otherwise."""
     x = np.asarray(x)
     shape = self.image_shape
-    if x.ndim == len(shape) and shape[-1] == 1:
+    if tuple(x.shape) == shape:
+      raise ValueError(f'{what} is one image of shape {x.shape}; pass a batch [N, '
+                       f'{", ".join(map(str, shape))}], e.g. {what}[None]')
+    if x.ndim == len(shape) and shape[-1] == 1 and tuple(x.shape[1:]) == shape[:-1]:
       x = x[..., None]
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
       one = f' or [N, {shape[0]}, {shape[1]}]' if shape[-1] == 1 else ''
@@ -189,6 +205,8 @@ class Model:
   def sample(self, n: int, seed: int = 0, y=None) -> np.ndarray:
     """n images decoded from z ~ N(0, I) drawn from key(seed): [n, H, W, C]."""
     self._needs_posterior('sample')
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+      raise ValueError(f'n must be a positive number of images, got {n!r}')
     z = np.asarray(jax.random.normal(jax.random.key(seed), (n, self.latent_dim)))
     return self.decode(z, y)
 

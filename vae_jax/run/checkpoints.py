@@ -19,6 +19,8 @@ checkpoint is moved by process 0 while the others wait (`_set_aside`). The
 workdir must be on a file system every process sees.
 """
 
+import contextlib
+import logging as std_logging
 import os
 import shutil
 import time
@@ -36,6 +38,25 @@ from vae_jax.errors import WorkdirError
 # Words of Orbax's errors for a readable checkpoint that does not fit the template
 # (a second guard: `misfit` compares the stored tree with the template first).
 MISMATCH_SIGNS = ('tree structures do not match', 'not compatible with the stored shape')
+# What Orbax warns of when a manager opens a directory read-only, as asked.
+READ_ONLY_NOTICES = ('read_only=True, setting', 'Given directory is read only')
+
+
+class _DropNotices(std_logging.Filter):
+  def filter(self, record) -> bool:
+    return not any(notice in record.getMessage() for notice in READ_ONLY_NOTICES)
+
+
+@contextlib.contextmanager
+def _read_only_notices_dropped():
+  """Orbax's notices that a read-only manager is read-only, not shown."""
+  notices = _DropNotices()
+  logger = std_logging.getLogger('absl')
+  logger.addFilter(notices)
+  try:
+    yield
+  finally:
+    logger.removeFilter(notices)
 
 
 def _path(keys: tuple) -> str:
@@ -83,12 +104,14 @@ class Checkpointer:
     if preserve is not None:
       policy = ocp.checkpoint_managers.AnyPreservationPolicy(
           [ocp.checkpoint_managers.LatestN(max_to_keep), _Preserved(preserve)])
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=None if policy else max_to_keep, preservation_policy=policy,
-        create=not read_only, enable_async_checkpointing=not read_only, read_only=read_only)
-    self._manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, 'checkpoints')), options=options,
-        item_handlers=ocp.StandardCheckpointHandler())
+    with _read_only_notices_dropped() if read_only else contextlib.nullcontext():
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=None if policy else max_to_keep, preservation_policy=policy,
+          create=not read_only, enable_async_checkpointing=not read_only,
+          read_only=read_only)
+      self._manager = ocp.CheckpointManager(
+          os.path.abspath(os.path.join(workdir, 'checkpoints')), options=options,
+          item_handlers=ocp.StandardCheckpointHandler())
 
   def reload(self) -> None:
     """Reads the steps on disk again (another process's saves)."""
@@ -112,8 +135,10 @@ class Checkpointer:
       with guards.signals_held():
         return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # pylint: disable=broad-except
+      others = [s for s in self.all_steps() if s != step]
       raise WorkdirError(f'the checkpoint at step {step} in {self._manager.directory} '
-                         f'cannot be read ({type(e).__name__}); pass another step') from None
+                         f'cannot be read ({type(e).__name__}); pass another step (saved: '
+                         f'{others})') from None
 
   def _stored_tree(self, step: int) -> Optional[dict]:
     """{path: metadata with shape and dtype} of the checkpoint at `step`; None if
