@@ -276,3 +276,27 @@ def test_score_mode_writes_per_example_scores_and_auroc(vae_run, tmp_path):
   out = cli('--mode=score', f'--workdir={workdir}', f'--score_data={small}')
   assert out.returncode == 2 and 'Traceback' not in out.stderr
   assert 'does not fit the model' in out.stderr and '(3, 14, 14, 1)' in out.stderr
+
+
+def _outputs_md_scoring_example() -> str:
+  with open(os.path.join(REPO, 'docs', 'outputs.md')) as f:
+    section = f.read().split('## Scoring new data', 1)[1]
+  return re.search(r'```python\n(.*?)```', section, re.S).group(1)
+
+
+def test_score_a_set_written_as_documented_and_a_missing_directory(vae_run, tmp_path,
+                                                                    monkeypatch):
+  workdir, images = vae_run[0], vae_run[1]
+  monkeypatch.chdir(tmp_path)
+  np.save('my_images.npy', images[:6, ..., 0])
+  exec(_outputs_md_scoring_example(), {})  # pylint: disable=exec-used
+  # The example's set has labels; one without them is scored too (they are optional).
+  os.remove(os.path.join('my_set', 't10k-labels-idx1-ubyte.gz'))
+  out = cli('--mode=score', f'--workdir={workdir}', f'--score_data={tmp_path / "my_set"}')
+  assert out.returncode == 0, out.stderr[-2000:]
+  scores = np.load(os.path.join(workdir, 'scores', 'my_set.npz'))
+  assert scores['nll_iw'].shape == (6,) and 'labels' not in scores.files
+  # A directory that does not exist is said to be one, not taken for a dataset name.
+  out = cli('--mode=score', f'--workdir={workdir}', f'--score_data={tmp_path / "nowhere"}')
+  assert out.returncode == 2 and 'Traceback' not in out.stderr
+  assert f'no such directory (looked in {tmp_path / "nowhere"})' in out.stderr

@@ -7,11 +7,17 @@ The test split of `--score_data` (a dataset name, or a directory of
 MNIST-format IDX files) and the run's own test split are scored with the
 importance-weighted bound (k = config.eval.iw_samples, changeable with
 --config.eval.iw_samples=K) and the negative ELBO, per example in nats.
-Written to <workdir>/scores/<data>.npz (nll_iw, nelbo, labels) and
-<data>.json (means, and the AUROC of telling the new data from the run's own
-test split by nll_iw: higher nll_iw = more anomalous). A likelihood model
-may give OOD data a HIGHER likelihood (Nalisnick et al. 2019): the AUROC
-says which way it went.
+Written to <workdir>/scores/<data>.npz (nll_iw, nelbo, and labels when the
+data has them) and <data>.json (means, and the AUROC of telling the new data
+from the run's own test split by nll_iw: higher nll_iw = more anomalous; it
+needs no labels). A likelihood model may give OOD data a HIGHER likelihood
+(Nalisnick et al. 2019): the AUROC says which way it went.
+
+A scoring set of your own is a directory with the test images as an IDX file,
+t10k-images-idx3-ubyte[.gz] (uint8 [N, H, W] or [N, H, W, C], the model's
+image shape), and optionally t10k-labels-idx1-ubyte[.gz] (one integer label
+per image; a CVAE run needs them). `vae_jax.data.idx.write_idx(path, array)`
+writes both (docs/outputs.md, "Scoring new data").
 """
 
 import os
@@ -44,11 +50,22 @@ def results_line(workdir: str, data_arg: str) -> str:
   return f'results: {path}.json (per-example scores: {path}.npz)'
 
 
-def _test_images(data_arg: str, tfds_data_dir: str) -> tuple[np.ndarray, np.ndarray, str]:
-  """(images uint8 [N, H, W, C], labels [N], short name) of the data to score."""
+def _looks_like_a_path(data_arg: str) -> bool:
+  """Whether --score_data names a directory (not a dataset name such as
+  'emnist/letters'): it starts like a path or its parent directory exists."""
+  parent = os.path.dirname(data_arg)
+  return data_arg.startswith(('/', '.', '~')) or bool(parent) and os.path.isdir(parent)
+
+
+def _test_images(data_arg: str, tfds_data_dir: str):
+  """(images uint8 [N, H, W, C], labels [N] or None, short name) of the data to score."""
   if os.path.isdir(data_arg):
-    images, labels = image_arrays.read_idx_split(data_arg, 'test')
+    images, labels = image_arrays.read_idx_split(data_arg, 'test', labels_required=False)
     return images, labels, score_name(data_arg)
+  if _looks_like_a_path(data_arg):
+    raise DataError(f'--score_data={data_arg}: no such directory (looked in '
+                    f'{os.path.abspath(os.path.expanduser(data_arg))}); pass a directory of '
+                    'IDX files or a dataset name such as mnist')
   host = image_arrays.load_image_arrays(data_arg, '', tfds_data_dir)
   return host.test_images, host.test_labels, score_name(data_arg)
 
@@ -67,6 +84,9 @@ def score_workdir(config: ml_collections.ConfigDict, workdir: str, data_arg: str
   k = config.eval.iw_samples
   logging.info('scoring %d images of %s with k = %d', len(images), name, k)
   y = labels if model.num_classes else None
+  if model.num_classes and labels is None:
+    raise DataError(f'--score_data={data_arg} has no labels (t10k-labels-idx1-ubyte), and '
+                    'this run is a CVAE, which needs one per image; add them')
   if y is not None and (labels.max(initial=0) >= model.num_classes):
     raise DataError(f'--score_data={data_arg} has labels up to {labels.max()}, but the '
                     f'CVAE knows {model.num_classes} classes')
@@ -85,7 +105,8 @@ def score_workdir(config: ml_collections.ConfigDict, workdir: str, data_arg: str
   out_dir = os.path.join(workdir, 'scores')
   os.makedirs(out_dir, exist_ok=True)
   with files.atomic(os.path.join(out_dir, f'{name}.npz')) as tmp, open(tmp, 'wb') as f:
-    np.savez(f, nll_iw=nll, nelbo=nelbo, labels=labels)
+    np.savez(f, nll_iw=nll, nelbo=nelbo,
+             **({} if labels is None else {'labels': labels}))
   workdir_lib.write_json(os.path.join(out_dir, f'{name}.json'), summary)
   logging.info('scores of %s: nll_iw %.2f (own test split %.2f), AUROC %.3f; written to %s',
                name, summary['nll_iw'], summary['own_test_nll_iw'], summary['auroc'],

@@ -103,12 +103,15 @@ def _find_file(directory: str, basename: str) -> str | None:
   return None
 
 
-def find_idx_split(directory: str, split: str) -> tuple[str, str]:
-  """Returns the (images, labels) IDX paths of `split` ('train'/'test')."""
+def find_idx_split(directory: str, split: str, labels_required: bool = True) -> tuple:
+  """Returns the (images, labels) IDX paths of `split` ('train'/'test'); labels None
+  if absent and not `labels_required`."""
   if split not in _SPLIT_FILES:
     raise ValueError(f'split must be one of {sorted(_SPLIT_FILES)}, got {split!r}.')
   basenames = _SPLIT_FILES[split]
   paths = [_find_file(directory, name) for name in basenames]
+  if not labels_required and paths[0] is not None:
+    return paths[0], paths[1]
   missing = [name for name, path in zip(basenames, paths) if path is None]
   if missing:
     raise DataError(

@@ -70,14 +70,19 @@ def _load_local_dir(local_dir: str) -> ImageArrays:
     raise DataError(f'--config.data.local_dir={local_dir} is unusable: {e}') from e
 
 
-def read_idx_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """Reads and checks the (images uint8 [N,H,W,C], labels int32 [N]) of a split."""
-  images_path, labels_path = idx.find_idx_split(directory, split)
-  images, labels = idx.read_idx(images_path), idx.read_idx(labels_path)
+def read_idx_split(directory: str, split: str, labels_required: bool = True):
+  """Reads and checks the (images uint8 [N,H,W,C], labels int32 [N]) of a split;
+  labels None when they are not required and the directory has none."""
+  images_path, labels_path = idx.find_idx_split(directory, split,
+                                                labels_required=labels_required)
+  images = idx.read_idx(images_path)
   if images.dtype != np.uint8 or images.ndim not in (3, 4):
     raise DataError(
         f'{images_path} must hold uint8 images [N, H, W] or [N, H, W, C], got '
         f'{images.dtype} {images.shape}.')
+  if labels_path is None:
+    return _with_channel_axis(images), None
+  labels = idx.read_idx(labels_path)
   if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
     raise DataError(
         f'{labels_path} must hold one label per image of {images_path} '
