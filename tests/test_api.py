@@ -236,6 +236,18 @@ def test_workdir_alone_resumes_evaluates_and_refuses_other_changes(tmp_path):
   assert changed == {'train.num_steps': [3, 6], 'train.log_every_steps': [2, 1],
                      'eval.iw_samples': [8, 4]}
   assert _summary(workdir)['step'] == 6 and _summary(workdir)['iw_samples'] == 4
+  # Run again when finished: it says so (no "resuming"), and run.json keeps the record
+  # of every earlier start, the changes made on resume included.
+  out = cli(f'--workdir={workdir}')
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert 'is finished (step 6 of 6): nothing to train' in out.stderr
+  assert 'resuming' not in out.stderr
+  with open(os.path.join(workdir, 'run.json')) as f:
+    record = json.load(f)
+  assert record['start_step'] == 6 and record['changed_on_resume'] == {}
+  assert [r['start_step'] for r in record['earlier_starts']] == [0, 3]
+  assert record['earlier_starts'][1]['changed_on_resume'] == changed
+  assert all('earlier_starts' not in r for r in record['earlier_starts'])
   # --mode=eval without --config, with another k.
   out = cli('--mode=eval', f'--workdir={workdir}', '--config.eval.iw_samples=20')
   assert out.returncode == 0, out.stderr[-2000:]

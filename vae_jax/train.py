@@ -81,16 +81,20 @@ def train_group(runs: list) -> list:
     states = _restore_common_step(runs, ckpts)
     start = int(states[0].step)
     for run in runs:
-      if start:
+      if start and start >= run.config.train.num_steps:
+        logging.info('%s%s is finished (step %d of %d): nothing to train; its final '
+                     'evaluation is run only if missing (--config.train.num_steps=N trains '
+                     'it further)', run.log_prefix, run.workdir, start,
+                     run.config.train.num_steps)
+      elif start:
         logging.info('%sresuming %s from step %d', run.log_prefix, run.workdir, start)
       if not primary:
         writers.append(metrics_log.NoWriter())
         continue
       workdir_lib.write_json(os.path.join(run.workdir, 'config.json'),
                              workdir_lib.config_to_dict(run.config))
-      workdir_lib.write_json(os.path.join(run.workdir, 'run.json'),
-                             workdir_lib.run_info(run.config, start, run.dataset.spec,
-                                                  run.config_changes))
+      workdir_lib.write_run_info(run.workdir, workdir_lib.run_info(
+          run.config, start, run.dataset.spec, run.config_changes))
       writers.append(metrics_log.MetricWriter(run.workdir))
       cleanup.callback(writers[-1].close)
       # Inline, step 0 is evaluated again; else its record is the evaluator's.

@@ -91,6 +91,22 @@ def run_info(config: ml_collections.ConfigDict, start_step: int, data_spec=None,
   }
 
 
+def write_run_info(workdir: str, info: dict) -> None:
+  """Writes run.json: `info` (this start's), with the earlier starts' records, oldest
+  first, under 'earlier_starts' (what each changed on resume, its versions and
+  command line): a resume never loses the record of an earlier one."""
+  path = os.path.join(workdir, 'run.json')
+  earlier = []
+  try:
+    with open(path) as f:
+      previous = json.load(f)
+    if isinstance(previous, dict):
+      earlier = list(previous.pop('earlier_starts', [])) + [previous]
+  except (OSError, ValueError):
+    pass  # the first start, or an unreadable record (replaced)
+  write_json(path, {**info, 'earlier_starts': earlier})
+
+
 def strict(obj):
   """`obj` with every NaN or infinite float replaced by None (strict JSON)."""
   if isinstance(obj, float) and not math.isfinite(obj):
