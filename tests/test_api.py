@@ -248,10 +248,14 @@ def test_workdir_alone_resumes_evaluates_and_refuses_other_changes(tmp_path):
   assert [r['start_step'] for r in record['earlier_starts']] == [0, 3]
   assert record['earlier_starts'][1]['changed_on_resume'] == changed
   assert all('earlier_starts' not in r for r in record['earlier_starts'])
-  # --mode=eval without --config, with another k.
+  # --mode=eval without --config, with another k; it adds no TensorBoard events file
+  # (whose pictures would stand beside the run's own at the same step).
+  events = lambda: sorted(n for n in os.listdir(workdir) if n.startswith('events.'))
+  before_eval = events()
   out = cli('--mode=eval', f'--workdir={workdir}', '--config.eval.iw_samples=20')
   assert out.returncode == 0, out.stderr[-2000:]
   assert _summary(workdir)['iw_samples'] == 20
+  assert events() == before_eval
   # Anything else is refused, every differing key named with both values.
   before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
   out = cli(f'--workdir={workdir}', '--config.model.latent_dim=5', '--config.seed=2')

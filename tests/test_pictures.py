@@ -128,7 +128,9 @@ def test_traversals_order_and_kl_labels(vae, inputs):
   ordered, ordered_labels = model_pictures.traversals(model, params, x[0], y[0], order=[1, 2, 0],
                                                 **kwargs)
   np.testing.assert_allclose(ordered, grid[[1, 2, 0]], atol=1e-6)
-  assert ordered_labels == ['z1 (KL 2.1)', 'z2 (KL 0.5)', 'z0 (KL 0.0)']
+  # A latent with little KL keeps a significant digit: it never reads 0.0 unless it has none.
+  assert ordered_labels == ['z1 (KL 2.1)', 'z2 (KL 0.5)', 'z0 (KL 0.04)']
+  assert model_pictures.kl_text(0.0) == '0.0' and model_pictures.kl_text(0.0049) == '0.005'
   top, _ = model_pictures.traversals(model, params, x[0], y[0], order=[1], **kwargs)
   assert top.shape == (1, 3, *IMAGE_SHAPE)
   with pytest.raises(ValueError, match='order'):
@@ -240,12 +242,21 @@ def test_traversal_gif_frames_match_traversals(vae, image, tmp_path):
   # 3 dims → a 2×2 grid of tiles (the last one blank).
   tile_h, tile_w = _tile_size(['z0', 'z1', 'z2'])
   gap = figures.TILE_GAP
-  assert frames[0].shape == (2 * tile_h + gap, 2 * tile_w + gap, 3)
+  # Below a caption strip with the frame's offset.
+  assert frames[0].shape == (figures.LINE_HEIGHT + 2 * tile_h + gap, 2 * tile_w + gap, 3)
   # Frame t sweeps s_t = −2, −1, 0, 1, 2, 1, 0, −1: traversals' columns at those offsets.
   grid, labels = model_pictures.traversals(model, params, x, y, num_steps=5, span=SPAN)
-  for t, column in enumerate([0, 1, 2, 3, 4, 3, 2, 1]):
-    expected = figures.labelled_cells(grid[:, column], labels, cols=2)
-    np.testing.assert_allclose(frames[t], expected, atol=1)  # grey frames are lossless
+  columns = [0, 1, 2, 3, 4, 3, 2, 1]
+  expected = figures.captioned(
+      [figures.labelled_cells(grid[:, c], labels, cols=2) for c in columns],
+      [f'offset {s:+.1f}σ' for s in model_pictures.gif_offsets(FRAMES, SPAN)])
+  for t in range(FRAMES):
+    np.testing.assert_allclose(frames[t], expected[t], atol=1)  # grey frames are lossless
+  body = slice(figures.LINE_HEIGHT, None)  # the cells alone: traversals' columns
+  np.testing.assert_allclose(frames[2][body],
+                             figures.labelled_cells(grid[:, 2], labels, cols=2), atol=1)
+  assert not np.array_equal(frames[1][:figures.LINE_HEIGHT],
+                            frames[3][:figures.LINE_HEIGHT])  # the captions differ
   assert not np.array_equal(frames[0], frames[FRAMES // 2])  # the animation moves
   assert np.abs(frames[0].astype(int) - frames[FRAMES // 2]).max() > 10
 
@@ -262,11 +273,12 @@ def test_traversal_gif_order_kl_labels_and_single_row(vae, image, tmp_path):
   labels = ['z1 (KL 2.1)', 'z2 (KL 0.5)']
   assert model_pictures.dim_labels([1, 2], kl) == labels
   tile_h, tile_w = _tile_size(labels)
-  assert frames[0].shape == (tile_h, 2 * tile_w + figures.TILE_GAP, 3)
+  body = slice(figures.LINE_HEIGHT, None)
+  assert frames[0][body].shape == (tile_h, 2 * tile_w + figures.TILE_GAP, 3)
   grid, _ = model_pictures.traversals(model, params, x, y, num_steps=3, span=SPAN, order=[1, 2])
-  np.testing.assert_allclose(frames[0], figures.labelled_cells(grid[:, 0], labels, 2),
+  np.testing.assert_allclose(frames[0][body], figures.labelled_cells(grid[:, 0], labels, 2),
                              atol=1)
-  np.testing.assert_allclose(frames[2], figures.labelled_cells(grid[:, 2], labels, 2),
+  np.testing.assert_allclose(frames[2][body], figures.labelled_cells(grid[:, 2], labels, 2),
                              atol=1)
   with pytest.raises(ValueError):
     model_pictures.traversal_gif(model, params, x, y, str(tmp_path / 'bad.gif'), order=[3])
@@ -376,3 +388,15 @@ def test_factor_traversal_picture():
                                    title='dSprites ground-truth factors')
   assert picture.dtype == np.uint8
   np.testing.assert_array_equal(picture, expected)
+
+
+def test_the_scatter_shows_the_traversal_s_first_two_latents():
+  # The active latents with most KL, never an inactive one when two are active.
+  assert eval_pictures.scatter_dims(np.array([3, 1, 4]), 5) == (3, 1)
+  assert eval_pictures.scatter_dims(np.array([2]), 4) == (2, 0)  # one active: the lowest other
+  assert eval_pictures.scatter_dims(np.array([0]), 3) == (0, 1)
+  mu = np.zeros((50, 4))
+  mu[:, 2] = np.linspace(-2, 2, 50)  # z2 alone varies
+  mu[:, 3] = np.linspace(1, -1, 50) ** 2
+  order, _, active = eval_pictures.traversal_order({}, mu, stochastic=False)
+  assert active == 2 and eval_pictures.scatter_dims(order, 4) == (2, 3)

@@ -134,9 +134,11 @@ def results_line(workdir: str, mode: str = 'train') -> str:
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """--mode=eval: restores the newest checkpoint, writes images and summary.json.
 
-  The checkpoints and metrics.jsonl are left as they are (an unreadable
-  checkpoint stays in place; the newest readable one is evaluated); images and
-  summary.json are each written whole (`files.atomic`), summary.json last.
+  The checkpoints, metrics.jsonl and the TensorBoard events are left as they
+  are (an unreadable checkpoint stays in place; the newest readable one is
+  evaluated; no second events file shows a second picture at the step);
+  images and summary.json are each written whole (`files.atomic`),
+  summary.json last.
   Evaluation settings (config.eval.*, e.g. iw_samples) may differ from the
   training run's.
   """
@@ -145,7 +147,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
                        'of a trained run')
   run = build_run(config, workdir)
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
-  writer = metrics_log.MetricWriter(workdir)
+  writer = metrics_log.NoWriter()  # the pictures go to images/ only
   try:
     with guards.out_of_memory_is_a_user_error(config):
       state = ckpt.restore_latest(train_state.init_state(run.spec, config.seed),

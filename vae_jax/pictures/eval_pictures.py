@@ -60,6 +60,15 @@ def traversal_order(metrics: dict, mu: np.ndarray,
   return (shown if len(shown) else order[:1]), kl, int(np.sum(active))
 
 
+def scatter_dims(order: np.ndarray, latent_dim: int) -> tuple[int, int]:
+  """The two latents a scatter shows: the first two of the traversal `order` (the
+  active ones with most KL), else its one and the lowest other latent."""
+  first = [int(d) for d in order[:2]]
+  if len(first) == 2:
+    return first[0], first[1]
+  return first[0], next(d for d in range(latent_dim) if d != first[0])
+
+
 def traversal_note(shown: int, active: int, latent_dim: int) -> str:
   """What a traversal picture leaves out, e.g. '3 of 20 latents active; 17
   inactive ones not shown'."""
@@ -163,9 +172,11 @@ def make_pictures(model: models.VAE, params, dataset: data_lib.Dataset, *, seed:
   if model.latent_dim >= 2:
     shown = slice(0, SCATTER_POINTS)
     class_names = list(names) if spec.num_classes else None
+    pair = scatter_dims(order, model.latent_dim)
     out['scatter'] = plots.latent_scatter(
-        mu[shown], labels[shown], class_names=class_names,
-        title=f'posterior means z0, z1 ({where})')
+        mu[shown], labels[shown], class_names=class_names, dims=pair,
+        title=f'posterior means z{pair[0]}, z{pair[1]}, the first two latents of the '
+              f'traversal ({where})')
 
   if stochastic:
     points = [{'kl': r['kl'], 'recon': r['recon'], 'label': str(r['step']),

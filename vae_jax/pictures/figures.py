@@ -167,6 +167,23 @@ def labelled_cells(cells: np.ndarray, labels: Sequence[str], cols: int) -> np.nd
   return canvas
 
 
+def captioned(pictures: Sequence[np.ndarray], captions: Sequence[str]) -> list[np.ndarray]:
+  """Each uint8 [H, W, 3] picture below a strip with its caption, all of one size
+  (the widest picture or caption; pictures centred): the frames of an animation."""
+  if len(captions) != len(pictures):
+    raise ValueError(f'{len(captions)} captions for {len(pictures)} pictures')
+  height = max(p.shape[0] for p in pictures)
+  width = max([p.shape[1] for p in pictures] +
+              [text_width(c) + 2 * TEXT_PAD for c in captions])
+  frames = []
+  for picture, caption in zip(pictures, captions):
+    canvas = Image.new('RGB', (width, LINE_HEIGHT + height), MARGIN_COLOUR)
+    canvas.paste(Image.fromarray(picture), ((width - picture.shape[1]) // 2, LINE_HEIGHT))
+    _draw_centred(ImageDraw.Draw(canvas), caption, (0, 0, width, LINE_HEIGHT))
+    frames.append(np.asarray(canvas, np.uint8))
+  return frames
+
+
 def palette_frames(pictures: Sequence[np.ndarray]) -> list[Image.Image]:
   """uint8 [H, W, 3] pictures → GIF-ready images sharing one palette.
 

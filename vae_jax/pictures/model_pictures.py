@@ -80,7 +80,14 @@ def dim_labels(dims: Sequence[int], kl_per_dim: Optional[np.ndarray] = None) -> 
   if kl_per_dim is None:
     return [f'z{d}' for d in dims]
   kl = np.asarray(kl_per_dim, np.float64)
-  return [f'z{d} (KL {kl[d]:.1f})' for d in dims]
+  return [f'z{d} (KL {kl_text(kl[d])})' for d in dims]
+
+
+def kl_text(nats: float) -> str:
+  """A KL in nats for a label: one decimal, or one significant digit below 0.1 (a
+  latent that carries little never reads 0.0 unless it carries none)."""
+  return f'{nats:.1f}' if nats >= 0.095 or nats <= 0.0 else f'{nats:.1g}'
+
 
 
 def _swept(model: models.VAE, params, x: jax.Array, y: jax.Array, dims: Sequence[int],
@@ -189,20 +196,23 @@ def traversal_gif(model: models.VAE, params, x: jax.Array, y: jax.Array, path: s
   """Writes an animated, looping GIF of latent traversals of ONE input; returns path.
 
   One cell per dim d in `order` (default every latent dim; e.g. dims sorted
-  by decreasing KL), labelled "z3" or "z3 (KL 2.1)" given kl_per_dim. Frame t
+  by decreasing KL), labelled "z3" or "z3 (KL 2.1)" given kl_per_dim; each
+  frame is captioned with its offset in prior σ ("offset +1.5σ"). Frame t
   decodes z = mu with z_d = mu_d + s_t for s_t = `gif_offsets(num_frames,
   span)` (−span → +span → −span), so every cell moves at once. Cells are laid
   out `cols` to a row (default: a near-square grid, ceil(sqrt(#dims));
   cols=len(order) gives a single row); frames are `figures.labelled_cells`
-  pictures. A decoder that ignores every shown dim gives a one-frame GIF.
+  pictures.
   """
   dims = _dims(order, model.latent_dim)
   cols = math.ceil(math.sqrt(len(dims))) if cols is None else cols
   if cols < 1:
     raise ValueError(f'cols must be positive, got {cols}')
-  cells = gif_cells(model, params, x, y, dims, gif_offsets(num_frames, span))
+  offsets = gif_offsets(num_frames, span)
+  cells = gif_cells(model, params, x, y, dims, offsets)
   labels = dim_labels(dims, kl_per_dim)
-  frames = [figures.labelled_cells(c, labels, cols) for c in cells]
+  frames = figures.captioned([figures.labelled_cells(c, labels, cols) for c in cells],
+                             [f'offset {s:+.1f}σ' for s in offsets])
   return figures.write_gif(path, frames, frame_ms)
 
 
