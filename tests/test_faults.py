@@ -893,6 +893,64 @@ def test_signals_at_chosen_and_random_points_then_the_same_command_ends_bit_iden
   assert _without_times(_records(workdir)) == records
 
 
+# Evaluations long enough to land a signal in: the disentanglement scores at
+# every evaluation (1/10 of the protocol) and a k = 500 bound at the end.
+_EVALS = ['--config=experiments/test.py', '--config.train.num_steps=8',
+          '--config.train.log_every_steps=2', '--config.train.eval_every_steps=4',
+          '--config.train.checkpoint_every_steps=4']
+_SLOW_EVAL = ['--config.eval.disentanglement=True', '--config.eval.disentanglement_divisor=10',
+              '--config.eval.iw_samples=500']
+_QUICK_EVAL = ['--config.eval.disentanglement=False', '--config.eval.iw_samples=8']
+
+
+def _stop_within_an_evaluation(flags: list, log: str, workdir: str, step: int, signum,
+                               what: str) -> None:
+  """Launches, signals a moment after the train record of `step` (its evaluation then
+  runs), and checks the stop: quick, one line naming the evaluation, the checkpoint
+  of `step` on disk, exit 128 + signal."""
+  since = time.time()
+  proc = _launch(flags, log)
+  _wait_until(proc, log, _trained_past(workdir, step, since), f'step {step}')
+  time.sleep(0.5)  # into the evaluation
+  signalled = time.time()
+  proc.send_signal(signum)
+  out = _finish(proc, log)
+  assert time.time() - signalled < 15, 'the stop waited for the evaluation'
+  _one_line(out, 128 + signum, f'stopped by {signal.Signals(signum).name} during {what}',
+            f'the checkpoint at step {step} is saved', 'run the same command to resume')
+  assert str(step) in os.listdir(os.path.join(workdir, 'checkpoints'))
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_signal_during_each_evaluation_stops_it_and_the_resumed_run_ends_the_same(tmp_path):
+  # The step-0, a periodic and the final evaluation, each stopped by a signal; every
+  # stop resumed by the same command. Settings that keep the trained function
+  # (eval.*) may change on resume: the last resume evaluates quickly, as the reference.
+  workdir, log = str(tmp_path / 'run'), str(tmp_path / 'stderr.txt')
+  flags = [f'--workdir={workdir}', *_EVALS]
+  _stop_within_an_evaluation(flags + _SLOW_EVAL, log, workdir, 2, signal.SIGTERM,
+                             'the step-0 evaluation')
+  _stop_within_an_evaluation(flags + _SLOW_EVAL, log, workdir, 4, signal.SIGINT,
+                             'the evaluation at step 4')
+  _stop_within_an_evaluation(flags + _SLOW_EVAL, log, workdir, 8, signal.SIGTERM,
+                             'the final evaluation')
+  out = _finish(_launch(flags + _QUICK_EVAL, log), log)
+  assert out.returncode == 0, out.stderr[-2000:]
+  reference = str(tmp_path / 'reference')
+  out = cli(f'--workdir={reference}', *_EVALS, *_QUICK_EVAL)
+  assert out.returncode == 0, out.stderr[-2000:]
+  config = load_experiment('test')
+  config.train.num_steps = 8
+  assert state_digest(final_state(workdir, config)) == state_digest(
+      final_state(reference, config))
+  train = lambda w: [r for r in _without_times(_records(w)) if r['split'] == 'train']
+  assert train(workdir) == train(reference)
+  assert sorted(r['step'] for r in _records(workdir) if r['split'] == 'eval') == [0, 4, 8]
+  summary = lambda w: json.load(open(os.path.join(w, 'summary.json')))
+  assert summary(workdir) == summary(reference)
+
+
 def _score_data(directory: str) -> str:
   """MNIST-format IDX files of 32 random 64×64 test images (the dSprites model's shape)."""
   from vae_jax.data import idx  # pylint: disable=g-import-not-at-top

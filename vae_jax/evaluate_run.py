@@ -89,8 +89,7 @@ def evaluate_missing(run: Run, state, step: int, writer) -> dict:
   final metrics of a finished run (from summary.json if it has them)."""
   cfg = run.config.train
   final = step >= cfg.num_steps
-  recorded = any(r['step'] == step and r['split'] == 'eval'
-                 for r in metrics_log.read_metrics(run.workdir))
+  recorded = step in metrics_log.evaluated_steps(run.workdir)
   if not recorded and (final or step % cfg.eval_every_steps == 0):
     return evaluate_and_write(run, state, step, writer, final=final)
   if not final:

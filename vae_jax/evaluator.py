@@ -43,16 +43,11 @@ def is_evaluation_step(step: int, train: ml_collections.ConfigDict) -> bool:
   return step == 0 or step % train.eval_every_steps == 0 or step == train.num_steps
 
 
-def recorded_steps(workdir: str) -> set:
-  """The steps with an evaluation record in metrics.jsonl."""
-  return {r['step'] for r in metrics_log.read_metrics(workdir) if r['split'] == 'eval'}
-
-
 def unevaluated(workdir: str, train: ml_collections.ConfigDict):
   """step → True while the checkpoint at an evaluation step awaits its evaluation
   (the trainer's Checkpointer keeps those)."""
   return lambda step: (is_evaluation_step(step, train)
-                       and step not in recorded_steps(workdir))
+                       and step not in metrics_log.evaluated_steps(workdir))
 
 
 class _Follower:
@@ -73,13 +68,13 @@ class _Follower:
     return self.run.config.train.num_steps
 
   def finished(self) -> bool:
-    return self.final_step in recorded_steps(self.run.workdir)
+    return self.final_step in metrics_log.evaluated_steps(self.run.workdir)
 
   def evaluate_ready(self) -> bool:
     """Evaluates every saved, unrecorded evaluation checkpoint in step order (up to
     one that is missing or unreadable); True if it evaluated any."""
     self.ckpt.reload()
-    done, any_done = recorded_steps(self.run.workdir), False
+    done, any_done = metrics_log.evaluated_steps(self.run.workdir), False
     steps = [s for s in self.ckpt.all_steps()
              if is_evaluation_step(s, self.run.config.train) and s not in done]
     template = None  # a whole train state, made once a call, not held between calls

@@ -34,9 +34,11 @@ default ~/.cache/vae_jax/xla; set it to '' to turn the cache off.
 
 A bad flag, config value, dataset or workdir exits with code 2 and one line
 saying what is wrong; a non-finite loss exits with code 1 naming step and term;
-SIGINT / SIGTERM while training save a checkpoint and exit with 130 / 143;
-elsewhere (start-up, --mode=eval, --mode=score) they stop the command at once
-with one line and exit 130 / 143, leaving no half-written file
+SIGINT / SIGTERM while training save a checkpoint and exit with 130 / 143
+(during an evaluation, the step-0, a periodic or the final one, they stop it
+at once; a second Ctrl-C stops training at once); elsewhere (start-up,
+--mode=eval, --mode=score) they stop the command at once with one line and
+exit 130 / 143, leaving no half-written file
 (docs/reliability.md). A finished mode prints one line on stdout saying where its
 results are (docs/outputs.md).
 """
@@ -50,7 +52,7 @@ import time
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vae_jax.errors import SignalInterrupt, UserError
+from vae_jax.errors import Interrupted, SignalInterrupt, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (experiments/*.py).', lock_config=True)
@@ -242,6 +244,13 @@ def main(argv: list) -> None:
   try:
     with guards.StopAtOnce():
       _run_mode()
+  except Interrupted as e:
+    # The loop saved its checkpoint and closed its files. A scikit-learn fit of a
+    # stopped evaluation may still run in a worker thread; the exit does not wait.
+    print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    logging.flush()
+    os._exit(e.exit_code)  # pylint: disable=protected-access
   except UserError as e:
     _fail(' '.join(str(e).split()), e.exit_code)
   except SignalInterrupt as e:

@@ -47,7 +47,7 @@ from vae_jax.run import parallel
 from vae_jax.evaluation import evaluators
 from vae_jax.run import workdir as workdir_lib
 from vae_jax.run import metrics_log
-from vae_jax.errors import Interrupted
+from vae_jax.errors import Interrupted, SignalInterrupt
 from vae_jax.run.build import Run, build_run
 
 
@@ -165,8 +165,14 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
     metrics = [evaluate_run.evaluate_and_write(run, s, start, writer, final=True)
                if primary else None for run, s, writer in zip(runs, members(state), writers)]
   elif start > 0:  # a resumed run: what a stop after the checkpoint at `start` left undone
-    metrics = [evaluate_run.evaluate_missing(run, s, start, writer) if primary else None
-               for run, s, writer in zip(runs, members(state), writers)]
+    with _evaluation(interrupts, ckpts, list(members(state)), start,
+                     'the evaluations owed on resume'):
+      if primary:
+        owe_zero = [(run, writer) for run, writer in zip(runs, writers)
+                    if 0 not in metrics_log.evaluated_steps(run.workdir)]
+        _evaluate_step_zero([r for r, _ in owe_zero], [w for _, w in owe_zero])
+      metrics = [evaluate_run.evaluate_missing(run, s, start, writer) if primary else None
+                 for run, s, writer in zip(runs, members(state), writers)]
   # The step-0 evaluation waits for the first log, checkpoint or evaluation step:
   # the first train steps do not wait for it (nor for its pictures' compiles).
   step_zero_owed = inline and primary and start == 0 and num_steps > 0
@@ -214,22 +220,44 @@ def _loop(runs: list, state, start: int, ckpts: list, writers: list, interrupts)
             bar.set_postfix(loss=f'{float(np.mean([v["loss"] for v in values])):.2f}',
                             refresh=False)
         history, last_log_time, last_log_step = [], time.perf_counter(), done
-      if step_zero_owed:  # before any checkpoint: a resumed run never owes it
-        _evaluate_step_zero(runs, writers)
+      if step_zero_owed:  # before any checkpoint (a resumed run makes it if missing)
+        with _evaluation(interrupts, ckpts, list(members(state)), done,
+                         'the step-0 evaluation'):
+          _evaluate_step_zero(runs, writers)
         step_zero_owed = False
         last_log_time = time.perf_counter()  # steps/s counts training only
       if save or stop:
         for ckpt, s in zip(ckpts, members(state)):
           ckpt.save(done, s)
       if evaluate and inline:
-        metrics = [evaluate_run.evaluate_and_write(run, s, done, writer, final=done == num_steps)
-                   if primary else None
-                   for run, s, writer in zip(runs, members(state), writers)]
+        what = 'the final evaluation' if done == num_steps else f'the evaluation at step {done}'
+        with _evaluation(interrupts, ckpts, list(members(state)), done, what):
+          metrics = [evaluate_run.evaluate_and_write(run, s, done, writer,
+                                                     final=done == num_steps)
+                     if primary else None
+                     for run, s, writer in zip(runs, members(state), writers)]
       if stop:  # train_group's clean-up waits for the save
         name = signal.Signals(signum).name
         raise Interrupted(f'stopped by {name} at step {done}; saved a checkpoint at step '
                           f'{done}; run the same command to resume', signum)
   return state, metrics
+
+
+@contextlib.contextmanager
+def _evaluation(interrupts, ckpts: list, states: list, step: int, what: str):
+  """Runs an evaluation inside the training loop that a signal stops at once: the
+  checkpoint of `step` is then saved (if it is not yet) and the run stops with
+  Interrupted; the same command resumes and makes the evaluation again."""
+  try:
+    with interrupts.stopping_at_once():
+      yield
+  except SignalInterrupt as e:
+    for ckpt, s in zip(ckpts, states):
+      ckpt.save(step, s)  # train_group's clean-up waits for the save
+    name = signal.Signals(e.signum).name
+    raise Interrupted(f'stopped by {name} during {what}; the checkpoint at step {step} is '
+                      'saved; run the same command to resume (it makes that evaluation '
+                      'again)', e.signum) from None
 
 
 def _evaluate_step_zero(runs: list, writers: list) -> None:

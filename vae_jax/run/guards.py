@@ -5,7 +5,9 @@
   or evaluated (the step computes a `finite` flag every step).
 - `Interrupts`: SIGINT / SIGTERM while training make the loop save a
   checkpoint at the current step and stop (exit 130 / 143); the same command
-  resumes exactly.
+  resumes exactly. During an evaluation inside the loop
+  (`Interrupts.stopping_at_once`) a signal stops it at once, as below; the
+  loop then saves the checkpoint of the step and stops the same way.
 - `StopAtOnce`: everywhere else (start-up, --mode=eval, --mode=score) the
   command stops at once (`SignalInterrupt`, exit 130 / 143), except inside
   `signals_held()` blocks (Orbax restores and saves, which run in threads an
@@ -79,8 +81,27 @@ class Interrupts:
     if self.signum == signal.SIGINT and signum == signal.SIGINT:
       raise KeyboardInterrupt
     self.signum = signum
-    logging.warning('%s received: stopping after the current steps with a checkpoint',
-                    signal.Signals(signum).name)
+    logging.warning('%s received: stopping after the current steps with a checkpoint '
+                    '(a second Ctrl-C stops at once)', signal.Signals(signum).name)
+
+  @contextlib.contextmanager
+  def stopping_at_once(self):
+    """Within the block (an evaluation inside the training loop), SIGINT and SIGTERM
+    raise SignalInterrupt at once, as under `StopAtOnce`; so does a signal received
+    before the block."""
+    if self.signum is not None:
+      raise SignalInterrupt(self.signum)
+    installed = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      try:
+        installed[signum] = signal.signal(signum, _stop_at_once)
+      except ValueError:  # not the main thread: signals keep their handlers
+        pass
+    try:
+      yield
+    finally:
+      for signum, handler in installed.items():
+        signal.signal(signum, handler)
 
   def __exit__(self, *exc) -> None:
     for signum, handler in self._previous.items():

@@ -45,6 +45,11 @@ def read_metrics(workdir: str) -> list:
   return records
 
 
+def evaluated_steps(workdir: str) -> set:
+  """The steps with an evaluation record ('eval' split) in metrics.jsonl."""
+  return {r['step'] for r in read_metrics(workdir) if r['split'] == 'eval'}
+
+
 # Settings recorded beside the held-out metrics in metrics.jsonl and
 # summary.json (they say how a number was measured) but not metrics: no
 # TensorBoard scalar of their own.
