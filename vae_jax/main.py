@@ -44,14 +44,13 @@ results are (docs/outputs.md).
 """
 
 import os
-import re
 import signal
 import sys
-import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from vae_jax import cli_args
 from vae_jax.errors import Interrupted, SignalInterrupt, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -70,12 +69,6 @@ _SWEEP_SHARD = flags.DEFINE_string(
 _SCORE_DATA = flags.DEFINE_string(
     'score_data', None, '--mode=score: a dataset name or a directory of MNIST-format IDX '
     'files whose test split the run in --workdir scores.')
-
-# A config file whose get_config(WORKDIR) is the config saved in WORKDIR: with
-# --workdir=DIR and no --config, main loads it, so --config.a.b overrides apply.
-SAVED_CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                 'run', 'saved_config.py')
-
 
 class _QuietLibraries:
   """absl-handler filter: drops INFO chatter of checkpointing and XLA start-up."""
@@ -98,129 +91,29 @@ def _enable_compilation_cache() -> None:
   jax.config.update('jax_compilation_cache_max_size', 2 * 1024**3)  # bytes, LRU eviction
 
 
-def _fail(message: str, code: int = 2) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(code)
-
-
-def _one_line(error: Exception) -> str:
-  """The useful line of a flag/config error (the last line of an embedded traceback)."""
-  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-  if any(line.startswith('Traceback') for line in lines):
-    return lines[-1]
-  return ' '.join(lines)
-
-
-def _unknown_key_message(error: Exception, argv: list) -> str:
-  """Names the override that used a key the config does not have."""
-  text = str(error).replace('\\', '')
-  found = re.search(r"'([A-Za-z0-9_]+)'", text)
-  key = found.group(1) if found else text
-  hint = re.search(r'Did you mean "([^"]+)"', text)
-  hint = f' (did you mean {hint.group(1)!r}?)' if hint else ''
-  for arg in argv:
-    name = arg.split('=', 1)[0]
-    if name.startswith('--config.') and key in name[2:].split('.'):
-      return (f'unknown config key {name[2:]}{hint} (from {arg}); the fields are '
-              'listed in vae_jax/configs.py')
-  return f'unknown config key {key!r}{hint}; the fields are listed in vae_jax/configs.py'
-
-
-def _flag_arg(argv: list, flag: str):
-  """The last --flag value in argv (None if absent), read before absl parses it."""
-  value = None
-  for i, arg in enumerate(argv[1:], 1):
-    if arg == '--':
-      break
-    name, equals, rest = arg.partition('=')
-    if name in (f'--{flag}', f'-{flag}'):
-      value = rest if equals else (argv[i + 1] if i + 1 < len(argv) else None)
-  return value
-
-
-def _config_arg(argv: list):
-  """The last --config value in argv (None if absent), read before absl loads the file."""
-  return _flag_arg(argv, 'config')
-
-
-def _with_saved_config(argv: list) -> list:
-  """argv with --config=SAVED_CONFIG_FILE:DIR added when --workdir=DIR comes
-  without --config (resume, --mode=eval, --mode=score with the saved config)."""
-  workdir = _flag_arg(argv, 'workdir')
-  mode = _flag_arg(argv, 'mode')
-  if _config_arg(argv) is not None or not workdir or mode == 'sweep':
-    return argv
-  if mode == 'evaluator':
-    _wait_for_run(workdir)
-    if os.path.isfile(os.path.join(workdir, 'sweep.json')):
-      return argv  # each member's saved config is loaded by the evaluator
-  if not os.path.isfile(os.path.join(workdir, 'config.json')):
-    _fail(f'--workdir={workdir} holds no run (no config.json); pass --config=FILE to '
-          'start one there, e.g. --config=experiments/vae.py')
-  if ':' in workdir:
-    _fail(f'--workdir={workdir}: without --config the workdir may not contain ":"; '
-          'pass --config=FILE as well')
-  return [argv[0], f'--config={SAVED_CONFIG_FILE}:{workdir}', *argv[1:]]
-
-
-def _wait_for_run(workdir: str, poll_seconds: float = 2.0) -> None:
-  """--mode=evaluator started before its trainer: waits for the run's config.json
-  (or a sweep's sweep.json)."""
-  said = False
-  while not any(os.path.isfile(os.path.join(workdir, name))
-                for name in ('config.json', 'sweep.json')):
-    if not said:
-      print(f'waiting for a run in {workdir} (its config.json or sweep.json)',
-            file=sys.stderr, flush=True)
-      said = True
-    time.sleep(poll_seconds)
-
-
-def _check_config_file(argv: list) -> None:
-  """ConfigError if the --config file is missing, is not a Python file, lacks
-  get_config(), returns no ConfigDict, adds a key, or is a sweep file outside
-  --mode=sweep (it would train its base config alone)."""
-  config_arg = _config_arg(argv)
-  if not config_arg or config_arg.startswith(SAVED_CONFIG_FILE):
-    return
-  from vae_jax import config_files  # pylint: disable=g-import-not-at-top
-  module = config_files.load_module(config_arg.partition(':')[0])
-  mode = _flag_arg(argv, 'mode') or 'train'
-  if mode not in ('sweep', 'evaluator') and hasattr(module, 'get_sweep'):
-    raise UserError(f'{config_arg.partition(":")[0]} is a sweep file (it defines '
-                    f'get_sweep()); run it with --mode=sweep, or pass an experiment file '
-                    'such as experiments/beta_vae.py')
-  config_files.module_config(module, config_arg)
-
-
-def _help_requested(argv: list) -> bool:
-  return any(arg in ('--help', '-h', '-?', '--helpfull', '--helpshort')
-             for arg in argv[1:])
-
-
 def parse_flags(argv: list) -> list:
   """Parses flags and loads the config; any error is one line and exit code 2."""
-  if _help_requested(argv):
+  if cli_args.help_requested(argv):
     print(__doc__.strip())
     sys.exit(0)
   try:
-    argv = _with_saved_config(argv)
-    _check_config_file(argv)
+    argv = cli_args.with_saved_config(argv)
+    cli_args.check_config_file(argv)
     rest = flags.FLAGS(argv)
     if _MODE.value == 'evaluator' and _CONFIG.value is None and _WORKDIR.value:
       return rest  # a sweep directory
     if _CONFIG.value is None:
-      _fail('--config is required, e.g. --config=experiments/beta_vae.py '
+      cli_args.fail('--config is required, e.g. --config=experiments/beta_vae.py '
             '(--workdir=DIR alone resumes or, with --mode=eval, re-evaluates a run with '
             'its saved config)')
     _CONFIG.value.to_dict()  # surfaces a deferred config-file error here
     return rest
   except UserError as e:
-    _fail(' '.join(str(e).split()), e.exit_code)
+    cli_args.fail(' '.join(str(e).split()), e.exit_code)
   except (AttributeError, KeyError) as e:
-    _fail(_unknown_key_message(e, argv))
+    cli_args.fail(cli_args.unknown_key_message(e, argv))
   except Exception as e:  # pylint: disable=broad-except  (flag and config-file errors)
-    _fail(_one_line(e))
+    cli_args.fail(cli_args.one_line(e))
 
 
 # What a SignalInterrupt (a stop at once, outside the training loop) leaves, by --mode.
@@ -237,7 +130,7 @@ _STOPPED = {
 
 def main(argv: list) -> None:
   if len(argv) > 1:
-    _fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
+    cli_args.fail(f'unexpected arguments {argv[1:]}; flags look like --config.a.b=value')
   from vae_jax.run import guards  # pylint: disable=g-import-not-at-top
   logging.get_absl_handler().addFilter(_QuietLibraries())
   _enable_compilation_cache()
@@ -252,7 +145,7 @@ def main(argv: list) -> None:
     logging.flush()
     os._exit(e.exit_code)  # pylint: disable=protected-access
   except UserError as e:
-    _fail(' '.join(str(e).split()), e.exit_code)
+    cli_args.fail(' '.join(str(e).split()), e.exit_code)
   except SignalInterrupt as e:
     # The stop has unwound every open file and writer. The interpreter's own
     # teardown is skipped: a stop that landed in the middle of XLA's work (a
@@ -263,7 +156,7 @@ def main(argv: list) -> None:
     logging.flush()
     os._exit(e.exit_code)  # pylint: disable=protected-access
   except KeyboardInterrupt:  # a second Ctrl-C while the training loop stops
-    _fail('interrupted; the checkpoints saved so far are kept (run the same command to '
+    cli_args.fail('interrupted; the checkpoints saved so far are kept (run the same command to '
           'resume)', 130)
 
 
@@ -278,11 +171,11 @@ def _run_mode() -> None:
     from vae_jax.sweeps import runner as sweep_runner  # pylint: disable=g-import-not-at-top
     shard = sweep_plan.parse_shard(_SWEEP_SHARD.value)
   elif _SWEEP_SHARD.value is not None:
-    _fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')
+    cli_args.fail(f'--sweep_shard={_SWEEP_SHARD.value} needs --mode=sweep')
   parallel.initialize_distributed()
   if _MODE.value == 'sweep':
     if _CONFIG.value is None:
-      _fail('--mode=sweep needs --config=experiments/sweeps/<name>.py')
+      cli_args.fail('--mode=sweep needs --config=experiments/sweeps/<name>.py')
     config_arg = flags.FLAGS['config'].config_filename
     sweep_dir = _WORKDIR.value or workdir.default_workdir(config_arg)
     logging.info('sweep directory: %s', sweep_dir)
@@ -300,7 +193,7 @@ def _run_mode() -> None:
   logging.info('workdir: %s', workdir_path)
   if _MODE.value == 'score':
     if not (_WORKDIR.value and _SCORE_DATA.value):
-      _fail('--mode=score needs --workdir=RUN and --score_data=NAME_OR_IDX_DIR')
+      cli_args.fail('--mode=score needs --workdir=RUN and --score_data=NAME_OR_IDX_DIR')
     from vae_jax import score  # pylint: disable=g-import-not-at-top
     score.score_workdir(config, workdir_path, _SCORE_DATA.value)
     print(score.results_line(workdir_path, _SCORE_DATA.value), flush=True)
@@ -320,7 +213,7 @@ def _run_evaluator() -> None:
   """--mode=evaluator: follows --workdir's run or sweep to its final evaluation."""
   from vae_jax import evaluate_run, evaluator  # pylint: disable=g-import-not-at-top
   if not _WORKDIR.value:
-    _fail('--mode=evaluator needs --workdir=RUN_OR_SWEEP_DIR')
+    cli_args.fail('--mode=evaluator needs --workdir=RUN_OR_SWEEP_DIR')
   if evaluator.is_sweep_directory(_WORKDIR.value):
     evaluator.follow_sweep(_WORKDIR.value)
     print(f'evaluated every member of {_WORKDIR.value}; their results: '

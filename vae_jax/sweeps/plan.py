@@ -79,12 +79,21 @@ def load(path_arg: str, base: ml_collections.ConfigDict = None):
   return config, module.get_sweep(config if base is None else base, path_arg.partition(':')[2])
 
 
-def _set(config: ml_collections.ConfigDict, key: str, value) -> None:
+def set_value(config: ml_collections.ConfigDict, key: str, value) -> None:
+  """Sets the dotted `key` of `config` to `value`; ConfigError if `config` has no such
+  field or the value does not fit it."""
   *parents, leaf = key.split('.')
   node = config
   for part in parents:
-    node = node[part]
-  node[leaf] = value
+    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+  if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+    raise ConfigError(f'unknown config key {key}; the fields are listed in '
+                      'vae_jax/configs.py')
+  try:
+    node[leaf] = value
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f'{key}: value {value!r} does not fit the field '
+                      f'({" ".join(str(e).split())})') from None
 
 
 def grids(axes) -> list:
@@ -155,10 +164,9 @@ def _member_config(base: ml_collections.ConfigDict, settings: dict):
   config = copy.deepcopy(base)
   for key, value in settings.items():
     try:
-      _set(config, key, value)
-    except (TypeError, ValueError) as e:
-      raise ConfigError(f'sweep axis {key!r}: value {value!r} does not fit the field '
-                        f'({" ".join(str(e).split())})') from None
+      set_value(config, key, value)
+    except ConfigError as e:
+      raise ConfigError(f'sweep axis {key!r}: {e}') from None
   return config
 
 
