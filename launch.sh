@@ -7,28 +7,37 @@
 #   ./launch.sh sweep experiments/sweeps/beta_sweep.py [--config.a.b=v ...] [--workdir=DIR]
 #   ./launch.sh test  [pytest args]
 #   ./launch.sh bench [--quick] [--only=train_step,...]   # benchmarks (installs torch)
-#   ./launch.sh setup                  # only create or update .venv
+#   ./launch.sh setup [test]           # only create or update .venv
 #
 # The first call creates .venv (override with VAE_JAX_VENV=path) and installs
-# the package with its test extras; later calls reinstall only when
-# pyproject.toml changed.
+# what the command needs: the package alone (pip install -e .) for train,
+# eval, score and sweep; with its test extras (TensorFlow, TFDS, pytest, ...)
+# for test and bench. Later calls reinstall only when pyproject.toml changed
+# or a command needs the test extras for the first time.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VAE_JAX_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 
-setup() {
+setup() {  # $1: 'test' for the test extras, '' for the package alone
+  local extras="${1:-}"
   if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
   fi
   local stamp
   stamp="$VENV/.vae_jax-installed-$(sha1sum pyproject.toml | cut -c1-12)"
-  if [ ! -f "$stamp" ]; then
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[test]'
-    rm -f "$VENV"/.vae_jax-installed-*
-    touch "$stamp"
+  # A test install serves every command; the package alone serves all but test and bench.
+  if [ -f "$stamp-test" ] || { [ -z "$extras" ] && [ -f "$stamp-base" ]; }; then
+    return
   fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  if [ -n "$extras" ]; then
+    "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+  else
+    "$VENV/bin/python" -m pip install -q -e .
+  fi
+  rm -f "$VENV"/.vae_jax-installed-*
+  touch "$stamp-${extras:-base}"
 }
 
 usage() {
@@ -64,7 +73,7 @@ case "$command" in
     exec "$VENV/bin/python" -m vae_jax.main --mode=sweep --config="$config" "$@"
     ;;
   bench)
-    setup
+    setup test
     # The PyTorch reference is a benchmark-only dependency (not in pyproject.toml).
     if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
       "$VENV/bin/python" -m pip install -q 'torch==2.13.0' \
@@ -73,11 +82,11 @@ case "$command" in
     exec "$VENV/bin/python" -m benchmarks "$@"
     ;;
   test)
-    setup
+    setup test
     exec "$VENV/bin/python" -m pytest -q -n "${VAE_JAX_TEST_WORKERS:-2}" --durations=15 "$@"
     ;;
   setup)
-    setup
+    setup "${1:-}"
     ;;
   *)
     usage

@@ -204,3 +204,31 @@ def test_cli_tfds_dataset_without_tensorflow_is_one_line(tmp_path):
                               f"is not installed: {EXTRA_HINT}")
   assert 'Traceback' not in out.stderr
   assert not workdir.exists()
+
+
+@pytest.mark.e2e
+def test_launch_installs_what_each_command_needs(tmp_path):
+  # A stand-in python in the environment records each call: the package alone for
+  # train, the test extras once test needs them, nothing more after that.
+  venv, calls = tmp_path / 'venv', tmp_path / 'calls.txt'
+  (venv / 'bin').mkdir(parents=True)
+  python = venv / 'bin' / 'python'
+  python.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+  python.chmod(0o755)
+  env = dict(os.environ, VAE_JAX_VENV=str(venv))
+  run = lambda *args: subprocess.run(['bash', os.path.join(REPO, 'launch.sh'), *args],
+                                     cwd=REPO, env=env, capture_output=True, text=True,
+                                     timeout=60, check=True)
+  said = lambda: calls.read_text().splitlines()
+  run('train', 'experiments/test.py')
+  assert said()[-2:] == ['-m pip install -q -e .', '-m vae_jax.main --config=experiments/test.py']
+  count = len(said())
+  run('eval', 'runs/x')  # installed: straight to the command
+  assert said()[count:] == ['-m vae_jax.main --mode=eval --workdir=runs/x']
+  run('test', '-k', 'nothing')
+  assert '-m pip install -q -e .[test]' in said()
+  count = len(said())
+  run('train', 'experiments/test.py')  # the test install serves every command
+  run('setup', 'test')
+  assert said()[count:] == ['-m vae_jax.main --config=experiments/test.py']
+  assert [p.name.rsplit('-', 1)[-1] for p in venv.glob('.vae_jax-installed-*')] == ['test']
