@@ -6,6 +6,7 @@ import hashlib
 import importlib.metadata
 import io
 import os
+import platform
 import re
 import struct
 import subprocess
@@ -177,6 +178,12 @@ def fake_mnist_dir(tmp_path_factory) -> str:
 
 
 # --- the unit tier: tests not marked e2e make no run and start no process ------
+
+# The processor's name is cached before any test: a library's first import
+# (TensorFlow's, through h5py) asks for it by running `uname -p`, which the
+# unit tier's no-process rule would refuse in whichever test imports it first.
+platform.processor()
+
 
 def _refuse(what: str):
   def refuse(*args, **kwargs):
