@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.conditional = False  # True = CVAE: one-hot label into encoder and decoder
   config.model.likelihood = 'bernoulli'  # 'bernoulli' | 'gaussian_fixed' | 'gaussian_learned'
   config.model.gaussian_scale = 0.1  # σ of 'gaussian_fixed'
-  config.model.init = 'flax'  # 'flax' (LeCun normal, zero biases) | 'torch' (PyTorch's defaults)
+  config.model.init = 'torch'  # 'torch' (PyTorch's defaults) | 'flax' (LeCun normal, zero biases)
 
   config.objective = ml_collections.ConfigDict()
   config.objective.name = 'elbo'  # one of objectives.OBJECTIVES
