@@ -329,9 +329,14 @@ def test_vmapped_population_equals_members_trained_alone(name):
       state, alone = steps.train_step(state, dataset.arrays, indices[s, m], h, spec=spec)
     np.testing.assert_allclose(float(metrics['loss'][-1, m]), float(alone['loss']),
                                rtol=1e-4)
+    # Summation order differs between the vmapped and the single step; Adam divides
+    # each gradient by its running scale, so a parameter whose gradient is near zero
+    # can move by a visible fraction of the learning rate (1e-3) on that noise alone:
+    # atol is 1% of a step. Another member's keys or hyperparameters move the
+    # parameters by whole steps.
     member = train_state.member(population, m)
     for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
 
 
 # ----------------------------------------------------------------- FactorVAE
@@ -513,9 +518,14 @@ def test_factor_vae_population_members_differing_in_gamma_equal_single_runs(loop
     for key in ('loss', 'tc_estimate', 'discriminator_loss', 'discriminator_accuracy'):
       np.testing.assert_allclose(np.asarray(metrics[key][:, m]), np.asarray(alone[key]),
                                  rtol=1e-4, atol=1e-6)
+    # Summation order differs between the vmapped and the single step; Adam divides
+    # each gradient by its running scale, so a parameter whose gradient is near zero
+    # can move by a visible fraction of the learning rate (1e-3) on that noise alone:
+    # atol is 1% of a step. Another member's keys or hyperparameters move the
+    # parameters by whole steps.
     member = train_state.member(population, m)
     for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(state)):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.e2e
